@@ -33,7 +33,7 @@ export default tseslint.config(
             { sourceTag: 'type:core', onlyDependOnLibsWithTags: ['type:core', 'type:generated', 'type:testing'] },
             { sourceTag: 'type:testing', onlyDependOnLibsWithTags: ['type:core', 'type:generated', 'type:feature'] },
             { sourceTag: 'type:generated', onlyDependOnLibsWithTags: [] },
-            { sourceTag: 'type:tool', onlyDependOnLibsWithTags: ['type:feature', 'type:core', 'type:generated', 'type:testing'] },
+            { sourceTag: 'type:tool', onlyDependOnLibsWithTags: ['type:app', 'type:feature', 'type:core', 'type:generated', 'type:testing'] },
           ],
         },
       ],

@@ -1,4 +1,4 @@
-import { pino, type Logger, type LoggerOptions } from 'pino';
+import { destination, pino, type Logger, type LoggerOptions } from 'pino';
 
 export type { Logger };
 
@@ -8,7 +8,7 @@ export type { Logger };
  */
 export function createLogger(component: string, options: LoggerOptions = {}): Logger {
   const level = process.env['KEYWAY_LOG_LEVEL'] ?? options.level ?? 'info';
-  return pino({ ...options, level, base: { component } }, pino.destination({ fd: 2, sync: false }));
+  return pino({ ...options, level, base: { component } }, destination({ fd: 2, sync: false }));
 }
 
 /** A logger that writes nothing, for tests and library defaults. */

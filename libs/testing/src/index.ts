@@ -1,2 +1,4 @@
 export { createTestDatabase, type TestDatabase } from './database.js';
 export { adminDatabaseUrl } from './global-setup.js';
+export { captureStream } from './capture.js';
+export { runCommand, startProcess, type LongRunning, type RunResult } from './process.js';

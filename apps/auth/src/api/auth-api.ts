@@ -1,0 +1,451 @@
+import { createPublicKey, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
+import { sql } from 'kysely';
+import { AccessDeniedError, BadParameterError, NotFoundError } from '@keyway/errors';
+import type { Logger } from '@keyway/log';
+import { fingerprint, spkiPin, type Identity, type SystemRole } from '@keyway/pki';
+import { certTtl, checkAccess, identityKubeGrants } from '@keyway/rbac';
+import { parseResourceDocuments, type LockResource, type Resource, type RoleResource, type UserResource } from '@keyway/resources';
+import { STORED_KINDS, type Db, type Store, type StoredKind } from '@keyway/store';
+import type { CertAuthorities } from '../authorities.js';
+import { DEFAULT_USER_TOKEN_TTL_MS, type IssuedUserToken, type LocalUsers } from '../users/local-users.js';
+import { describeCaller, requireAuthenticated, type Caller } from './caller.js';
+
+export const SERVER_VERSION = '0.1.0';
+/** Host certificates last long enough to survive a long weekend offline; agents renew them. */
+export const HOST_CERT_TTL_MS = 7 * 24 * 60 * 60_000;
+const DEFAULT_JOIN_TOKEN_TTL_MS = 30 * 60_000;
+const MAX_JOIN_TOKEN_TTL_MS = 30 * 24 * 60 * 60_000;
+const JOINABLE_ROLES = new Set<SystemRole>(['Kube', 'Proxy']);
+
+export interface AuthApiOptions {
+  clusterName: string;
+  store: Store;
+  cas: CertAuthorities;
+  users: LocalUsers;
+  secondFactor: 'otp' | 'off';
+  logger: Logger;
+  now?: () => Date;
+}
+
+export interface CertificatesResult {
+  certPem: string;
+  userCaPems: string[];
+  hostCaPems: string[];
+  expires: Date;
+  clusterName: string;
+  username: string;
+}
+
+export interface ResourceInput {
+  kind: string;
+  json: string;
+}
+
+/**
+ * The auth service's operations, independent of the transport: every method takes the
+ * caller and enforces authorization itself, so a new transport cannot skip a check.
+ */
+export class AuthApi {
+  private readonly o: Required<AuthApiOptions>;
+
+  constructor(options: AuthApiOptions) {
+    this.o = { now: () => new Date(), ...options };
+  }
+
+  ping() {
+    return {
+      clusterName: this.o.clusterName,
+      serverVersion: SERVER_VERSION,
+      secondFactor: this.o.secondFactor,
+      certAuthorities: (['user', 'host'] as const).map((type) => {
+        const ca = this.o.cas[type];
+        return { type, certPem: ca.certPem, fingerprint: fingerprint(ca.cert), spkiPin: spkiPin(ca.cert) };
+      }),
+    };
+  }
+
+  // ---- resources ------------------------------------------------------------------------
+
+  async createResources(caller: Caller, inputs: ResourceInput[], force: boolean) {
+    if (inputs.length === 0) throw new BadParameterError('no resources to create');
+    const resources = inputs.map((input, i) => parseOne(input.json, `resource ${i + 1}`));
+    for (const r of resources) {
+      await this.authorize(caller, r.kind, 'create');
+      if (force) await this.authorize(caller, r.kind, 'update');
+    }
+    const changes = await this.o.store.transaction(async (trx) => {
+      const out = [];
+      for (const r of resources) {
+        const kind = storedKind(r.kind);
+        const revision = (r.metadata as { revision?: string }).revision;
+        const put = await this.o.store.putResource(
+          kind,
+          r.metadata.name,
+          r as unknown as Record<string, unknown>,
+          {
+            createOnly: !force,
+            ...(force && revision !== undefined ? { expectedRevision: revision } : {}),
+            expires: expiresOf(r),
+          },
+          trx,
+        );
+        out.push({ kind, name: r.metadata.name, created: put.created, revision: put.revision });
+      }
+      // Checked after all writes, so a batch may create a role and the user that has it.
+      for (const r of resources) {
+        if (r.kind === 'user') await this.loadRoles((r as UserResource).spec.roles, trx, r.metadata.name);
+      }
+      return out;
+    });
+    this.o.logger.info({ caller: describeCaller(caller), changes }, 'resources written');
+    return changes;
+  }
+
+  async getResource(caller: Caller, kind: string, name: string) {
+    const k = storedKind(kind);
+    await this.authorize(caller, k, 'read');
+    return this.o.store.getResource(k, name);
+  }
+
+  async listResources(caller: Caller, kind: string) {
+    const k = storedKind(kind);
+    await this.authorize(caller, k, 'list');
+    await this.authorize(caller, k, 'read');
+    return this.o.store.listResources(k);
+  }
+
+  async deleteResource(caller: Caller, kind: string, name: string): Promise<void> {
+    const k = storedKind(kind);
+    await this.authorize(caller, k, 'delete');
+    await this.o.store.transaction(async (trx) => {
+      if (k === 'role') {
+        const users = await trx
+          .selectFrom('users')
+          .select('name')
+          .where(sql<boolean>`resource->'spec'->'roles' @> jsonb_build_array(${name}::text)`)
+          .execute();
+        if (users.length > 0) {
+          throw new BadParameterError(
+            `role "${name}" is still assigned to user(s) ${users.map((u) => u.name).join(', ')}; remove it from them first`,
+            { role: name, users: users.map((u) => u.name) },
+          );
+        }
+      }
+      await this.o.store.deleteResource(k, name, trx);
+    });
+    this.o.logger.info({ caller: describeCaller(caller), kind: k, name }, 'resource deleted');
+  }
+
+  // ---- users ----------------------------------------------------------------------------
+
+  async createUser(
+    caller: Caller,
+    input: { name: string; roles: string[]; traits: Record<string, string[]>; tokenTtlMs?: number },
+  ): Promise<IssuedUserToken> {
+    await this.authorize(caller, 'user', 'create');
+    const user = parseOne(
+      JSON.stringify({ kind: 'user', version: 'v2', metadata: { name: input.name }, spec: { roles: input.roles, traits: input.traits } }),
+      `user ${input.name}`,
+    );
+    await this.o.store.transaction(async (trx) => {
+      await this.loadRoles(input.roles, trx, input.name);
+      await this.o.store.putResource('user', input.name, user as unknown as Record<string, unknown>, { createOnly: true }, trx);
+    });
+    return this.o.users.issueToken(input.name, 'signup', input.tokenTtlMs || DEFAULT_USER_TOKEN_TTL_MS);
+  }
+
+  describeUserToken(token: string) {
+    return this.o.users.describeToken(token);
+  }
+
+  completeUserToken(token: string, password: string, totpCode: string): Promise<string> {
+    return this.o.users.completeToken(token, password, totpCode);
+  }
+
+  async resetUser(caller: Caller, name: string, tokenTtlMs?: number): Promise<IssuedUserToken> {
+    await this.authorize(caller, 'user', 'update');
+    return this.o.users.issueToken(name, 'reset', tokenTtlMs || DEFAULT_USER_TOKEN_TTL_MS);
+  }
+
+  // ---- certificates ---------------------------------------------------------------------
+
+  async login(input: {
+    user: string;
+    password: string;
+    totpCode: string;
+    publicKeyPem: string;
+    ttlMs?: number;
+    kubernetesCluster?: string;
+    remoteIp?: string;
+  }): Promise<CertificatesResult> {
+    const publicKey = parsePublicKey(input.publicKeyPem);
+    await this.o.users.authenticate(input.user, input.password, input.totpCode);
+    const user = await this.activeUser(input.user);
+    const result = await this.issueUserCertificate(user, publicKey, {
+      ttlMs: input.ttlMs,
+      kubernetesCluster: input.kubernetesCluster,
+      loginIp: input.remoteIp,
+      mfaVerified: this.o.secondFactor === 'otp',
+    });
+    this.o.logger.info({ user: input.user, expires: result.expires, ip: input.remoteIp }, 'user logged in');
+    return result;
+  }
+
+  /** Renews or re-routes the caller's own certificate; never past the current one's expiry. */
+  async generateUserCerts(
+    caller: Caller,
+    input: { publicKeyPem: string; ttlMs?: number; kubernetesCluster?: string },
+  ): Promise<CertificatesResult> {
+    const c = requireAuthenticated(caller);
+    if (c.kind !== 'user') throw new AccessDeniedError('only users can renew user certificates');
+    const publicKey = parsePublicKey(input.publicKeyPem);
+    const user = await this.activeUser(c.identity.username);
+    return this.issueUserCertificate(user, publicKey, {
+      ttlMs: input.ttlMs,
+      kubernetesCluster: input.kubernetesCluster,
+      loginIp: c.identity.loginIp,
+      mfaVerified: c.identity.mfaVerified,
+      notAfterCap: c.identity.expires,
+    });
+  }
+
+  /** `kwctl auth sign`: certificates for another user, e.g. a bot. */
+  async signUserCerts(
+    caller: Caller,
+    input: { user: string; publicKeyPem: string; ttlMs?: number; kubernetesCluster?: string },
+  ): Promise<CertificatesResult> {
+    await this.authorize(caller, 'cert', 'create');
+    const publicKey = parsePublicKey(input.publicKeyPem);
+    const user = await this.activeUser(input.user);
+    const result = await this.issueUserCertificate(user, publicKey, {
+      ttlMs: input.ttlMs,
+      kubernetesCluster: input.kubernetesCluster,
+      mfaVerified: false,
+    });
+    this.o.logger.info({ caller: describeCaller(caller), user: input.user, expires: result.expires }, 'user certificate signed');
+    return result;
+  }
+
+  async join(input: {
+    token: string;
+    publicKeyPem: string;
+    role: string;
+    hostId?: string;
+    nodeName?: string;
+    dnsNames: string[];
+    ipAddresses: string[];
+    remoteIp?: string;
+  }) {
+    const role = input.role as SystemRole;
+    if (!JOINABLE_ROLES.has(role)) {
+      throw new BadParameterError(`cannot join as "${input.role}": expected one of ${[...JOINABLE_ROLES].join(', ')}`);
+    }
+    const publicKey = parsePublicKey(input.publicKeyPem);
+    const token = input.token ? await this.o.store.findResource('token', input.token) : undefined;
+    if (!token) {
+      this.o.logger.warn({ role, ip: input.remoteIp }, 'join refused: unknown or expired token');
+      throw new AccessDeniedError('join token is not valid (unknown or expired)', { reason: 'bad_token' });
+    }
+    const allowed = ((token.resource['spec'] as { roles?: string[] }).roles ?? []).map((r) => r.toLowerCase());
+    if (!allowed.includes(role.toLowerCase())) {
+      throw new AccessDeniedError(`join token does not allow role ${role} (it allows ${allowed.join(', ') || 'none'})`);
+    }
+    const hostId = input.hostId || randomUUID();
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(hostId)) throw new BadParameterError(`invalid host id "${hostId}"`);
+    const notAfter = new Date(this.o.now().getTime() + HOST_CERT_TTL_MS);
+    const identity: Omit<Identity, 'expires'> = {
+      username: hostId,
+      roles: [role],
+      traits: input.nodeName ? { node_name: [input.nodeName] } : {},
+      kubernetesUsers: [],
+      kubernetesGroups: [],
+      clusterName: this.o.clusterName,
+      mfaVerified: false,
+      systemRoles: [role],
+      ...(input.remoteIp ? { loginIp: input.remoteIp } : {}),
+    };
+    const cert = this.o.cas.host.signer.signHostCertificate({
+      publicKey,
+      identity,
+      dnsNames: input.dnsNames,
+      ipAddresses: input.ipAddresses,
+      notAfter,
+    });
+    this.o.logger.info({ hostId, role, ip: input.remoteIp }, 'host joined');
+    return {
+      certPem: cert.certPem,
+      hostCaPems: [this.o.cas.host.certPem],
+      userCaPems: [this.o.cas.user.certPem],
+      hostId,
+      expires: notAfter,
+    };
+  }
+
+  // ---- tokens and locks -----------------------------------------------------------------
+
+  async createToken(caller: Caller, input: { roles: string[]; ttlMs?: number; name?: string; labels?: Record<string, string> }) {
+    await this.authorize(caller, 'token', 'create');
+    const ttl = input.ttlMs || DEFAULT_JOIN_TOKEN_TTL_MS;
+    if (ttl > MAX_JOIN_TOKEN_TTL_MS) throw new BadParameterError('join token TTL must be at most 720h');
+    const name = input.name || randomBytes(16).toString('hex');
+    const roles = input.roles.map(normalizeSystemRole);
+    const expires = new Date(this.o.now().getTime() + ttl);
+    const token = parseOne(
+      JSON.stringify({
+        kind: 'token',
+        version: 'v2',
+        metadata: { name, expires: expires.toISOString(), ...(input.labels && Object.keys(input.labels).length ? { labels: input.labels } : {}) },
+        spec: { roles, join_method: 'token' },
+      }),
+      'token',
+    );
+    await this.o.store.putResource('token', name, token as unknown as Record<string, unknown>, { createOnly: true, expires });
+    return this.o.store.getResource('token', name);
+  }
+
+  async createLock(caller: Caller, input: { user?: string; role?: string; message?: string; ttlMs?: number }) {
+    await this.authorize(caller, 'lock', 'create');
+    if (!input.user && !input.role) throw new BadParameterError('a lock needs a target: --user or --role');
+    const name = randomUUID();
+    const expires = input.ttlMs ? new Date(this.o.now().getTime() + input.ttlMs) : undefined;
+    const lock = parseOne(
+      JSON.stringify({
+        kind: 'lock',
+        version: 'v2',
+        metadata: { name },
+        spec: {
+          target: { ...(input.user ? { user: input.user } : {}), ...(input.role ? { role: input.role } : {}) },
+          ...(input.message ? { message: input.message } : {}),
+          ...(expires ? { expires: expires.toISOString() } : {}),
+        },
+      }),
+      'lock',
+    );
+    await this.o.store.putResource('lock', name, lock as unknown as Record<string, unknown>, { createOnly: true, expires: expires ?? null });
+    this.o.logger.info({ caller: describeCaller(caller), target: input }, 'lock created');
+    return this.o.store.getResource('lock', name);
+  }
+
+  // ---- internals ------------------------------------------------------------------------
+
+  private async issueUserCertificate(
+    user: UserResource,
+    publicKey: KeyObject,
+    opts: { ttlMs?: number; kubernetesCluster?: string; loginIp?: string; mfaVerified: boolean; notAfterCap?: Date },
+  ): Promise<CertificatesResult> {
+    const roles = await this.loadRoles(user.spec.roles, this.o.store.db, user.metadata.name);
+    const traits = user.spec.traits ?? {};
+    const grants = identityKubeGrants(roles, { internal: traits, external: {} });
+    const now = this.o.now();
+    let notAfter = new Date(now.getTime() + certTtl(roles, opts.ttlMs || undefined));
+    if (opts.notAfterCap && opts.notAfterCap < notAfter) notAfter = opts.notAfterCap;
+    const identity: Omit<Identity, 'expires'> = {
+      username: user.metadata.name,
+      roles: roles.map((r) => r.metadata.name),
+      traits,
+      kubernetesUsers: grants.kubernetesUsers,
+      kubernetesGroups: grants.kubernetesGroups,
+      clusterName: this.o.clusterName,
+      mfaVerified: opts.mfaVerified,
+      systemRoles: [],
+      ...(opts.kubernetesCluster ? { kubernetesCluster: opts.kubernetesCluster } : {}),
+      ...(opts.loginIp ? { loginIp: opts.loginIp } : {}),
+    };
+    const cert = this.o.cas.user.signer.signUserCertificate({ publicKey, identity, notAfter });
+    return {
+      certPem: cert.certPem,
+      userCaPems: [this.o.cas.user.certPem],
+      hostCaPems: [this.o.cas.host.certPem],
+      expires: notAfter,
+      clusterName: this.o.clusterName,
+      username: user.metadata.name,
+    };
+  }
+
+  /** The user, if it exists and no lock targets it or its roles. */
+  private async activeUser(name: string): Promise<UserResource> {
+    const stored = await this.o.store.findResource('user', name);
+    if (!stored) throw new AccessDeniedError(`user "${name}" does not exist`, { reason: 'user_not_found', user: name });
+    const user = stored.resource as unknown as UserResource;
+    const lock = await this.findLock(name, user.spec.roles);
+    if (lock) {
+      const message = lock.spec.message ? `: ${lock.spec.message}` : '';
+      throw new AccessDeniedError(`user "${name}" is locked${message}`, { reason: 'locked', user: name, lock: lock.metadata.name });
+    }
+    return user;
+  }
+
+  private async findLock(user: string, roles: string[]): Promise<LockResource | undefined> {
+    const locks = await this.o.store.listResources('lock');
+    const now = this.o.now();
+    for (const { resource } of locks) {
+      const lock = resource as unknown as LockResource;
+      if (lock.spec.expires && new Date(lock.spec.expires) <= now) continue;
+      const t = lock.spec.target;
+      if ((t.user && t.user === user) || (t.role && roles.includes(t.role))) return lock;
+    }
+    return undefined;
+  }
+
+  private async loadRoles(names: string[], db: Db = this.o.store.db, forUser?: string): Promise<RoleResource[]> {
+    const roles: RoleResource[] = [];
+    for (const name of names) {
+      const role = await this.o.store.findResource('role', name, db);
+      if (!role) {
+        throw new NotFoundError(`role "${name}"${forUser ? ` of user "${forUser}"` : ''} is not found`, { role: name, user: forUser });
+      }
+      roles.push(role.resource as unknown as RoleResource);
+    }
+    return roles;
+  }
+
+  private async authorize(caller: Caller, resource: string, verb: string): Promise<void> {
+    const c = requireAuthenticated(caller);
+    if (c.kind === 'host') {
+      if (c.identity.systemRoles.includes('Admin')) return;
+      throw new AccessDeniedError(`${describeCaller(c)} may not ${verb} ${resource}`, { resource, verb });
+    }
+    const user = await this.activeUser(c.identity.username);
+    const roles = await this.loadRoles(user.spec.roles, this.o.store.db, user.metadata.name);
+    checkAccess(roles, resource, verb, user.metadata.name);
+  }
+}
+
+function parseOne(json: string, source: string): Resource {
+  const { docs } = parseResourceDocuments(json, source);
+  const [doc] = docs;
+  if (!doc || docs.length !== 1) throw new BadParameterError(`${source}: expected exactly one resource`);
+  return doc;
+}
+
+function storedKind(kind: string): StoredKind {
+  if ((STORED_KINDS as readonly string[]).includes(kind)) return kind as StoredKind;
+  throw new BadParameterError(`unknown resource kind "${kind}" (expected one of ${STORED_KINDS.join(', ')})`, { kind });
+}
+
+function expiresOf(r: Resource): Date | null {
+  const fromSpec = r.kind === 'lock' ? (r as LockResource).spec.expires : undefined;
+  const value = fromSpec ?? r.metadata.expires;
+  return value ? new Date(value) : null;
+}
+
+function normalizeSystemRole(role: string): SystemRole {
+  const found = [...JOINABLE_ROLES].find((r) => r.toLowerCase() === role.toLowerCase());
+  if (!found) throw new BadParameterError(`unknown token type "${role}": expected kube or proxy`);
+  return found;
+}
+
+function parsePublicKey(pem: string): KeyObject {
+  let key: KeyObject;
+  try {
+    key = createPublicKey(pem);
+  } catch (err) {
+    throw new BadParameterError(`public key does not parse: ${(err as Error).message}`);
+  }
+  const type = key.asymmetricKeyType;
+  const curve = key.asymmetricKeyDetails?.namedCurve;
+  const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+  const ok = (type === 'ec' && (curve === 'prime256v1' || curve === 'secp384r1')) || type === 'ed25519' || (type === 'rsa' && bits >= 2048);
+  if (!ok) throw new BadParameterError(`unsupported public key (${type}${curve ? ` ${curve}` : ''}); use ECDSA P-256`);
+  return key;
+}

@@ -1,0 +1,47 @@
+import { X509Certificate } from 'node:crypto';
+import { AccessDeniedError } from '@keyway/errors';
+import { verifyCertificate, type Identity } from '@keyway/pki';
+
+/** Who is calling the API, as proven by the TLS client certificate (or nobody). */
+export type Caller =
+  | { kind: 'anonymous' }
+  /** A person, with a certificate from the user CA. */
+  | { kind: 'user'; identity: Identity }
+  /** A Keyway component or the local admin, with a certificate from the host CA. */
+  | { kind: 'host'; identity: Identity };
+
+export interface CallerCas {
+  userCa: X509Certificate;
+  hostCa: X509Certificate;
+}
+
+/**
+ * Identifies the caller from the DER client certificate the TLS layer saw. The TLS layer
+ * requests but does not require a certificate (login and join have none), so the chain,
+ * validity and CA are checked here.
+ */
+export function callerFromCertificate(der: Buffer | undefined, cas: CallerCas, now = new Date()): Caller {
+  if (!der || der.length === 0) return { kind: 'anonymous' };
+  if (new X509Certificate(der).checkIssued(cas.userCa)) {
+    return { kind: 'user', identity: verifyCertificate(der, [cas.userCa], now) };
+  }
+  return { kind: 'host', identity: verifyCertificate(der, [cas.hostCa], now) };
+}
+
+export function requireAuthenticated(caller: Caller): Exclude<Caller, { kind: 'anonymous' }> {
+  if (caller.kind === 'anonymous') {
+    throw new AccessDeniedError('this call needs a client certificate: log in first, or pass --identity', { reason: 'no_certificate' });
+  }
+  return caller;
+}
+
+export function describeCaller(caller: Caller): string {
+  switch (caller.kind) {
+    case 'anonymous':
+      return 'anonymous';
+    case 'user':
+      return `user "${caller.identity.username}"`;
+    case 'host':
+      return `${caller.identity.systemRoles.join(',') || 'host'} "${caller.identity.username}"`;
+  }
+}

@@ -1,0 +1,224 @@
+import {
+  Server,
+  experimental,
+  type ServerCredentials,
+  type ServerUnaryCall,
+  type sendUnaryData,
+  type UntypedHandleCall,
+} from '@grpc/grpc-js';
+import { AUTH_SERVER_NAME } from '@keyway/client';
+import { KeywayError, toGrpcError } from '@keyway/errors';
+import type { Logger } from '@keyway/log';
+import { AuthServiceService, type AuthServiceServer, type Certificates, type Resource } from '@keyway/proto';
+import type { StoredResource } from '@keyway/store';
+import type { AuthApi, CertificatesResult } from './auth-api.js';
+import { callerFromCertificate, type Caller, type CallerCas } from './caller.js';
+
+export interface GrpcServerOptions {
+  api: AuthApi;
+  cas: CallerCas & { userCaPem: string; hostCaPem: string };
+  /** The auth server's own host certificate and key (PEM). */
+  certPem: string;
+  keyPem: string;
+  logger: Logger;
+}
+
+/**
+ * Hands certificates to grpc-js and pushes replacements (CA rotation, server certificate
+ * renewal) to every listener. Listeners are answered on the next tick: grpc-js registers
+ * its watcher only after adding the listener, so a synchronous answer would be lost.
+ */
+class CertificateSource<T> implements experimental.CertificateProvider {
+  private readonly listeners = new Set<(u: T | null) => void>();
+  constructor(private value: T) {}
+
+  update(value: T): void {
+    this.value = value;
+    for (const l of this.listeners) l(value);
+  }
+  private add(l: (u: T | null) => void): void {
+    this.listeners.add(l);
+    setImmediate(() => {
+      if (this.listeners.has(l)) l(this.value);
+    });
+  }
+  addCaCertificateListener(l: experimental.CaCertificateUpdateListener): void {
+    this.add(l as (u: T | null) => void);
+  }
+  removeCaCertificateListener(l: experimental.CaCertificateUpdateListener): void {
+    this.listeners.delete(l as (u: T | null) => void);
+  }
+  addIdentityCertificateListener(l: experimental.IdentityCertificateUpdateListener): void {
+    this.add(l as (u: T | null) => void);
+  }
+  removeIdentityCertificateListener(l: experimental.IdentityCertificateUpdateListener): void {
+    this.listeners.delete(l as (u: T | null) => void);
+  }
+}
+
+/**
+ * Requests a client certificate but lets the call through without one: login and join
+ * come before a certificate exists. Each handler then decides what the caller may do.
+ */
+function serverCredentials(o: GrpcServerOptions): ServerCredentials {
+  // One source answers as both CA and identity provider: grpc-js 1.14 hands the two
+  // providers to its constructor in swapped order, and a combined answer is right either way.
+  const source = new CertificateSource<experimental.CaCertificateUpdate & experimental.IdentityCertificateUpdate>({
+    caCertificate: Buffer.from(o.cas.userCaPem + o.cas.hostCaPem),
+    certificate: Buffer.from(o.certPem),
+    privateKey: Buffer.from(o.keyPem),
+  });
+  return experimental.createCertificateProviderServerCredentials(source, source, false);
+}
+
+export async function serveGrpc(o: GrpcServerOptions, listenAddr: string): Promise<{ server: Server; port: number }> {
+  const server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
+  server.addService(AuthServiceService, handlers(o) as unknown as Record<string, UntypedHandleCall>);
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(listenAddr, serverCredentials(o), (err, p) => (err ? reject(err) : resolve(p)));
+  });
+  return { server, port };
+}
+
+export { AUTH_SERVER_NAME };
+
+type Handler<Req, Res> = (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void;
+
+function handlers(o: GrpcServerOptions): AuthServiceServer {
+  const { api } = o;
+
+  /** Wraps one RPC: identifies the caller, runs it, maps any failure in one place. */
+  function unary<Req, Res>(name: string, fn: (req: Req, caller: Caller, remoteIp: string | undefined) => Promise<Res> | Res): Handler<Req, Res> {
+    return (call, callback) => {
+      const remoteIp = peerIp(call.getPeer());
+      let caller: Caller;
+      try {
+        const der = call.getAuthContext()?.sslPeerCertificate?.raw;
+        caller = callerFromCertificate(der, o.cas);
+      } catch (err) {
+        o.logger.warn({ rpc: name, ip: remoteIp, err: (err as Error).message }, 'client certificate refused');
+        callback(toGrpcError(err));
+        return;
+      }
+      Promise.resolve()
+        .then(() => fn(call.request, caller, remoteIp))
+        .then(
+          (res) => callback(null, res),
+          (err: unknown) => {
+            if (err instanceof KeywayError) o.logger.debug({ rpc: name, kind: err.kind, msg: err.message }, 'call failed');
+            else o.logger.error({ rpc: name, err }, 'call failed unexpectedly');
+            callback(toGrpcError(err));
+          },
+        );
+    };
+  }
+
+  return {
+    ping: unary('Ping', () => api.ping()),
+    createResources: unary('CreateResources', async (req, caller) => ({
+      changes: await api.createResources(caller, req.resources, req.force),
+    })),
+    getResource: unary('GetResource', async (req, caller) => resourceMessage(await api.getResource(caller, req.kind, req.name))),
+    listResources: unary('ListResources', async (req, caller) => ({
+      resources: (await api.listResources(caller, req.kind)).map(resourceMessage),
+    })),
+    deleteResource: unary('DeleteResource', async (req, caller) => {
+      await api.deleteResource(caller, req.kind, req.name);
+      return {};
+    }),
+    createUser: unary('CreateUser', async (req, caller) =>
+      tokenMessage(
+        await api.createUser(caller, {
+          name: req.name,
+          roles: req.roles,
+          traits: Object.fromEntries(Object.entries(req.traits).map(([k, v]) => [k, v.values])),
+          tokenTtlMs: req.tokenTtlSeconds * 1000,
+        }),
+      ),
+    ),
+    resetUser: unary('ResetUser', async (req, caller) => tokenMessage(await api.resetUser(caller, req.name, req.tokenTtlSeconds * 1000))),
+    getUserToken: unary('GetUserToken', async (req) => {
+      const t = await api.describeUserToken(req.token);
+      return {
+        user: t.user,
+        kind: t.kind,
+        expires: t.expires.toISOString(),
+        totpSecret: t.totpSecret,
+        totpUri: t.totpUri,
+        secondFactorRequired: t.secondFactorRequired,
+      };
+    }),
+    completeUserToken: unary('CompleteUserToken', async (req) => ({
+      user: await api.completeUserToken(req.token, req.password, req.totpCode),
+    })),
+    login: unary('Login', async (req, _caller, remoteIp) =>
+      certificatesMessage(
+        await api.login({
+          user: req.user,
+          password: req.password,
+          totpCode: req.totpCode,
+          publicKeyPem: req.publicKeyPem,
+          ttlMs: req.ttlSeconds * 1000,
+          kubernetesCluster: req.kubernetesCluster,
+          ...(remoteIp ? { remoteIp } : {}),
+        }),
+      ),
+    ),
+    generateUserCerts: unary('GenerateUserCerts', async (req, caller) =>
+      certificatesMessage(
+        await api.generateUserCerts(caller, {
+          publicKeyPem: req.publicKeyPem,
+          ttlMs: req.ttlSeconds * 1000,
+          kubernetesCluster: req.kubernetesCluster,
+        }),
+      ),
+    ),
+    signUserCerts: unary('SignUserCerts', async (req, caller) =>
+      certificatesMessage(
+        await api.signUserCerts(caller, {
+          user: req.user,
+          publicKeyPem: req.publicKeyPem,
+          ttlMs: req.ttlSeconds * 1000,
+          kubernetesCluster: req.kubernetesCluster,
+        }),
+      ),
+    ),
+    join: unary('Join', async (req, _caller, remoteIp) => {
+      const r = await api.join({
+        token: req.token,
+        publicKeyPem: req.publicKeyPem,
+        role: req.role,
+        hostId: req.hostId,
+        nodeName: req.nodeName,
+        dnsNames: req.dnsNames,
+        ipAddresses: req.ipAddresses,
+        ...(remoteIp ? { remoteIp } : {}),
+      });
+      return { ...r, expires: r.expires.toISOString() };
+    }),
+    createToken: unary('CreateToken', async (req, caller) =>
+      resourceMessage(await api.createToken(caller, { roles: req.roles, ttlMs: req.ttlSeconds * 1000, name: req.name, labels: req.labels })),
+    ),
+    createLock: unary('CreateLock', async (req, caller) =>
+      resourceMessage(await api.createLock(caller, { user: req.user, role: req.role, message: req.message, ttlMs: req.ttlSeconds * 1000 })),
+    ),
+  };
+}
+
+function resourceMessage(r: StoredResource): Resource {
+  return { kind: r.kind, name: r.name, json: JSON.stringify(r.resource), revision: r.revision };
+}
+
+function tokenMessage(t: { token: string; user: string; expires: Date; kind: string }) {
+  return { token: t.token, user: t.user, expires: t.expires.toISOString(), kind: t.kind };
+}
+
+function certificatesMessage(c: CertificatesResult): Certificates {
+  return { ...c, expires: c.expires.toISOString() };
+}
+
+/** grpc-js reports peers as "ipv4:1.2.3.4:5678" or "ipv6:[::1]:5678". */
+function peerIp(peer: string): string | undefined {
+  const m = /^(?:ipv[46]:)?\[?([^\]]+?)\]?:\d+$/.exec(peer);
+  return m?.[1];
+}

@@ -1,0 +1,60 @@
+import { Command, Option } from 'commander';
+import { loadConfig } from '@keyway/config';
+import { KeywayError } from '@keyway/errors';
+import { createLogger } from '@keyway/log';
+import { SERVER_VERSION } from './api/auth-api.js';
+import { AuthService } from './service.js';
+
+const program = new Command('keyway')
+  .description('Keyway: identity-aware access to Kubernetes')
+  .version(SERVER_VERSION, '-v, --version')
+  .showHelpAfterError();
+
+program
+  .command('start')
+  .description('start the Keyway services (auth; with no configuration, on an embedded store under ./.keyway)')
+  .addOption(new Option('-c, --config <file>', 'keyway.yaml').env('KEYWAY_CONFIG'))
+  .option('-d, --data-dir <dir>', 'data directory (default ./.keyway)')
+  .option('--auth-listen-addr <host:port>', 'auth gRPC listen address (default 127.0.0.1:3025)')
+  .action(async (opts: { config?: string; dataDir?: string; authListenAddr?: string }) => {
+    const env = { ...process.env };
+    if (opts.dataDir) env['KEYWAY_DATA_DIR'] = opts.dataDir;
+    if (opts.authListenAddr) env['KEYWAY_AUTH_LISTEN_ADDR'] = opts.authListenAddr;
+    const config = loadConfig({ ...(opts.config ? { file: opts.config } : {}), env });
+    const logger = createLogger('auth', { level: config.log.level });
+    const auth = await AuthService.create({ config, logger });
+    const address = await auth.serve();
+    process.stdout.write(
+      [
+        `Keyway ${SERVER_VERSION} cluster "${config.cluster_name}" is running.`,
+        `  auth service (gRPC, mTLS):  ${address}`,
+        `  store:                      ${config.storage.type === 'embedded' ? `embedded (${config.storage.dataDir})` : 'postgres'}`,
+        `  admin identity:             ${auth.adminIdentityPath}`,
+        '',
+        'Add the first user:',
+        `  npx kwctl users add alice --roles=editor,access${opts.dataDir ? ` --data-dir=${opts.dataDir}` : ''}`,
+        '',
+      ].join('\n'),
+    );
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'shutting down');
+      auth.close().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  const message = err instanceof KeywayError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+  process.stderr.write(`keyway: ${message}\n`);
+  process.exit(1);
+});

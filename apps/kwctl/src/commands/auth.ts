@@ -1,0 +1,60 @@
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { buildKubeconfig, writeSecretFile } from '@keyway/client';
+import { generateKeyPair } from '@keyway/pki';
+import { parseDuration } from '@keyway/resources';
+import type { CommandContext } from '../context.js';
+
+/** `kwctl auth sign`: credentials for a user (a bot, CI), as Teleport's `tctl auth sign`. */
+export function register(program: Command, ctx: CommandContext): void {
+  const auth = program.command('auth').description('certificate operations');
+  auth
+    .command('sign')
+    .description('issue a certificate for a user and write it as a kubeconfig or as PEM files')
+    .requiredOption('--user <name>', 'the user the certificate is for')
+    .addOption(new Option('--format <format>', 'kubernetes: a kubeconfig; tls: OUT.crt, OUT.key, OUT.cas').choices(['kubernetes', 'tls']).default('kubernetes'))
+    .requiredOption('-o, --out <path>', 'where to write')
+    .option('--kube-cluster <name>', 'route the certificate to this Kubernetes cluster')
+    .option('--proxy <host:port>', 'proxy address written into the kubeconfig', 'localhost:3080')
+    .option('--ttl <duration>', 'certificate lifetime (capped by the user\'s roles)', '12h')
+    .action(
+      async (
+        opts: { user: string; format: 'kubernetes' | 'tls'; out: string; kubeCluster?: string; proxy: string; ttl: string },
+        cmd: Command,
+      ) => {
+        const ttlSeconds = Math.round(parseDuration(opts.ttl) / 1000);
+        const key = generateKeyPair();
+        const client = ctx.connect(cmd);
+        try {
+          const certs = await client.call('signUserCerts', {
+            user: opts.user,
+            publicKeyPem: key.publicKeyPem,
+            ttlSeconds,
+            kubernetesCluster: opts.kubeCluster ?? '',
+          });
+          if (opts.format === 'kubernetes') {
+            writeSecretFile(
+              opts.out,
+              buildKubeconfig({
+                clusterName: certs.clusterName,
+                ...(opts.kubeCluster ? { kubeCluster: opts.kubeCluster } : {}),
+                proxyAddr: opts.proxy,
+                caPems: certs.hostCaPems,
+                credentials: { certPem: certs.certPem, keyPem: key.privateKeyPem },
+              }),
+            );
+            ctx.out.write(`The credentials have been written to ${opts.out} (valid until ${certs.expires})\n`);
+          } else {
+            writeSecretFile(`${opts.out}.key`, key.privateKeyPem);
+            writeSecretFile(`${opts.out}.crt`, certs.certPem);
+            writeSecretFile(`${opts.out}.cas`, certs.hostCaPems.join(''));
+            ctx.out.write(
+              `The credentials have been written to ${opts.out}.crt, ${opts.out}.key, ${opts.out}.cas (valid until ${certs.expires})\n`,
+            );
+          }
+        } finally {
+          client.close();
+        }
+      },
+    );
+}

@@ -1,0 +1,66 @@
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { formatResources, parseDuration, type Resource } from '@keyway/resources';
+import type { CommandContext } from '../context.js';
+
+/** `kwctl tokens add|ls|rm`: join tokens for agents and proxies. */
+export function register(program: Command, ctx: CommandContext): void {
+  const tokens = program.command('tokens').description('manage join tokens');
+  tokens
+    .command('add')
+    .description('create a join token')
+    .addOption(new Option('--type <type>', 'what may join with it').choices(['kube', 'proxy']).makeOptionMandatory())
+    .option('--ttl <duration>', 'how long the token is valid', '30m')
+    .option('--value <token>', 'use this value instead of a random one')
+    .action(async (opts: { type: string; ttl: string; value?: string }, cmd: Command) => {
+      const client = ctx.connect(cmd);
+      try {
+        const r = await client.call('createToken', {
+          roles: [opts.type],
+          ttlSeconds: Math.round(parseDuration(opts.ttl) / 1000),
+          name: opts.value ?? '',
+          labels: {},
+        });
+        const token = JSON.parse(r.json) as { metadata: { name: string; expires: string } };
+        ctx.out.write(
+          [
+            `The invite token: ${token.metadata.name}`,
+            `This token will expire at ${token.metadata.expires}.`,
+            '',
+            opts.type === 'kube'
+              ? `Start an agent with it:\n  keyway-kube-agent --token=${token.metadata.name} --proxy=<proxy host:port>`
+              : `Start a proxy with it:\n  keyway-proxy --token=${token.metadata.name} --auth-server=<auth host:port>`,
+            '',
+          ].join('\n'),
+        );
+      } finally {
+        client.close();
+      }
+    });
+  tokens
+    .command('ls')
+    .description('list join tokens')
+    .option('--format <format>', 'yaml, json or text', 'text')
+    .action(async (opts: { format: 'yaml' | 'json' | 'text' }, cmd: Command) => {
+      const client = ctx.connect(cmd);
+      try {
+        const { resources } = await client.call('listResources', { kind: 'token' });
+        ctx.out.write(formatResources(resources.map((r) => JSON.parse(r.json) as Resource), opts.format));
+      } finally {
+        client.close();
+      }
+    });
+  tokens
+    .command('rm')
+    .description('delete a join token')
+    .argument('<token>')
+    .action(async (token: string, _opts: unknown, cmd: Command) => {
+      const client = ctx.connect(cmd);
+      try {
+        await client.call('deleteResource', { kind: 'token', name: token });
+        ctx.out.write(`Token ${token} has been deleted\n`);
+      } finally {
+        client.close();
+      }
+    });
+}

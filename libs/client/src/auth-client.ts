@@ -1,0 +1,79 @@
+import { credentials, Metadata, type CallOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
+import { fromGrpcError } from '@keyway/errors';
+import { AuthServiceClient } from '@keyway/proto';
+import type { IdentityFile } from './identity-file.js';
+
+/**
+ * The name every auth server certificate carries, so clients verify the server by its role
+ * rather than by whichever address (IP, load balancer, proxy relay) they dialled.
+ */
+export const AUTH_SERVER_NAME = 'auth.keyway.cluster.local';
+
+export interface AuthClientOptions {
+  /** host:port of the auth server. */
+  address: string;
+  /** Client identity for mTLS; without it only the unauthenticated calls work. */
+  identity?: IdentityFile;
+  /** CA certificates that verify the server; defaults to the identity's CAs. */
+  caPems?: string[];
+  /** Per-call deadline. */
+  timeoutMs?: number;
+}
+
+type UnaryMethod<Req, Res> = (
+  request: Req,
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  callback: (error: ServiceError | null, response: Res) => void,
+) => ClientUnaryCall;
+
+type RequestOf<M> = M extends (req: infer R, metadata: Metadata, options: Partial<CallOptions>, cb: infer _C) => ClientUnaryCall ? R : never;
+type ResponseOf<M> = M extends (
+  req: infer _R,
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  cb: (error: ServiceError | null, response: infer S) => void,
+) => ClientUnaryCall
+  ? S
+  : never;
+
+type UnaryMethodNames = {
+  [K in keyof AuthServiceClient]: AuthServiceClient[K] extends UnaryMethod<infer _A, infer _B> ? K : never;
+}[keyof AuthServiceClient];
+
+/** Promise-based AuthService client whose failures are typed Keyway errors. */
+export class AuthClient {
+  private readonly client: AuthServiceClient;
+  private readonly timeoutMs: number;
+
+  constructor(options: AuthClientOptions) {
+    const ca = options.caPems ?? options.identity?.caPems ?? [];
+    const creds = credentials.createSsl(
+      ca.length > 0 ? Buffer.from(ca.join('')) : null,
+      options.identity ? Buffer.from(options.identity.privateKeyPem) : null,
+      options.identity ? Buffer.from(options.identity.certPem) : null,
+    );
+    this.client = new AuthServiceClient(options.address, creds, {
+      'grpc.ssl_target_name_override': AUTH_SERVER_NAME,
+      'grpc.default_authority': AUTH_SERVER_NAME,
+    });
+    this.timeoutMs = options.timeoutMs ?? 15_000;
+  }
+
+  call<K extends UnaryMethodNames>(
+    method: K,
+    request: RequestOf<AuthServiceClient[K]>,
+  ): Promise<ResponseOf<AuthServiceClient[K]>> {
+    const fn = this.client[method] as unknown as UnaryMethod<RequestOf<AuthServiceClient[K]>, ResponseOf<AuthServiceClient[K]>>;
+    return new Promise((resolve, reject) => {
+      fn.call(this.client, request, new Metadata(), { deadline: Date.now() + this.timeoutMs }, (err, res) => {
+        if (err) reject(fromGrpcError(err));
+        else resolve(res);
+      });
+    });
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}

@@ -1,0 +1,10 @@
+export { AuthClient, AUTH_SERVER_NAME, type AuthClientOptions } from './auth-client.js';
+export {
+  formatIdentityFile,
+  parseIdentityFile,
+  readIdentityFile,
+  writeIdentityFile,
+  writeSecretFile,
+  type IdentityFile,
+} from './identity-file.js';
+export { buildKubeconfig, contextName, KUBE_SNI, type KubeconfigOptions } from './kubeconfig.js';

@@ -1,0 +1,1 @@
+export * from './gen/keyway/auth/v1/auth.js';

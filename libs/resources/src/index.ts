@@ -1,0 +1,32 @@
+export * from './types.js';
+export { KIND_NAMES, SUPPORTED_VERSIONS, MAX_NAME_LENGTH, RESERVED_ROLE_PREFIX, resolveKind, lookupKind, nameProblem, isValidName, type ResourceKind } from './kinds.js';
+export { parseDuration, formatDuration, DEFAULT_MAX_SESSION_TTL, DEFAULT_MAX_SESSION_TTL_MS } from './duration.js';
+export {
+  parseTemplate,
+  hasTemplate,
+  compileGoRegexp,
+  goReplacement,
+  type TemplateExpression,
+  type TemplateNode,
+  type TraitNamespace,
+} from './template.js';
+export { KUBERNETES_VERBS, KUBERNETES_V7_KINDS } from './schemas.js';
+export {
+  UNSUPPORTED_TELEPORT_FIELDS,
+  IGNORED_TELEPORT_FIELDS,
+  type TeleportFieldRule,
+} from './teleport-fields.js';
+export {
+  parseResource,
+  validateResourceObject,
+  UNSUPPORTED_MESSAGE,
+  type FieldProblem,
+  type ValidationResult,
+} from './validate.js';
+export {
+  parseResourceDocuments,
+  formatResources,
+  type ParsedDocuments,
+  type ResourceProblem,
+  type OutputFormat,
+} from './documents.js';

@@ -1,0 +1,91 @@
+import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+
+/**
+ * Migrations live in code, in order, so they ship inside the package with nothing to locate
+ * on disk at run time. Never edit a migration that has shipped: add the next one.
+ */
+const migrations: Record<string, Migration> = {
+  '0001_identity_store': {
+    async up(db: Kysely<unknown>) {
+      // Every resource table keeps the full resource document plus a revision that is bumped on
+      // each write, so concurrent updates conflict instead of overwriting silently.
+      const resourceTable = (name: string) =>
+        db.schema
+          .createTable(name)
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('resource', 'jsonb', (c) => c.notNull())
+          .addColumn('revision', 'bigint', (c) => c.notNull().defaultTo(1))
+          .addColumn('expires', 'timestamptz')
+          .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+          .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`));
+
+      await resourceTable('roles').execute();
+      await resourceTable('tokens').execute();
+      await resourceTable('kube_clusters').execute();
+      await resourceTable('locks').execute();
+      await resourceTable('users')
+        .addColumn('password_hash', 'text')
+        .addColumn('totp_secret', 'text')
+        .addColumn('totp_last_step', 'bigint')
+        .addColumn('failed_logins', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('locked_until', 'timestamptz')
+        .execute();
+
+      await db.schema
+        .createTable('connectors')
+        .addColumn('kind', 'text', (c) => c.notNull().check(sql`kind in ('github', 'oidc', 'saml')`))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('resource', 'jsonb', (c) => c.notNull())
+        .addColumn('revision', 'bigint', (c) => c.notNull().defaultTo(1))
+        .addColumn('expires', 'timestamptz')
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addPrimaryKeyConstraint('connectors_pkey', ['kind', 'name'])
+        .execute();
+
+      // One-time tokens for signup and reset; only a hash of the token is stored.
+      await db.schema
+        .createTable('user_tokens')
+        .addColumn('token_hash', 'text', (c) => c.primaryKey())
+        .addColumn('username', 'text', (c) => c.notNull().references('users.name').onDelete('cascade'))
+        .addColumn('kind', 'text', (c) => c.notNull().check(sql`kind in ('signup', 'reset')`))
+        .addColumn('totp_secret', 'text')
+        .addColumn('expires', 'timestamptz', (c) => c.notNull())
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .execute();
+
+      await db.schema
+        .createTable('cert_authorities')
+        .addColumn('type', 'text', (c) => c.primaryKey().check(sql`type in ('user', 'host')`))
+        .addColumn('cluster_name', 'text', (c) => c.notNull())
+        .addColumn('cert_pem', 'text', (c) => c.notNull())
+        .addColumn('encrypted_key', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .execute();
+
+      await db.schema
+        .createTable('audit_events')
+        .addColumn('id', 'bigserial', (c) => c.primaryKey())
+        .addColumn('uid', 'text', (c) => c.notNull().unique())
+        .addColumn('time', 'timestamptz', (c) => c.notNull())
+        .addColumn('event', 'text', (c) => c.notNull())
+        .addColumn('code', 'text', (c) => c.notNull())
+        .addColumn('cluster_name', 'text')
+        .addColumn('username', 'text')
+        .addColumn('data', 'jsonb', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('audit_events_time').on('audit_events').column('time').execute();
+      await db.schema.createIndex('audit_events_event_time').on('audit_events').columns(['event', 'time']).execute();
+
+      await db.schema
+        .createTable('cluster_state')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('value', 'jsonb', (c) => c.notNull())
+        .execute();
+    },
+  },
+};
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: () => Promise.resolve(migrations),
+};

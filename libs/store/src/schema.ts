@@ -1,0 +1,74 @@
+import type { ColumnType, Generated } from 'kysely';
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+/** pg returns bigint as string; we keep it that way and never do arithmetic on it in JS. */
+type BigIntColumn = ColumnType<string, string | number | bigint | undefined, string | number | bigint>;
+type Json = ColumnType<Record<string, unknown>, string, string>;
+
+interface ResourceRow {
+  name: string;
+  resource: Json;
+  revision: BigIntColumn;
+  expires: NullableTimestamp;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface UsersTable extends ResourceRow {
+  password_hash: string | null;
+  totp_secret: string | null;
+  totp_last_step: ColumnType<string | null, string | number | null | undefined, string | number | null>;
+  failed_logins: ColumnType<number, number | undefined, number>;
+  locked_until: NullableTimestamp;
+}
+
+export interface ConnectorsTable extends ResourceRow {
+  kind: 'github' | 'oidc' | 'saml';
+}
+
+export interface UserTokensTable {
+  token_hash: string;
+  username: string;
+  kind: 'signup' | 'reset';
+  totp_secret: string | null;
+  expires: Timestamp;
+  created_at: Timestamp;
+}
+
+export interface CertAuthoritiesTable {
+  type: 'user' | 'host';
+  cluster_name: string;
+  cert_pem: string;
+  encrypted_key: string;
+  created_at: Timestamp;
+}
+
+export interface AuditEventsTable {
+  id: Generated<string>;
+  uid: string;
+  time: Timestamp;
+  event: string;
+  code: string;
+  cluster_name: string | null;
+  username: string | null;
+  data: Json;
+}
+
+export interface ClusterStateTable {
+  key: string;
+  value: Json;
+}
+
+export interface Database {
+  users: UsersTable;
+  roles: ResourceRow;
+  tokens: ResourceRow;
+  kube_clusters: ResourceRow;
+  locks: ResourceRow;
+  connectors: ConnectorsTable;
+  user_tokens: UserTokensTable;
+  cert_authorities: CertAuthoritiesTable;
+  audit_events: AuditEventsTable;
+  cluster_state: ClusterStateTable;
+}

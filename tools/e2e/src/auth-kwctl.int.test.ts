@@ -1,0 +1,343 @@
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { TOTP, Secret } from 'otpauth';
+import { parse as parseYaml } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuthClient, readIdentityFile } from '@keyway/client';
+import { loadConfig } from '@keyway/config';
+import { silentLogger } from '@keyway/log';
+import { decodeIdentity, generateKeyPair, verifyCertificate } from '@keyway/pki';
+import { captureStream, createTestDatabase, type TestDatabase } from '@keyway/testing';
+import { runKwctl } from '@keyway/kwctl';
+import { AuthService } from '@keyway/auth';
+
+// The acceptance flow of the foundation issue, against a real Postgres: kwctl creates the
+// seed's user and role, the user signs up and logs in with password + TOTP, and every
+// refusal comes with its own error.
+
+const SEED_USER = `kind: user
+version: v2
+metadata:
+  name: jimbo
+spec:
+  roles: ['junior-devs']
+  traits:
+    kubernetes_groups: ['teleport-view']
+`;
+
+const SEED_ROLE = `kind: role
+version: v7
+metadata: {name: junior-devs}
+spec:
+  options: {max_session_ttl: 8h}
+  allow:
+    kubernetes_labels: {env: [dev, staging]}
+    kubernetes_groups: ['{{internal.kubernetes_groups}}']
+    kubernetes_resources:
+      - {kind: pod, namespace: default, name: '*', verbs: [get, list, watch]}
+  deny: {}
+`;
+
+const PASSWORD = 'correct horse battery staple';
+
+describe('auth service + kwctl on Postgres', () => {
+  let tdb: TestDatabase;
+  let auth: AuthService;
+  let dataDir: string;
+  let address: string;
+
+  const kwctl = async (args: string[], stdin?: string) => {
+    const out = captureStream();
+    const err = captureStream();
+    const code = await runKwctl({
+      argv: ['--data-dir', dataDir, ...args],
+      out,
+      err,
+      env: {},
+      ...(stdin !== undefined ? { stdin: Readable.from([stdin]) } : {}),
+    });
+    return { code, out: out.text(), err: err.text() };
+  };
+
+  const anonymous = () => new AuthClient({ address, caPems: readIdentityFile(join(dataDir, 'admin-identity.pem')).caPems });
+
+  // The service's clock starts ten minutes back and moves one TOTP step (30 s) per login,
+  // so each login has a fresh code without waiting, and certificates are valid right away.
+  let clockOffsetMs = -10 * 60_000;
+  const clock = () => new Date(Date.now() + clockOffsetMs);
+  const nextTotp = (secret: string) => {
+    clockOffsetMs += 30_000;
+    return currentTotp(secret);
+  };
+  const currentTotp = (secret: string) =>
+    new TOTP({ secret: Secret.fromBase32(secret), digits: 6, period: 30, algorithm: 'SHA1' }).generate({ timestamp: clock().getTime() });
+
+  beforeAll(async () => {
+    tdb = await createTestDatabase();
+    dataDir = mkdtempSync(join(tmpdir(), 'keyway-auth-'));
+    const config = loadConfig({
+      env: {
+        KEYWAY_DATABASE_URL: tdb.url,
+        KEYWAY_CA_KEY: 'test-ca-key-0123456789abcdef',
+        KEYWAY_DATA_DIR: dataDir,
+        KEYWAY_AUTH_LISTEN_ADDR: '127.0.0.1:0',
+        KEYWAY_CLUSTER_NAME: 'acme',
+      },
+    });
+    auth = await AuthService.create({ config, logger: silentLogger(), clock });
+    address = await auth.serve();
+  });
+
+  afterAll(async () => {
+    await auth?.close();
+    await tdb?.drop();
+  });
+
+  it('creates the seed role and user and shows the traits as JSON', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-files-'));
+    writeFileSync(join(dir, 'role.yaml'), SEED_ROLE);
+    writeFileSync(join(dir, 'jimbo.yaml'), SEED_USER);
+    const first = await kwctl(["create", "-f", join(dir, "role.yaml")]);
+    expect(first, first.err).toMatchObject({ code: 0, out: 'role "junior-devs" has been created\n' });
+    expect(await kwctl(['create', '-f', join(dir, 'jimbo.yaml')])).toMatchObject({ code: 0, out: 'user "jimbo" has been created\n' });
+
+    const got = await kwctl(['get', 'users/jimbo', '--format', 'json']);
+    expect(got.code).toBe(0);
+    const parsed = JSON.parse(got.out) as unknown;
+    const user = (Array.isArray(parsed) ? parsed[0] : parsed) as { spec: { roles: string[]; traits: Record<string, string[]> } };
+    expect(user.spec.traits).toEqual({ kubernetes_groups: ['teleport-view'] });
+    expect(user.spec.roles).toEqual(['junior-devs']);
+
+    // Creating again without --force is an error; with --force it updates.
+    const again = await kwctl(['create', '-f', join(dir, 'jimbo.yaml')]);
+    expect(again.code).toBe(1);
+    expect(again.err).toMatch(/user "jimbo" already exists/);
+    expect((await kwctl(['create', '--force', '-f', join(dir, 'jimbo.yaml')])).out).toBe('user "jimbo" has been updated\n');
+  });
+
+  it('refuses an invalid file, names the field, and writes nothing', async () => {
+    const bad = `${SEED_ROLE}---\nkind: user\nversion: v2\nmetadata: {name: wanda}\nspec:\n  roles: [junior-devs]\n  trates: {}\n`;
+    const good = SEED_ROLE.replace('junior-devs', 'seniors');
+    const r = await kwctl(['create', '-f', '-'], `${good}---\n${bad.split('---\n')[1]}`);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/document 2/);
+    expect(r.err).toMatch(/trates/);
+    expect((await kwctl(['get', 'roles/seniors'])).code).toBe(1);
+    expect((await kwctl(['get', 'users/wanda'])).code).toBe(1);
+  });
+
+  it('rejects a whole batch when the server finds a problem', async () => {
+    // Valid documents, but the user's role does not exist: the role before it must not stay.
+    const docs = `${SEED_ROLE.replace('junior-devs', 'batch-role')}---\nkind: user\nversion: v2\nmetadata: {name: ghost}\nspec: {roles: [nope]}\n`;
+    const r = await kwctl(['create', '-f', '-'], docs);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/role "nope"/);
+    expect((await kwctl(['get', 'roles/batch-role'])).code).toBe(1);
+  });
+
+  it('round-trips kwctl get output into kwctl create', async () => {
+    const yaml = (await kwctl(['get', 'roles/junior-devs'])).out;
+    expect(parseYaml(yaml)).toMatchObject({ kind: 'role', metadata: { name: 'junior-devs' } });
+    expect(await kwctl(['create', '--force', '-f', '-'], yaml)).toMatchObject({ code: 0, out: 'role "junior-devs" has been updated\n' });
+    // The same document again carries a revision that is now stale: a concurrent change.
+    const stale = await kwctl(['create', '--force', '-f', '-'], yaml);
+    expect(stale.code).toBe(1);
+    expect(stale.err).toMatch(/changed concurrently/);
+  });
+
+  describe('login', () => {
+    let secret = '';
+    const client = () => anonymous();
+
+    it('signs jimbo up with a one-time token', async () => {
+      const reset = await kwctl(['users', 'reset', 'jimbo']);
+      expect(reset.code).toBe(0);
+      const token = /^ {2}([0-9a-f]{48})$/m.exec(reset.out)?.[1] ?? '';
+      expect(token).toHaveLength(48);
+      const c = client();
+      const info = await c.call('getUserToken', { token });
+      expect(info).toMatchObject({ user: 'jimbo', kind: 'reset', secondFactorRequired: true });
+      secret = info.totpSecret;
+      expect(info.totpUri).toMatch(/^otpauth:\/\/totp\//);
+      await expect(c.call('completeUserToken', { token, password: 'short', totpCode: currentTotp(secret) })).rejects.toMatchObject({
+        kind: 'BadParameter',
+      });
+      await expect(c.call('completeUserToken', { token, password: PASSWORD, totpCode: '000000' })).rejects.toThrow(/invalid second factor/);
+      expect(await c.call('completeUserToken', { token, password: PASSWORD, totpCode: currentTotp(secret) })).toEqual({ user: 'jimbo' });
+      await expect(c.call('completeUserToken', { token, password: PASSWORD, totpCode: currentTotp(secret) })).rejects.toMatchObject({
+        kind: 'NotFound',
+      });
+      c.close();
+    });
+
+    it('issues a certificate whose identity is jimbo, capped by the role TTL', async () => {
+      const c = client();
+      const key = generateKeyPair();
+      const code = nextTotp(secret);
+      const certs = await c.call('login', {
+        user: 'jimbo',
+        password: PASSWORD,
+        totpCode: code,
+        publicKeyPem: key.publicKeyPem,
+        ttlSeconds: 0,
+        kubernetesCluster: '',
+      });
+      const id = decodeIdentity(certs.certPem);
+      expect(id.username).toBe('jimbo');
+      expect(id.roles).toEqual(['junior-devs']);
+      expect(id.kubernetesGroups).toEqual(['teleport-view']);
+      expect(id.traits).toEqual({ kubernetes_groups: ['teleport-view'] });
+      expect(id.clusterName).toBe('acme');
+      expect(id.mfaVerified).toBe(true);
+      // NotBefore is issuance minus one minute of allowed clock skew.
+      const ttl = id.expires.getTime() - ((id.issuedAt?.getTime() ?? 0) + 60_000);
+      expect(ttl).toBe(8 * 3600_000);
+      // Signed by the user CA, for the key we sent.
+      const userCa = new X509Certificate(certs.userCaPems[0] ?? '');
+      expect(verifyCertificate(certs.certPem, [userCa]).username).toBe('jimbo');
+      expect(new X509Certificate(certs.certPem).publicKey.export({ type: 'spki', format: 'pem' })).toBe(key.publicKeyPem);
+
+      // The same code again is refused as reused.
+      await expect(
+        c.call('login', { user: 'jimbo', password: PASSWORD, totpCode: code, publicKeyPem: key.publicKeyPem, ttlSeconds: 0, kubernetesCluster: '' }),
+      ).rejects.toThrow(/already used/);
+      c.close();
+    });
+
+    it('renews from a still-valid certificate, never past its expiry, and routes to a kube cluster', async () => {
+      const c = client();
+      const key = generateKeyPair();
+      const first = await c.call('login', {
+        user: 'jimbo',
+        password: PASSWORD,
+        totpCode: nextTotp(secret),
+        publicKeyPem: key.publicKeyPem,
+        ttlSeconds: 3600,
+        kubernetesCluster: '',
+      });
+      c.close();
+      const userClient = new AuthClient({
+        address,
+        identity: { privateKeyPem: key.privateKeyPem, certPem: first.certPem, caPems: first.hostCaPems },
+      });
+      const key2 = generateKeyPair();
+      const renewed = await userClient.call('generateUserCerts', { publicKeyPem: key2.publicKeyPem, ttlSeconds: 0, kubernetesCluster: 'prod' });
+      const id = decodeIdentity(renewed.certPem);
+      expect(id.kubernetesCluster).toBe('prod');
+      expect(id.expires.getTime()).toBeLessThanOrEqual(decodeIdentity(first.certPem).expires.getTime());
+      // A user cannot administer.
+      await expect(userClient.call('listResources', { kind: 'user' })).rejects.toMatchObject({ kind: 'AccessDenied' });
+      userClient.close();
+    });
+
+    it('refuses a wrong password, a wrong code and an unknown user, each with its own error', async () => {
+      const c = client();
+      const { publicKeyPem } = generateKeyPair();
+      const login = (user: string, password: string, totpCode: string) =>
+        c.call('login', { user, password, totpCode, publicKeyPem, ttlSeconds: 0, kubernetesCluster: '' });
+      await expect(login('jimbo', 'wrong password!!', nextTotp(secret))).rejects.toThrow(/invalid username or password/);
+      await expect(login('jimbo', PASSWORD, '123456')).rejects.toThrow(/invalid second factor code/);
+      await expect(login('nobody', PASSWORD, nextTotp(secret))).rejects.toThrow(/invalid username or password/);
+      c.close();
+    });
+
+    it('refuses an expired signup token', async () => {
+      const add = await kwctl(['users', 'add', 'shortlived', '--roles=access', '--ttl=1s']);
+      expect(add.code).toBe(0);
+      const token = /^ {2}([0-9a-f]{48})$/m.exec(add.out)?.[1] ?? '';
+      await new Promise((r) => setTimeout(r, 1_200));
+      const c = client();
+      await expect(c.call('getUserToken', { token })).rejects.toThrow(/token expired/);
+      c.close();
+    });
+
+    it('refuses a locked user, and lets them in again after unlock', async () => {
+      expect((await kwctl(['lock', '--user=jimbo', '--message=incident 42'])).code).toBe(0);
+      const c = client();
+      const { publicKeyPem } = generateKeyPair();
+      await expect(
+        c.call('login', { user: 'jimbo', password: PASSWORD, totpCode: nextTotp(secret), publicKeyPem, ttlSeconds: 0, kubernetesCluster: '' }),
+      ).rejects.toThrow(/user "jimbo" is locked: incident 42/);
+      expect((await kwctl(['unlock', '--user=jimbo'])).code).toBe(0);
+      // Locks are checked after the credentials, so the refused attempt used its code up.
+      await expect(
+        c.call('login', { user: 'jimbo', password: PASSWORD, totpCode: nextTotp(secret), publicKeyPem, ttlSeconds: 0, kubernetesCluster: '' }),
+      ).resolves.toMatchObject({ username: 'jimbo' });
+      c.close();
+    });
+
+    it('locks a user out after five failed attempts', async () => {
+      const c = client();
+      const { publicKeyPem } = generateKeyPair();
+      const login = (password: string) =>
+        c.call('login', { user: 'jimbo', password, totpCode: '000000', publicKeyPem, ttlSeconds: 0, kubernetesCluster: '' });
+      for (let i = 0; i < 5; i++) await expect(login('wrong password!!')).rejects.toMatchObject({ kind: 'AccessDenied' });
+      await expect(login(PASSWORD)).rejects.toMatchObject({ kind: 'LimitExceeded', message: expect.stringMatching(/locked after 5 failed/) });
+      c.close();
+    });
+  });
+
+  it('writes a kubeconfig with kwctl auth sign', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'keyway-sign-')), 'kubeconfig');
+    const r = await kwctl(['auth', 'sign', '--user=jimbo', '--format=kubernetes', '--kube-cluster=dev', '--proxy=proxy.example.com:3080', '--ttl=1h', `--out=${out}`]);
+    expect(r).toMatchObject({ code: 0 });
+    const kc = parseYaml(readFileSync(out, 'utf8')) as {
+      'current-context': string;
+      clusters: { name: string; cluster: Record<string, string> }[];
+      users: { user: Record<string, string> }[];
+    };
+    expect(kc['current-context']).toBe('acme-dev');
+    expect(kc.clusters[0]?.cluster['server']).toBe('https://proxy.example.com:3080');
+    const cert = Buffer.from(kc.users[0]?.user['client-certificate-data'] ?? '', 'base64').toString();
+    const id = decodeIdentity(cert);
+    expect(id).toMatchObject({ username: 'jimbo', kubernetesCluster: 'dev', kubernetesGroups: ['teleport-view'] });
+    expect(id.expires.getTime() - Date.now()).toBeLessThanOrEqual(3600_000);
+
+    const tls = join(mkdtempSync(join(tmpdir(), 'keyway-sign-')), 'jimbo');
+    expect((await kwctl(['auth', 'sign', '--user=jimbo', '--format=tls', `--out=${tls}`])).code).toBe(0);
+    expect(decodeIdentity(readFileSync(`${tls}.crt`, 'utf8')).username).toBe('jimbo');
+  });
+
+  it('manages join tokens and lets a host join with one', async () => {
+    const add = await kwctl(['tokens', 'add', '--type=kube', '--ttl=30m']);
+    expect(add.code).toBe(0);
+    const token = /The invite token: ([0-9a-f]{32})/.exec(add.out)?.[1] ?? '';
+    expect((await kwctl(['tokens', 'ls'])).out).toContain(token);
+    const c = anonymous();
+    const key = generateKeyPair();
+    const joined = await c.call('join', {
+      token,
+      publicKeyPem: key.publicKeyPem,
+      role: 'Kube',
+      hostId: 'agent-1',
+      nodeName: 'node-a',
+      dnsNames: ['agent-1.example'],
+      ipAddresses: ['127.0.0.1'],
+    });
+    expect(decodeIdentity(joined.certPem)).toMatchObject({ username: 'agent-1', systemRoles: ['Kube'], clusterName: 'acme' });
+    await expect(c.call('join', { ...{ token: 'f'.repeat(32), publicKeyPem: key.publicKeyPem, role: 'Kube', hostId: '', nodeName: '', dnsNames: [], ipAddresses: [] } })).rejects.toMatchObject({
+      kind: 'AccessDenied',
+    });
+    await expect(c.call('join', { token, publicKeyPem: key.publicKeyPem, role: 'Proxy', hostId: '', nodeName: '', dnsNames: [], ipAddresses: [] })).rejects.toThrow(
+      /does not allow role Proxy/,
+    );
+    c.close();
+    expect((await kwctl(['tokens', 'rm', token])).code).toBe(0);
+  });
+
+  it('prints the cluster name and CA fingerprints', async () => {
+    const r = await kwctl(['status']);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/Cluster:\s+acme/);
+    expect(r.out).toMatch(/user CA:\s+\S+/);
+    expect(r.out).toMatch(/host CA:\s+\S+/);
+  });
+
+  it('deletes users so they can no longer log in or renew', async () => {
+    expect((await kwctl(['users', 'rm', 'jimbo'])).out).toBe('User "jimbo" has been deleted\n');
+    expect((await kwctl(['get', 'users/jimbo'])).err).toMatch(/not found/);
+  });
+});
