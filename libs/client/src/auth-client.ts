@@ -1,5 +1,6 @@
 import { credentials, Metadata, type CallOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
-import { fromGrpcError } from '@keyway/errors';
+import { AccessDeniedError, fromGrpcError } from '@keyway/errors';
+import { spkiPin } from '@keyway/pki';
 import { AuthServiceClient } from '@keyway/proto';
 import type { IdentityFile } from './identity-file.js';
 
@@ -18,6 +19,11 @@ export interface AuthClientOptions {
   caPems?: string[];
   /** Per-call deadline. */
   timeoutMs?: number;
+  /**
+   * Skip server verification. Only for the bootstrap Ping of `trustOnPin`, whose answer
+   * is checked against a CA pin the user got out of band.
+   */
+  insecureSkipVerify?: boolean;
 }
 
 type UnaryMethod<Req, Res> = (
@@ -45,13 +51,16 @@ type UnaryMethodNames = {
 export class AuthClient {
   private readonly client: AuthServiceClient;
   private readonly timeoutMs: number;
+  readonly address: string;
 
   constructor(options: AuthClientOptions) {
+    this.address = options.address;
     const ca = options.caPems ?? options.identity?.caPems ?? [];
     const creds = credentials.createSsl(
       ca.length > 0 ? Buffer.from(ca.join('')) : null,
       options.identity ? Buffer.from(options.identity.privateKeyPem) : null,
       options.identity ? Buffer.from(options.identity.certPem) : null,
+      options.insecureSkipVerify ? { rejectUnauthorized: false, checkServerIdentity: () => undefined } : {},
     );
     this.client = new AuthServiceClient(options.address, creds, {
       'grpc.ssl_target_name_override': AUTH_SERVER_NAME,
@@ -75,5 +84,27 @@ export class AuthClient {
 
   close(): void {
     this.client.close();
+  }
+}
+
+/**
+ * Learns the cluster's CA certificates from an auth server that is not trusted yet, and
+ * accepts them only if the host CA matches the pin (`sha256:<hex>` of its public key, as
+ * `kwctl status` prints it), the way Teleport agents join with --ca-pin.
+ */
+export async function trustOnPin(address: string, pin: string): Promise<string[]> {
+  const bootstrap = new AuthClient({ address, insecureSkipVerify: true });
+  try {
+    const ping = await bootstrap.call('ping', {});
+    const host = ping.certAuthorities.find((ca) => ca.type === 'host');
+    if (!host || spkiPin(host.certPem) !== pin.trim().toLowerCase()) {
+      throw new AccessDeniedError(
+        `the server at ${address} does not present the expected CA (pin ${pin}); check the address and the pin`,
+        { address },
+      );
+    }
+    return ping.certAuthorities.map((ca) => ca.certPem);
+  } finally {
+    bootstrap.close();
   }
 }

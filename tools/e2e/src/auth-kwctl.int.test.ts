@@ -2,15 +2,16 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { TOTP, Secret } from 'otpauth';
 import { parse as parseYaml } from 'yaml';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AuthClient, readIdentityFile } from '@keyway/client';
 import { loadConfig } from '@keyway/config';
 import { silentLogger } from '@keyway/log';
 import { decodeIdentity, generateKeyPair, verifyCertificate } from '@keyway/pki';
 import { captureStream, createTestDatabase, type TestDatabase } from '@keyway/testing';
+import { runKw } from '@keyway/kw';
 import { runKwctl } from '@keyway/kwctl';
 import { AuthService } from '@keyway/auth';
 
@@ -152,24 +153,44 @@ describe('auth service + kwctl on Postgres', () => {
     let secret = '';
     const client = () => anonymous();
 
-    it('signs jimbo up with a one-time token', async () => {
+    it('signs jimbo up with a one-time token through kw signup', async () => {
       const reset = await kwctl(['users', 'reset', 'jimbo']);
       expect(reset.code).toBe(0);
-      const token = /^ {2}([0-9a-f]{48})$/m.exec(reset.out)?.[1] ?? '';
-      expect(token).toHaveLength(48);
+      const command = /^ {2}kw (signup [0-9a-f]{48} --auth-server=\S+ --ca-pin=sha256:[0-9a-f]{64})$/m.exec(reset.out)?.[1] ?? '';
+      expect(command, reset.out).not.toBe('');
+      const token = command.split(' ')[1] ?? '';
+
+      // Bad answers are refused without using the token up.
       const c = client();
       const info = await c.call('getUserToken', { token });
       expect(info).toMatchObject({ user: 'jimbo', kind: 'reset', secondFactorRequired: true });
-      secret = info.totpSecret;
       expect(info.totpUri).toMatch(/^otpauth:\/\/totp\//);
-      await expect(c.call('completeUserToken', { token, password: 'short', totpCode: currentTotp(secret) })).rejects.toMatchObject({
+      await expect(c.call('completeUserToken', { token, password: 'short', totpCode: currentTotp(info.totpSecret) })).rejects.toMatchObject({
         kind: 'BadParameter',
       });
       await expect(c.call('completeUserToken', { token, password: PASSWORD, totpCode: '000000' })).rejects.toThrow(/invalid second factor/);
-      expect(await c.call('completeUserToken', { token, password: PASSWORD, totpCode: currentTotp(secret) })).toEqual({ user: 'jimbo' });
+
+      // kw signup as the user runs it: answers typed at its prompts.
+      const stdin = new PassThrough();
+      const out = captureStream();
+      const err = captureStream();
+      const running = runKw({ argv: command.split(' '), stdin, out, err });
+      stdin.write(`${PASSWORD}\n${PASSWORD}\n`);
+      await vi.waitFor(() => expect(out.text()).toMatch(/secret: [A-Z2-7]+/));
+      secret = /secret: ([A-Z2-7]+)/.exec(out.text())?.[1] ?? '';
+      expect(secret).toBe(info.totpSecret);
+      stdin.end(`${currentTotp(secret)}\n`);
+      expect(await running, err.text()).toBe(0);
+      expect(out.text()).toMatch(/User "jimbo" is ready to log in/);
+
+      // The token worked once.
       await expect(c.call('completeUserToken', { token, password: PASSWORD, totpCode: currentTotp(secret) })).rejects.toMatchObject({
         kind: 'NotFound',
       });
+      // A wrong pin is refused before anything is sent.
+      const wrongPin = await runKw({ argv: [...command.split(' ').slice(0, -1), `--ca-pin=sha256:${'0'.repeat(64)}`], stdin: Readable.from([]), out: captureStream(), err });
+      expect(wrongPin).toBe(1);
+      expect(err.text()).toMatch(/does not present the expected CA/);
       c.close();
     });
 

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { AuthClient } from '@keyway/client';
 import { BadParameterError } from '@keyway/errors';
 import { formatResources, parseDuration, type Resource } from '@keyway/resources';
 import type { CommandContext } from '../context.js';
@@ -26,7 +27,7 @@ export function register(program: Command, ctx: CommandContext): void {
       const client = ctx.connect(cmd);
       try {
         const t = await client.call('createUser', { name, roles, traits, tokenTtlSeconds: Math.round(parseDuration(opts.ttl) / 1000) });
-        ctx.out.write(signupMessage(t, 'has been created but requires a password'));
+        ctx.out.write(signupMessage(t, 'has been created but requires a password', await signupTarget(client)));
       } finally {
         client.close();
       }
@@ -71,14 +72,20 @@ export function register(program: Command, ctx: CommandContext): void {
       const client = ctx.connect(cmd);
       try {
         const t = await client.call('resetUser', { name, tokenTtlSeconds: Math.round(parseDuration(opts.ttl) / 1000) });
-        ctx.out.write(signupMessage(t, 'has been reset'));
+        ctx.out.write(signupMessage(t, 'has been reset', await signupTarget(client)));
       } finally {
         client.close();
       }
     });
 }
 
-function signupMessage(t: { token: string; user: string; expires: string }, what: string): string {
+/** Where the user redeems the token, and the CA pin that lets kw trust that server. */
+async function signupTarget(client: AuthClient): Promise<{ address: string; pin: string }> {
+  const ping = await client.call('ping', {});
+  return { address: client.address, pin: ping.certAuthorities.find((ca) => ca.type === 'host')?.spkiPin ?? '' };
+}
+
+function signupMessage(t: { token: string; user: string; expires: string }, what: string, target: { address: string; pin: string }): string {
   return [
     `User "${t.user}" ${what}. Share this token with the user to set a password and second factor;`,
     `it is valid until ${t.expires} and works once:`,
@@ -86,7 +93,7 @@ function signupMessage(t: { token: string; user: string; expires: string }, what
     `  ${t.token}`,
     '',
     'The user runs:',
-    `  kw signup ${t.token}`,
+    `  kw signup ${t.token} --auth-server=${target.address} --ca-pin=${target.pin}`,
     '',
   ].join('\n');
 }

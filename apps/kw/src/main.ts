@@ -1,0 +1,3 @@
+import { runKw } from './cli.js';
+
+process.exitCode = await runKw({ argv: process.argv.slice(2) });
