@@ -119,6 +119,18 @@ describe('auth service + kwctl on Postgres', () => {
     expect((await kwctl(['create', '--force', '-f', join(dir, 'jimbo.yaml')])).out).toBe('user "jimbo" has been updated\n');
   });
 
+  it('refuses to delete a role a user still has, and lists everything with get all', async () => {
+    const rm = await kwctl(['rm', 'roles/junior-devs']);
+    expect(rm.code).toBe(1);
+    expect(rm.err).toMatch(/role "junior-devs" is still assigned to user\(s\) jimbo/);
+    const all = await kwctl(['get', 'all', '--format', 'text']);
+    expect(all.code).toBe(0);
+    for (const name of ['jimbo', 'junior-devs', 'editor', 'access', 'auditor']) expect(all.out).toContain(name);
+    const bad = await kwctl(['get', 'widgets']);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/widgets/);
+  });
+
   it('refuses an invalid file, names the field, and writes nothing', async () => {
     const bad = `${SEED_ROLE}---\nkind: user\nversion: v2\nmetadata: {name: wanda}\nspec:\n  roles: [junior-devs]\n  trates: {}\n`;
     const good = SEED_ROLE.replace('junior-devs', 'seniors');
