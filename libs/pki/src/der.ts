@@ -168,7 +168,6 @@ export function printableString(value: string): Buffer {
   return stringTlv(Tag.PRINTABLE_STRING, value, 'latin1');
 }
 
-// eslint-disable-next-line no-control-regex -- IA5 is 7-bit ASCII, control characters included
 const IA5_RE = /^[\x00-\x7f]*$/;
 export function ia5String(value: string): Buffer {
   if (!IA5_RE.test(value)) throw new BadParameterError('value is not an IA5String (ASCII only)', { value });

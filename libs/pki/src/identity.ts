@@ -69,7 +69,6 @@ const MFA_FIELD = der.tlv(P(F.mfaVerified), Buffer.from([0xff]));
 
 // Names end up as Kubernetes users/groups, HTTP impersonation headers and log lines, where
 // control characters would allow injection; refuse them when signing.
-// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
 function checkName(value: unknown, what: string): string {

@@ -53,7 +53,9 @@ export function createCertAuthority(opts: { type: CertAuthorityType; clusterName
   if (opts.type !== 'user' && opts.type !== 'host') {
     throw new BadParameterError(`unknown CA type "${String(opts.type)}"`, { type: opts.type });
   }
-  if (!opts.clusterName) throw new BadParameterError('CA needs a cluster name');
+  if (!opts.clusterName || /[\u0000-\u001f\u007f]/.test(opts.clusterName)) {
+    throw new BadParameterError('CA needs a cluster name without control characters', { clusterName: opts.clusterName });
+  }
   const now = opts.now ?? new Date();
   const notAfter = new Date(now);
   notAfter.setUTCFullYear(notAfter.getUTCFullYear() + CA_VALIDITY_YEARS);
