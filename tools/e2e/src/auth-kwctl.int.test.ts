@@ -370,7 +370,40 @@ describe('auth service + kwctl on Postgres', () => {
   });
 
   it('deletes users so they can no longer log in or renew', async () => {
+    // A certificate jimbo holds from before the deletion.
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-del-'));
+    expect((await kwctl(['auth', 'sign', '--user=jimbo', '--format=tls', `--out=${join(dir, 'jimbo')}`])).code).toBe(0);
+    expect((await kwctl(['users', 'ls'])).out).toMatch(/jimbo/);
+
     expect((await kwctl(['users', 'rm', 'jimbo'])).out).toBe('User "jimbo" has been deleted\n');
     expect((await kwctl(['get', 'users/jimbo'])).err).toMatch(/not found/);
+    expect((await kwctl(['users', 'ls'])).out).not.toMatch(/jimbo/);
+
+    const held = new AuthClient({
+      address,
+      identity: {
+        privateKeyPem: readFileSync(join(dir, 'jimbo.key'), 'utf8'),
+        certPem: readFileSync(join(dir, 'jimbo.crt'), 'utf8'),
+        caPems: [readFileSync(join(dir, 'jimbo.cas'), 'utf8')],
+      },
+    });
+    await expect(held.call('generateUserCerts', { publicKeyPem: generateKeyPair().publicKeyPem, ttlSeconds: 0, kubernetesCluster: '' })).rejects.toThrow(
+      /user "jimbo" does not exist/,
+    );
+    held.close();
+  });
+
+  it('finds admin credentials from --identity and --auth-server, and explains when there are none', async () => {
+    const r = await runKwctl({
+      argv: ['--identity', join(dataDir, 'admin-identity.pem'), '--auth-server', address, 'status'],
+      out: captureStream(),
+      err: captureStream(),
+      env: {},
+    });
+    expect(r).toBe(0);
+    const err = captureStream();
+    const none = await runKwctl({ argv: ['--data-dir', mkdtempSync(join(tmpdir(), 'keyway-empty-')), 'status'], out: captureStream(), err, env: {} });
+    expect(none).toBe(1);
+    expect(err.text()).toMatch(/no admin identity at .*admin-identity\.pem/);
   });
 });
