@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
-import { KeywayError } from '@keyway/errors';
+import { runProgram } from '@keyway/cli';
+import type { AuthClient } from '@keyway/client';
 import { COMMANDS } from './commands/index.js';
 import { connectAuth, type CommandContext, type GlobalOptions } from './context.js';
 
@@ -12,7 +13,7 @@ export interface RunOptions {
 }
 
 /** Runs kwctl with the given arguments; returns the exit code instead of exiting. */
-export async function runKwctl(o: RunOptions): Promise<number> {
+export function runKwctl(o: RunOptions): Promise<number> {
   const out = o.out ?? process.stdout;
   const err = o.err ?? process.stderr;
   const env = o.env ?? process.env;
@@ -20,34 +21,22 @@ export async function runKwctl(o: RunOptions): Promise<number> {
     .description("Keyway's admin tool (like Teleport's tctl)")
     .addOption(new Option('-i, --identity <file>', 'admin identity file').env('KEYWAY_IDENTITY'))
     .addOption(new Option('--auth-server <host:port>', 'auth server address').env('KEYWAY_AUTH_SERVER'))
-    .addOption(new Option('-d, --data-dir <dir>', 'data dir of a local `keyway start` (default ./.keyway)').env('KEYWAY_DATA_DIR'))
-    .exitOverride()
-    .configureOutput({ writeOut: (s) => out.write(s), writeErr: (s) => err.write(s) })
-    .showHelpAfterError();
+    .addOption(new Option('-d, --data-dir <dir>', 'data dir of a local `keyway start` (default ./.keyway)').env('KEYWAY_DATA_DIR'));
   const ctx: CommandContext = {
     out,
     err,
     readStdin: () => readAll(o.stdin ?? process.stdin),
-    connect: (cmd) => connectAuth(cmd.optsWithGlobals<GlobalOptions>(), env),
+    async withClient<T>(cmd: Command, fn: (client: AuthClient) => Promise<T>): Promise<T> {
+      const client = connectAuth(cmd.optsWithGlobals<GlobalOptions>(), env);
+      try {
+        return await fn(client);
+      } finally {
+        client.close();
+      }
+    },
   };
   for (const register of COMMANDS) register(program, ctx);
-  for (const c of program.commands) applyExitOverride(c);
-  try {
-    await program.parseAsync(o.argv, { from: 'user' });
-    return 0;
-  } catch (e) {
-    const code = (e as { code?: string; exitCode?: number }).code;
-    if (typeof code === 'string' && code.startsWith('commander.')) {
-      return code === 'commander.helpDisplayed' || code === 'commander.version' ? 0 : ((e as { exitCode?: number }).exitCode ?? 1);
-    }
-    err.write(`ERROR: ${e instanceof KeywayError ? e.message : e instanceof Error ? e.message : String(e)}\n`);
-    return 1;
-  }
-}
-
-function applyExitOverride(cmd: Command): void {
-  cmd.exitOverride();
-  for (const c of cmd.commands) applyExitOverride(c);
+  return runProgram(program, o.argv, out, err);
 }
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {

@@ -16,7 +16,8 @@ export interface CommandContext {
   out: NodeJS.WritableStream;
   err: NodeJS.WritableStream;
   readStdin(): Promise<string>;
-  connect(cmd: Command): AuthClient;
+  /** Connects with the admin credentials the command line names, runs fn, and disconnects. */
+  withClient<T>(cmd: Command, fn: (client: AuthClient) => Promise<T>): Promise<T>;
 }
 
 /**

@@ -24,8 +24,7 @@ export function register(program: Command, ctx: CommandContext): void {
       ) => {
         const ttlSeconds = Math.round(parseDuration(opts.ttl) / 1000);
         const key = generateKeyPair();
-        const client = ctx.connect(cmd);
-        try {
+        await ctx.withClient(cmd, async (client) => {
           const certs = await client.call('signUserCerts', {
             user: opts.user,
             publicKeyPem: key.publicKeyPem,
@@ -52,9 +51,7 @@ export function register(program: Command, ctx: CommandContext): void {
               `The credentials have been written to ${opts.out}.crt, ${opts.out}.key, ${opts.out}.cas (valid until ${certs.expires})\n`,
             );
           }
-        } finally {
-          client.close();
-        }
+        });
       },
     );
 }

@@ -14,8 +14,7 @@ export function register(program: Command, ctx: CommandContext): void {
     .option('--ttl <duration>', 'lift the lock automatically after this long')
     .action(async (opts: { user?: string; role?: string; message?: string; ttl?: string }, cmd: Command) => {
       if (!opts.user && !opts.role) throw new BadParameterError('give --user or --role');
-      const client = ctx.connect(cmd);
-      try {
+      await ctx.withClient(cmd, async (client) => {
         const r = await client.call('createLock', {
           user: opts.user ?? '',
           role: opts.role ?? '',
@@ -24,9 +23,7 @@ export function register(program: Command, ctx: CommandContext): void {
         });
         const lock = JSON.parse(r.json) as LockResource;
         ctx.out.write(`Created a lock with name "${lock.metadata.name}".\n`);
-      } finally {
-        client.close();
-      }
+      });
     });
   program
     .command('unlock')
@@ -36,8 +33,7 @@ export function register(program: Command, ctx: CommandContext): void {
     .option('--role <name>')
     .action(async (name: string | undefined, opts: { user?: string; role?: string }, cmd: Command) => {
       if (!name && !opts.user && !opts.role) throw new BadParameterError('give a lock name, --user or --role');
-      const client = ctx.connect(cmd);
-      try {
+      await ctx.withClient(cmd, async (client) => {
         let names: string[];
         if (name) {
           names = [name];
@@ -53,8 +49,6 @@ export function register(program: Command, ctx: CommandContext): void {
           await client.call('deleteResource', { kind: 'lock', name: n });
           ctx.out.write(`Lock "${n}" has been removed\n`);
         }
-      } finally {
-        client.close();
-      }
+      });
     });
 }

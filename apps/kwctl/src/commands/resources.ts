@@ -25,16 +25,13 @@ export function register(program: Command, ctx: CommandContext): void {
       // Validate every document before anything is sent: nothing is written if one is wrong.
       const { docs } = parseResourceDocuments(text, source);
       if (docs.length === 0) throw new BadParameterError(`${source} holds no resources`);
-      const client = ctx.connect(cmd);
-      try {
+      await ctx.withClient(cmd, async (client) => {
         const { changes } = await client.call('createResources', {
           resources: docs.map((d) => ({ kind: d.kind, name: d.metadata.name, json: JSON.stringify(d), revision: '' })),
           force: opts.force,
         });
         for (const c of changes) ctx.out.write(`${c.kind} "${c.name}" has been ${c.created ? 'created' : 'updated'}\n`);
-      } finally {
-        client.close();
-      }
+      });
     });
 
   program
@@ -47,8 +44,7 @@ export function register(program: Command, ctx: CommandContext): void {
       if (extra !== undefined || !kindPart || name === '') throw new BadParameterError(`"${ref}" is not KIND or KIND/NAME`);
       const kinds = kindPart === 'all' ? [...GETTABLE] : [resolveKind(kindPart)];
       if (kindPart === 'all' && name) throw new BadParameterError('"all" takes no name');
-      const client = ctx.connect(cmd);
-      try {
+      await ctx.withClient(cmd, async (client) => {
         const resources: Resource[] = [];
         for (const kind of kinds) {
           if (name) {
@@ -60,9 +56,7 @@ export function register(program: Command, ctx: CommandContext): void {
           }
         }
         ctx.out.write(formatResources(resources, opts.format));
-      } finally {
-        client.close();
-      }
+      });
     });
 
   program
@@ -74,12 +68,9 @@ export function register(program: Command, ctx: CommandContext): void {
       const [kindPart, name, extra] = ref.split('/');
       if (!kindPart || !name || extra !== undefined) throw new BadParameterError(`"${ref}" is not KIND/NAME`);
       const kind = resolveKind(kindPart);
-      const client = ctx.connect(cmd);
-      try {
+      await ctx.withClient(cmd, async (client) => {
         await client.call('deleteResource', { kind, name });
         ctx.out.write(`${kind} "${name}" has been deleted\n`);
-      } finally {
-        client.close();
-      }
+      });
     });
 }

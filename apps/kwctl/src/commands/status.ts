@@ -7,8 +7,7 @@ export function register(program: Command, ctx: CommandContext): void {
     .command('status')
     .description('show the cluster name, version and certificate authorities')
     .action(async (_opts: unknown, cmd: Command) => {
-      const client = ctx.connect(cmd);
-      try {
+      await ctx.withClient(cmd, async (client) => {
         const p = await client.call('ping', {});
         const rows: [string, string][] = [
           ['Cluster', p.clusterName],
@@ -21,8 +20,6 @@ export function register(program: Command, ctx: CommandContext): void {
         }
         const width = Math.max(...rows.map(([k]) => k.length)) + 1;
         ctx.out.write(rows.map(([k, v]) => `${`${k}:`.padEnd(width)} ${v}`).join('\n') + '\n');
-      } finally {
-        client.close();
-      }
+      });
     });
 }

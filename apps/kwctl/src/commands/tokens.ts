@@ -13,8 +13,7 @@ export function register(program: Command, ctx: CommandContext): void {
     .option('--ttl <duration>', 'how long the token is valid', '30m')
     .option('--value <token>', 'use this value instead of a random one')
     .action(async (opts: { type: string; ttl: string; value?: string }, cmd: Command) => {
-      const client = ctx.connect(cmd);
-      try {
+      await ctx.withClient(cmd, async (client) => {
         const r = await client.call('createToken', {
           roles: [opts.type],
           ttlSeconds: Math.round(parseDuration(opts.ttl) / 1000),
@@ -33,34 +32,26 @@ export function register(program: Command, ctx: CommandContext): void {
             '',
           ].join('\n'),
         );
-      } finally {
-        client.close();
-      }
+      });
     });
   tokens
     .command('ls')
     .description('list join tokens')
     .option('--format <format>', 'yaml, json or text', 'text')
     .action(async (opts: { format: 'yaml' | 'json' | 'text' }, cmd: Command) => {
-      const client = ctx.connect(cmd);
-      try {
+      await ctx.withClient(cmd, async (client) => {
         const { resources } = await client.call('listResources', { kind: 'token' });
         ctx.out.write(formatResources(resources.map((r) => JSON.parse(r.json) as Resource), opts.format));
-      } finally {
-        client.close();
-      }
+      });
     });
   tokens
     .command('rm')
     .description('delete a join token')
     .argument('<token>')
     .action(async (token: string, _opts: unknown, cmd: Command) => {
-      const client = ctx.connect(cmd);
-      try {
+      await ctx.withClient(cmd, async (client) => {
         await client.call('deleteResource', { kind: 'token', name: token });
         ctx.out.write(`Token ${token} has been deleted\n`);
-      } finally {
-        client.close();
-      }
+      });
     });
 }

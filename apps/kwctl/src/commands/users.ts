@@ -24,13 +24,10 @@ export function register(program: Command, ctx: CommandContext): void {
       const traits: Record<string, { values: string[] }> = {};
       if (opts.kubernetesGroups) traits['kubernetes_groups'] = { values: list(opts.kubernetesGroups) };
       if (opts.kubernetesUsers) traits['kubernetes_users'] = { values: list(opts.kubernetesUsers) };
-      const client = ctx.connect(cmd);
-      try {
+      await ctx.withClient(cmd, async (client) => {
         const t = await client.call('createUser', { name, roles, traits, tokenTtlSeconds: Math.round(parseDuration(opts.ttl) / 1000) });
         ctx.out.write(signupMessage(t, 'has been created but requires a password', await signupTarget(client)));
-      } finally {
-        client.close();
-      }
+      });
     });
 
   users
@@ -38,13 +35,10 @@ export function register(program: Command, ctx: CommandContext): void {
     .description('list users')
     .option('--format <format>', 'yaml, json or text', 'text')
     .action(async (opts: { format: 'yaml' | 'json' | 'text' }, cmd: Command) => {
-      const client = ctx.connect(cmd);
-      try {
+      await ctx.withClient(cmd, async (client) => {
         const { resources } = await client.call('listResources', { kind: 'user' });
         ctx.out.write(formatResources(resources.map((r) => JSON.parse(r.json) as Resource), opts.format));
-      } finally {
-        client.close();
-      }
+      });
     });
 
   users
@@ -52,15 +46,12 @@ export function register(program: Command, ctx: CommandContext): void {
     .description('delete users')
     .argument('<names...>')
     .action(async (names: string[], _opts: unknown, cmd: Command) => {
-      const client = ctx.connect(cmd);
-      try {
+      await ctx.withClient(cmd, async (client) => {
         for (const name of names) {
           await client.call('deleteResource', { kind: 'user', name });
           ctx.out.write(`User "${name}" has been deleted\n`);
         }
-      } finally {
-        client.close();
-      }
+      });
     });
 
   users
@@ -69,13 +60,10 @@ export function register(program: Command, ctx: CommandContext): void {
     .argument('<name>')
     .option('--ttl <duration>', 'how long the reset token is valid', '1h')
     .action(async (name: string, opts: { ttl: string }, cmd: Command) => {
-      const client = ctx.connect(cmd);
-      try {
+      await ctx.withClient(cmd, async (client) => {
         const t = await client.call('resetUser', { name, tokenTtlSeconds: Math.round(parseDuration(opts.ttl) / 1000) });
         ctx.out.write(signupMessage(t, 'has been reset', await signupTarget(client)));
-      } finally {
-        client.close();
-      }
+      });
     });
 }
 

@@ -1,0 +1,34 @@
+import type { Command } from 'commander';
+import { KeywayError } from '@keyway/errors';
+
+/**
+ * Parses argv with a commander program and returns an exit code instead of exiting, so the
+ * CLIs run the same in a terminal and in-process in tests. Errors print as `ERROR: ...`
+ * (Teleport's CLIs do the same), with the message of typed errors and nothing more.
+ */
+export async function runProgram(
+  program: Command,
+  argv: string[],
+  out: NodeJS.WritableStream,
+  err: NodeJS.WritableStream,
+): Promise<number> {
+  program.configureOutput({ writeOut: (s) => out.write(s), writeErr: (s) => err.write(s) }).showHelpAfterError();
+  applyExitOverride(program);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (typeof code === 'string' && code.startsWith('commander.')) {
+      return code === 'commander.helpDisplayed' || code === 'commander.version' ? 0 : ((e as { exitCode?: number }).exitCode ?? 1);
+    }
+    err.write(`ERROR: ${e instanceof Error ? e.message : String(e)}\n`);
+    if (!(e instanceof KeywayError) && process.env['KEYWAY_DEBUG'] && e instanceof Error) err.write(`${e.stack ?? ''}\n`);
+    return 1;
+  }
+}
+
+function applyExitOverride(cmd: Command): void {
+  cmd.exitOverride();
+  for (const c of cmd.commands) applyExitOverride(c);
+}
