@@ -3,7 +3,7 @@ import { loadConfig } from '@keyway/config';
 import { KeywayError } from '@keyway/errors';
 import { createLogger } from '@keyway/log';
 import { SERVER_VERSION } from './api/auth-api.js';
-import { AuthService } from './service.js';
+import { startStack } from './stack.js';
 
 const program = new Command('keyway')
   .description('Keyway: identity-aware access to Kubernetes')
@@ -16,18 +16,25 @@ program
   .addOption(new Option('-c, --config <file>', 'keyway.yaml').env('KEYWAY_CONFIG'))
   .option('-d, --data-dir <dir>', 'data directory (default ./.keyway)')
   .option('--auth-listen-addr <host:port>', 'auth gRPC listen address (default 127.0.0.1:3025)')
-  .action(async (opts: { config?: string; dataDir?: string; authListenAddr?: string }) => {
+  .option('--proxy-listen-addr <host:port>', 'proxy listen address (default 0.0.0.0:3080)')
+  .option('--kubeconfig <file>', 'serve the clusters of this kubeconfig from the proxy itself')
+  .action(async (opts: { config?: string; dataDir?: string; authListenAddr?: string; proxyListenAddr?: string; kubeconfig?: string }) => {
     const env = { ...process.env };
     if (opts.dataDir) env['KEYWAY_DATA_DIR'] = opts.dataDir;
     if (opts.authListenAddr) env['KEYWAY_AUTH_LISTEN_ADDR'] = opts.authListenAddr;
+    if (opts.proxyListenAddr) env['KEYWAY_PROXY_LISTEN_ADDR'] = opts.proxyListenAddr;
+    if (opts.kubeconfig) env['KEYWAY_PROXY_SERVICE__KUBERNETES__KUBECONFIG_FILE'] = opts.kubeconfig;
     const config = loadConfig({ ...(opts.config ? { file: opts.config } : {}), env });
-    const logger = createLogger('auth', { level: config.log.level });
-    const auth = await AuthService.create({ config, logger });
-    const address = await auth.serve();
+    const logger = createLogger('keyway', { level: config.log.level });
+    const stack = await startStack(config, logger);
+    const auth = stack.auth;
+    const address = stack.authAddress;
     process.stdout.write(
       [
         `Keyway ${SERVER_VERSION} cluster "${config.cluster_name}" is running.`,
         `  auth service (gRPC, mTLS):  ${address}`,
+        ...(stack.proxyAddress ? [`  proxy (kubectl, agents):    ${stack.proxyAddress}`] : []),
+        ...(stack.kubeAddress ? [`  kube listener:              ${stack.kubeAddress}`] : []),
         `  store:                      ${config.storage.type === 'embedded' ? `embedded (${config.storage.dataDir})` : 'postgres'}`,
         `  admin identity:             ${auth.adminIdentityPath}`,
         '',
@@ -41,7 +48,7 @@ program
       if (stopping) return;
       stopping = true;
       logger.info({ signal }, 'shutting down');
-      auth.close().then(
+      stack.close().then(
         () => process.exit(0),
         (err: unknown) => {
           logger.error({ err }, 'shutdown failed');

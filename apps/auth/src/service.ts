@@ -3,14 +3,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { Server } from '@grpc/grpc-js';
-import { AUTH_SERVER_NAME, writeIdentityFile, writeSecretFile } from '@keyway/client';
+import { AUTH_SERVER_NAME, writeIdentityFile, writeSecretFile, type HostCredentials } from '@keyway/client';
 import type { KeywayConfig } from '@keyway/config';
 import { BadParameterError, isAlreadyExists } from '@keyway/errors';
 import type { Logger } from '@keyway/log';
-import { generateKeyPair } from '@keyway/pki';
+import { decodeIdentity, generateKeyPair } from '@keyway/pki';
 import { PRESET_ROLES } from '@keyway/rbac';
 import { Store } from '@keyway/store';
-import { AuthApi } from './api/auth-api.js';
+import { AuthApi, HOST_CERT_TTL_MS } from './api/auth-api.js';
+import { ChangeFeed } from './api/change-feed.js';
 import { serveGrpc } from './api/grpc-server.js';
 import { loadOrCreateAuthorities, type CertAuthorities } from './authorities.js';
 import { generateCaKeySecret } from './ca/index.js';
@@ -21,6 +22,7 @@ const DEV_CA_KEY_FILE = 'ca-key.secret';
 const ADMIN_CERT_TTL_MS = 30 * 24 * 60 * 60_000;
 const SERVER_CERT_TTL_MS = 30 * 24 * 60 * 60_000;
 const SWEEP_INTERVAL_MS = 60_000;
+const PRESENCE_SWEEP_INTERVAL_MS = 1_000;
 
 export interface AuthServiceDeps {
   config: KeywayConfig;
@@ -59,6 +61,7 @@ export class AuthService {
       ...(deps.clock ? { now: deps.clock } : {}),
     });
     this.api = new AuthApi({
+      feed: new ChangeFeed(),
       clusterName: config.cluster_name,
       store,
       cas,
@@ -110,6 +113,12 @@ export class AuthService {
         this.store.deleteExpired().catch((err: unknown) => logger.warn({ err }, 'sweeping expired resources failed'));
       }, SWEEP_INTERVAL_MS).unref(),
     );
+    // Hosts that stop heartbeating drop out within a second of their TTL.
+    this.timers.push(
+      setInterval(() => {
+        this.api.expireHosts().catch((err: unknown) => logger.warn({ err }, 'expiring host heartbeats failed'));
+      }, PRESENCE_SWEEP_INTERVAL_MS).unref(),
+    );
     const address = `${hostOf(listen)}:${port}`;
     logger.info({ address, cluster: config.cluster_name }, 'auth service listening');
     return address;
@@ -159,6 +168,38 @@ export class AuthService {
       ipAddresses: [...ips],
       notAfter: new Date(Date.now() + SERVER_CERT_TTL_MS),
     }).certPem;
+  }
+
+  /**
+   * Credentials for a proxy (or agent) running in this same process: signed directly, as
+   * joining with a token would, minus the token.
+   */
+  issueHostCredentials(role: 'Proxy' | 'Kube', dnsNames: string[], ipAddresses: string[]): HostCredentials {
+    const key = generateKeyPair();
+    const hostId = randomUUID();
+    const cert = this.cas.host.signer.signHostCertificate({
+      publicKey: key.publicKeyPem,
+      identity: {
+        username: hostId,
+        roles: [role],
+        traits: {},
+        kubernetesUsers: [],
+        kubernetesGroups: [],
+        clusterName: this.deps.config.cluster_name,
+        mfaVerified: false,
+        systemRoles: [role],
+      },
+      dnsNames,
+      ipAddresses,
+      notAfter: new Date(Date.now() + HOST_CERT_TTL_MS),
+    });
+    return {
+      privateKeyPem: key.privateKeyPem,
+      certPem: cert.certPem,
+      hostCaPems: [this.cas.host.certPem],
+      userCaPems: [this.cas.user.certPem],
+      identity: decodeIdentity(cert.certPem),
+    };
   }
 
   /** The identity kwctl uses on this host, as tctl does on a Teleport auth server. */

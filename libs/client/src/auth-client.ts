@@ -1,7 +1,7 @@
 import { credentials, Metadata, type CallOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
-import { AccessDeniedError, fromGrpcError } from '@keyway/errors';
+import { AccessDeniedError, fromGrpcError, type KeywayError } from '@keyway/errors';
 import { spkiPin } from '@keyway/pki';
-import { AuthServiceClient } from '@keyway/proto';
+import { AuthServiceClient, type WatchEvent } from '@keyway/proto';
 import type { IdentityFile } from './identity-file.js';
 
 /**
@@ -80,6 +80,24 @@ export class AuthClient {
         else resolve(res);
       });
     });
+  }
+
+  /**
+   * Streams WatchEvents: a snapshot of the kinds, an "init" marker, then changes. `onEnd`
+   * is called once, with the typed error when the stream failed.
+   */
+  watch(kinds: string[], onEvent: (event: WatchEvent) => void, onEnd: (err?: KeywayError) => void): { cancel(): void } {
+    const stream = this.client.watchEvents({ kinds });
+    let ended = false;
+    const end = (err?: KeywayError) => {
+      if (ended) return;
+      ended = true;
+      onEnd(err);
+    };
+    stream.on('data', onEvent);
+    stream.on('error', (err) => end(fromGrpcError(err)));
+    stream.on('end', () => end());
+    return { cancel: () => stream.cancel() };
   }
 
   close(): void {

@@ -8,3 +8,12 @@ export {
   type IdentityFile,
 } from './identity-file.js';
 export { buildKubeconfig, contextName, KUBE_SNI, type KubeconfigOptions } from './kubeconfig.js';
+export {
+  fromIdentityFile,
+  loadOrJoin,
+  renewHostCredentials,
+  renewalDelayMs,
+  toIdentityFile,
+  type HostCredentials,
+  type HostJoinOptions,
+} from './host-credentials.js';

@@ -26,6 +26,8 @@ const SHORTCUTS: Record<string, string[]> = {
   KEYWAY_AUTH_LISTEN_ADDR: ['auth_service', 'listen_addr'],
   KEYWAY_PROXY_LISTEN_ADDR: ['proxy_service', 'listen_addr'],
   KEYWAY_CLUSTER_NAME: ['cluster_name'],
+  KEYWAY_AUTH_SERVER: ['auth_server'],
+  KEYWAY_CA_PIN: ['ca_pin'],
 };
 
 const NOT_CONFIG = new Set(['KEYWAY_CA_KEY', 'KEYWAY_LOG_LEVEL', 'KEYWAY_CONFIG']);

@@ -83,6 +83,12 @@ export const configSchema = z
       .regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/, 'letters, digits, ".", "_" and "-", at most 63 characters')
       .default('keyway'),
     data_dir: z.string().optional(),
+    /** Where a separate proxy reaches the auth service (host:port). */
+    auth_server: hostPort.optional(),
+    /** How a separate proxy or agent joins: a token from `kwctl tokens add`. */
+    join_params: z.object({ token_name: z.string(), method: z.literal('token').default('token') }).strict().optional(),
+    /** sha256:<hex> of the host CA's public key (kwctl status prints it); without it the first contact is trusted. */
+    ca_pin: z.array(z.string()).default([]),
     log: z.object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info') }).strict().prefault({}),
     auth_service: authService.prefault({}),
     proxy_service: proxyService.prefault({}),

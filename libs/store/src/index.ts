@@ -1,3 +1,3 @@
-export { Store, STORED_KINDS, type Db, type PutOptions, type StoreLocation, type StoreOptions, type StoredKind, type StoredResource } from './store.js';
+export { Store, STORED_KINDS, type Db, type PresenceEntry, type PresenceKind, type PutOptions, type StoreLocation, type StoreOptions, type StoredKind, type StoredResource } from './store.js';
 export type { Database } from './schema.js';
 export { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded.js';

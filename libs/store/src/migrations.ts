@@ -84,6 +84,20 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0002_presence': {
+    async up(db: Kysely<unknown>) {
+      // Heartbeats of proxies and kube agents: short-lived rows that expire unless renewed.
+      await db.schema
+        .createTable('presence')
+        .addColumn('kind', 'text', (c) => c.notNull().check(sql`kind in ('proxy', 'kube_server')`))
+        .addColumn('host_id', 'text', (c) => c.notNull())
+        .addColumn('data', 'jsonb', (c) => c.notNull())
+        .addColumn('expires', 'timestamptz', (c) => c.notNull())
+        .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addPrimaryKeyConstraint('presence_pkey', ['kind', 'host_id'])
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -55,6 +55,14 @@ export interface AuditEventsTable {
   data: Json;
 }
 
+export interface PresenceTable {
+  kind: 'proxy' | 'kube_server';
+  host_id: string;
+  data: Json;
+  expires: Timestamp;
+  updated_at: Timestamp;
+}
+
 export interface ClusterStateTable {
   key: string;
   value: Json;
@@ -71,4 +79,5 @@ export interface Database {
   cert_authorities: CertAuthoritiesTable;
   audit_events: AuditEventsTable;
   cluster_state: ClusterStateTable;
+  presence: PresenceTable;
 }

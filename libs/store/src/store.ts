@@ -30,6 +30,15 @@ export interface StoredResource {
   expires: Date | null;
 }
 
+export type PresenceKind = 'proxy' | 'kube_server';
+
+export interface PresenceEntry {
+  kind: PresenceKind;
+  hostId: string;
+  data: Record<string, unknown>;
+  expires: Date;
+}
+
 export interface PutOptions {
   /** Create only: an existing resource is an AlreadyExists error. */
   createOnly?: boolean;
@@ -215,6 +224,47 @@ export class Store {
   async deleteResource(kind: StoredKind, name: string, db: Db = this.db): Promise<void> {
     const deleted = await this.deleteRow(kind, name, db);
     if (!deleted) throw new NotFoundError(`${kind} "${name}" not found`, { kind, name });
+  }
+
+  /**
+   * Records a heartbeat. Returns whether anything a watcher cares about changed (a new host,
+   * or different data), so callers publish only real changes.
+   */
+  async putPresence(kind: PresenceKind, hostId: string, data: Record<string, unknown>, expires: Date): Promise<boolean> {
+    const json = JSON.stringify(data);
+    const before = await this.db
+      .selectFrom('presence')
+      .select(['data', 'expires'])
+      .where('kind', '=', kind)
+      .where('host_id', '=', hostId)
+      .executeTakeFirst();
+    await this.db
+      .insertInto('presence')
+      .values({ kind, host_id: hostId, data: json, expires })
+      .onConflict((oc) => oc.columns(['kind', 'host_id']).doUpdateSet({ data: json, expires, updated_at: new Date() }))
+      .execute();
+    return !before || isExpired(before.expires) || JSON.stringify(before.data) !== JSON.stringify(JSON.parse(json));
+  }
+
+  async listPresence(kind: PresenceKind, now = new Date()): Promise<PresenceEntry[]> {
+    const rows = await this.db
+      .selectFrom('presence')
+      .select(['host_id', 'data', 'expires'])
+      .where('kind', '=', kind)
+      .where('expires', '>', now)
+      .orderBy('host_id')
+      .execute();
+    return rows.map((r) => ({ kind, hostId: r.host_id, data: r.data, expires: r.expires }));
+  }
+
+  /** Deletes expired heartbeats and returns them, so their going can be published. */
+  async expirePresence(now = new Date()): Promise<PresenceEntry[]> {
+    const rows = await this.db
+      .deleteFrom('presence')
+      .where('expires', '<=', now)
+      .returning(['kind', 'host_id', 'data', 'expires'])
+      .execute();
+    return rows.map((r) => ({ kind: r.kind, hostId: r.host_id, data: r.data, expires: r.expires }));
   }
 
   /** Removes expired tokens, locks and user tokens; returns how many rows went. */

@@ -9,6 +9,7 @@ import { STORED_KINDS, type Db, type Store, type StoredKind } from '@keyway/stor
 import type { CertAuthorities } from '../authorities.js';
 import { DEFAULT_USER_TOKEN_TTL_MS, type IssuedUserToken, type LocalUsers } from '../users/local-users.js';
 import { describeCaller, requireAuthenticated, type Caller } from './caller.js';
+import type { Change, ChangeFeed, WatchKind } from './change-feed.js';
 
 export const SERVER_VERSION = '0.1.0';
 /** Host certificates last long enough to survive a long weekend offline; agents renew them. */
@@ -24,6 +25,8 @@ export interface AuthApiOptions {
   users: LocalUsers;
   secondFactor: 'otp' | 'off';
   logger: Logger;
+  /** Where committed changes are published for watchers. */
+  feed: ChangeFeed;
   now?: () => Date;
 }
 
@@ -98,6 +101,7 @@ export class AuthApi {
       return out;
     });
     this.o.logger.info({ caller: describeCaller(caller), changes }, 'resources written');
+    for (const c of changes) await this.publishPut(c.kind, c.name);
     return changes;
   }
 
@@ -134,6 +138,7 @@ export class AuthApi {
       await this.o.store.deleteResource(k, name, trx);
     });
     this.o.logger.info({ caller: describeCaller(caller), kind: k, name }, 'resource deleted');
+    this.o.feed.publish({ type: 'delete', kind: k, name });
   }
 
   // ---- users ----------------------------------------------------------------------------
@@ -151,6 +156,7 @@ export class AuthApi {
       await this.loadRoles(input.roles, trx, input.name);
       await this.o.store.putResource('user', input.name, user as unknown as Record<string, unknown>, { createOnly: true }, trx);
     });
+    await this.publishPut('user', input.name);
     return this.o.users.issueToken(input.name, 'signup', input.tokenTtlMs || DEFAULT_USER_TOKEN_TTL_MS);
   }
 
@@ -323,7 +329,108 @@ export class AuthApi {
     );
     await this.o.store.putResource('lock', name, lock as unknown as Record<string, unknown>, { createOnly: true, expires: expires ?? null });
     this.o.logger.info({ caller: describeCaller(caller), target: input }, 'lock created');
+    await this.publishPut('lock', name);
     return this.o.store.getResource('lock', name);
+  }
+
+  // ---- hosts ----------------------------------------------------------------------------
+
+  /** A proxy or agent renews its own certificate before it expires; same identity, new key. */
+  async renewHostCert(caller: Caller, input: { publicKeyPem: string; dnsNames: string[]; ipAddresses: string[] }) {
+    const c = requireAuthenticated(caller);
+    const role = c.identity.systemRoles.find((r) => JOINABLE_ROLES.has(r));
+    if (c.kind !== 'host' || !role) throw new AccessDeniedError('only proxies and kube agents renew host certificates');
+    const publicKey = parsePublicKey(input.publicKeyPem);
+    const notAfter = new Date(this.o.now().getTime() + HOST_CERT_TTL_MS);
+    const { expires: _e, issuedAt: _i, serialNumber: _s, ...identity } = c.identity;
+    const cert = this.o.cas.host.signer.signHostCertificate({
+      publicKey,
+      identity,
+      dnsNames: input.dnsNames,
+      ipAddresses: input.ipAddresses,
+      notAfter,
+    });
+    this.o.logger.info({ hostId: identity.username, role }, 'host certificate renewed');
+    return {
+      certPem: cert.certPem,
+      hostCaPems: [this.o.cas.host.certPem],
+      userCaPems: [this.o.cas.user.certPem],
+      hostId: identity.username,
+      expires: notAfter,
+    };
+  }
+
+  /** Records that a proxy or kube agent is alive; watchers hear of new and changed hosts. */
+  async heartbeat(
+    caller: Caller,
+    input: { kind: string; hostId: string; hostname: string; addr: string; version: string; ttlMs: number; kubeClusters: { name: string; labels: Record<string, string> }[] },
+  ): Promise<void> {
+    const c = requireAuthenticated(caller);
+    const kind = input.kind === 'proxy' ? 'proxy' : input.kind === 'kube_server' ? 'kube_server' : undefined;
+    if (!kind) throw new BadParameterError(`unknown heartbeat kind "${input.kind}" (expected proxy or kube_server)`);
+    const needed: SystemRole = kind === 'proxy' ? 'Proxy' : 'Kube';
+    const admin = c.identity.systemRoles.includes('Admin');
+    if (c.kind !== 'host' || (!admin && (!c.identity.systemRoles.includes(needed) || c.identity.username !== input.hostId))) {
+      throw new AccessDeniedError(`${describeCaller(c)} may not heartbeat as ${kind} "${input.hostId}"`);
+    }
+    const ttl = Math.min(Math.max(input.ttlMs || 10_000, 1_000), 10 * 60_000);
+    const data = {
+      host_id: input.hostId,
+      hostname: input.hostname,
+      addr: input.addr,
+      version: input.version,
+      ...(kind === 'kube_server' ? { kube_clusters: input.kubeClusters } : {}),
+    };
+    const changed = await this.o.store.putPresence(kind, input.hostId, data, new Date(this.o.now().getTime() + ttl));
+    if (changed) this.o.feed.publish({ type: 'put', kind, name: input.hostId, resource: data });
+  }
+
+  async liveProxyIds(): Promise<string[]> {
+    return (await this.o.store.listPresence('proxy', this.o.now())).map((p) => p.hostId);
+  }
+
+  /** Deletes heartbeats that were not renewed and tells watchers the hosts are gone. */
+  async expireHosts(): Promise<void> {
+    for (const gone of await this.o.store.expirePresence(this.o.now())) {
+      this.o.feed.publish({ type: 'delete', kind: gone.kind, name: gone.hostId });
+    }
+  }
+
+  /**
+   * Subscribes to changes of the given kinds and returns the current state first. The
+   * subscription starts before the snapshot is read, so nothing between the two is lost.
+   */
+  async watch(caller: Caller, kinds: string[], onChange: (change: Change) => void): Promise<{ snapshot: Change[]; cancel: () => void }> {
+    const c = requireAuthenticated(caller);
+    const allowed = c.kind === 'host' && (c.identity.systemRoles.includes('Proxy') || c.identity.systemRoles.includes('Admin'));
+    if (!allowed) throw new AccessDeniedError(`${describeCaller(c)} may not watch the cluster state`);
+    const wanted = new Set(kinds.map((k) => watchKind(k)));
+    const cancel = this.o.feed.subscribe((change) => {
+      if (wanted.has(change.kind)) onChange(change);
+    });
+    try {
+      const snapshot: Change[] = [];
+      for (const kind of wanted) {
+        if (kind === 'proxy' || kind === 'kube_server') {
+          for (const p of await this.o.store.listPresence(kind, this.o.now())) {
+            snapshot.push({ type: 'put', kind, name: p.hostId, resource: p.data });
+          }
+        } else {
+          for (const r of await this.o.store.listResources(kind)) {
+            snapshot.push({ type: 'put', kind, name: r.name, resource: r.resource, revision: r.revision });
+          }
+        }
+      }
+      return { snapshot, cancel };
+    } catch (err) {
+      cancel();
+      throw err;
+    }
+  }
+
+  private async publishPut(kind: StoredKind, name: string): Promise<void> {
+    const stored = await this.o.store.findResource(kind, name);
+    if (stored) this.o.feed.publish({ type: 'put', kind, name, resource: stored.resource, revision: stored.revision });
   }
 
   // ---- internals ------------------------------------------------------------------------
@@ -416,6 +523,11 @@ function parseOne(json: string, source: string): Resource {
   const [doc] = docs;
   if (!doc || docs.length !== 1) throw new BadParameterError(`${source}: expected exactly one resource`);
   return doc;
+}
+
+function watchKind(kind: string): WatchKind {
+  if (kind === 'proxy' || kind === 'kube_server') return kind;
+  return storedKind(kind);
 }
 
 function storedKind(kind: string): StoredKind {

@@ -3,16 +3,18 @@ import {
   experimental,
   type ServerCredentials,
   type ServerUnaryCall,
+  type ServerWritableStream,
   type sendUnaryData,
   type UntypedHandleCall,
 } from '@grpc/grpc-js';
 import { AUTH_SERVER_NAME } from '@keyway/client';
 import { KeywayError, toGrpcError } from '@keyway/errors';
 import type { Logger } from '@keyway/log';
-import { AuthServiceService, type AuthServiceServer, type Certificates, type Resource } from '@keyway/proto';
+import { AuthServiceService, type AuthServiceServer, type Certificates, type Resource, type WatchEvent, type WatchEventsRequest } from '@keyway/proto';
 import type { StoredResource } from '@keyway/store';
 import type { AuthApi, CertificatesResult } from './auth-api.js';
 import { callerFromCertificate, type Caller, type CallerCas } from './caller.js';
+import type { Change } from './change-feed.js';
 
 export interface GrpcServerOptions {
   api: AuthApi;
@@ -202,7 +204,59 @@ function handlers(o: GrpcServerOptions): AuthServiceServer {
     createLock: unary('CreateLock', async (req, caller) =>
       resourceMessage(await api.createLock(caller, { user: req.user, role: req.role, message: req.message, ttlMs: req.ttlSeconds * 1000 })),
     ),
+    renewHostCert: unary('RenewHostCert', async (req, caller) => {
+      const r = await api.renewHostCert(caller, { publicKeyPem: req.publicKeyPem, dnsNames: req.dnsNames, ipAddresses: req.ipAddresses });
+      return { ...r, expires: r.expires.toISOString() };
+    }),
+    heartbeat: unary('Heartbeat', async (req, caller) => {
+      await api.heartbeat(caller, {
+        kind: req.kind,
+        hostId: req.hostId,
+        hostname: req.hostname,
+        addr: req.addr,
+        version: req.version,
+        ttlMs: req.ttlSeconds * 1000,
+        kubeClusters: req.kubeClusters.map((k) => ({ name: k.name, labels: k.labels })),
+      });
+      return { proxyIds: await api.liveProxyIds() };
+    }),
+    watchEvents: (call: ServerWritableStream<WatchEventsRequest, WatchEvent>) => {
+      let cancel: (() => void) | undefined;
+      let live = false;
+      const pending: Change[] = [];
+      const send = (change: Change) => {
+        if (!call.writable) return;
+        call.write({ type: change.type, resource: changeResource(change) });
+      };
+      call.on('cancelled', () => cancel?.());
+      call.on('close', () => cancel?.());
+      let caller: Caller;
+      try {
+        caller = callerFromCertificate(call.getAuthContext()?.sslPeerCertificate?.raw, o.cas);
+      } catch (err) {
+        call.destroy(toGrpcError(err) as unknown as Error);
+        return;
+      }
+      api
+        .watch(caller, call.request.kinds, (change) => (live ? send(change) : pending.push(change)))
+        .then(({ snapshot, cancel: c }) => {
+          cancel = c;
+          if (call.cancelled) return c();
+          for (const change of snapshot) send(change);
+          call.write({ type: 'init', resource: undefined });
+          for (const change of pending.splice(0)) send(change);
+          live = true;
+        })
+        .catch((err: unknown) => {
+          o.logger.debug({ err }, 'watch refused');
+          call.destroy(toGrpcError(err) as unknown as Error);
+        });
+    },
   };
+}
+
+function changeResource(change: Change): Resource {
+  return { kind: change.kind, name: change.name, json: change.resource ? JSON.stringify(change.resource) : '', revision: change.revision ?? '' };
 }
 
 function resourceMessage(r: StoredResource): Resource {

@@ -1,0 +1,67 @@
+import { join } from 'node:path';
+import { Command, Option } from 'commander';
+import { KubeAgent, AGENT_VERSION } from '@keyway/agent';
+import { loadConfig } from '@keyway/config';
+import { BadParameterError, KeywayError } from '@keyway/errors';
+import { inClusterCredentials, loadKubeconfig } from '@keyway/forwarder';
+import { createLogger } from '@keyway/log';
+
+const program = new Command('keyway-kube-agent')
+  .description('Keyway kube agent: dials out to the proxies and serves its cluster(s) through them')
+  .version(AGENT_VERSION, '-v, --version')
+  .addOption(new Option('-c, --config <file>', 'keyway.yaml (kubernetes_service)').env('KEYWAY_CONFIG'))
+  .option('--proxy <host:port>', 'proxy (load balancer) address')
+  .option('--token <token>', 'join token (kwctl tokens add --type=kube)')
+  .option('--kubeconfig <file>', 'serve the contexts of this kubeconfig (default: the in-cluster service account)')
+  .option('--kube-cluster-name <name>', 'serve only this context (or name the in-cluster cluster)')
+  .option('--labels <k=v,...>', 'static labels of the cluster(s)')
+  .option('--ca-pin <pin>', 'sha256:<hex> of the host CA (kwctl status)')
+  .option('-d, --data-dir <dir>', 'where the agent keeps its credentials')
+  .action(
+    async (opts: { config?: string; proxy?: string; token?: string; kubeconfig?: string; kubeClusterName?: string; labels?: string; caPin?: string; dataDir?: string }) => {
+      const env = { ...process.env };
+      if (opts.proxy) env['KEYWAY_KUBERNETES_SERVICE__PROXY_ADDR'] = opts.proxy;
+      if (opts.token) env['KEYWAY_KUBERNETES_SERVICE__JOIN_PARAMS__TOKEN_NAME'] = opts.token;
+      if (opts.kubeconfig) env['KEYWAY_KUBERNETES_SERVICE__KUBECONFIG_FILE'] = opts.kubeconfig;
+      if (opts.kubeClusterName) env['KEYWAY_KUBERNETES_SERVICE__KUBE_CLUSTER_NAME'] = opts.kubeClusterName;
+      if (opts.dataDir) env['KEYWAY_DATA_DIR'] = opts.dataDir;
+      if (opts.caPin) env['KEYWAY_CA_PIN'] = `[${opts.caPin}]`;
+      const config = loadConfig({ ...(opts.config ? { file: opts.config } : {}), env });
+      const ks = config.kubernetes_service;
+      if (!ks.proxy_addr) throw new BadParameterError('set kubernetes_service.proxy_addr (or --proxy)');
+      if (!ks.join_params?.token_name) throw new BadParameterError('set kubernetes_service.join_params.token_name (or --token)');
+      const labels = { ...ks.labels, ...parseLabels(opts.labels) };
+      const clusters = ks.kubeconfig_file
+        ? loadKubeconfig(ks.kubeconfig_file, ks.kube_cluster_name ? { only: ks.kube_cluster_name } : {})
+        : [inClusterCredentials(ks.kube_cluster_name ?? 'kubernetes')];
+      const logger = createLogger('kube-agent', { level: config.log.level });
+      const agent = await KubeAgent.create({
+        proxyAddr: ks.proxy_addr,
+        token: ks.join_params.token_name,
+        identityPath: join(config.dataDir, 'agent-identity.pem'),
+        caPins: config.ca_pin,
+        clusters: clusters.map((creds) => ({ creds, labels })),
+        logger,
+      });
+      agent.serve();
+      process.stdout.write(`keyway-kube-agent ${AGENT_VERSION} (host id ${agent.hostId}) serving ${clusters.map((c) => c.name).join(', ')} via ${ks.proxy_addr}\n`);
+      const stop = () => void agent.close().then(() => process.exit(0));
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    },
+  );
+
+function parseLabels(s: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of (s ?? '').split(',').filter(Boolean)) {
+    const [k, v] = pair.split('=');
+    if (!k || v === undefined) throw new BadParameterError(`label "${pair}" is not key=value`);
+    out[k.trim()] = v.trim();
+  }
+  return out;
+}
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`keyway-kube-agent: ${err instanceof KeywayError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

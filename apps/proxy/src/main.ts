@@ -1,0 +1,66 @@
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import { Command, Option } from 'commander';
+import { loadOrJoin } from '@keyway/client';
+import { loadConfig } from '@keyway/config';
+import { BadParameterError, KeywayError } from '@keyway/errors';
+import { loadKubeconfig } from '@keyway/forwarder';
+import { createLogger } from '@keyway/log';
+import { ProxyService, PROXY_VERSION } from '@keyway/proxy';
+import { PROXY_SERVER_NAME } from '@keyway/tunnel';
+
+const program = new Command('keyway-proxy')
+  .description('Keyway proxy: kubectl and agents connect here; it joins the auth server with a token')
+  .version(PROXY_VERSION, '-v, --version')
+  .addOption(new Option('-c, --config <file>', 'keyway.yaml (auth_server, join_params, proxy_service)').env('KEYWAY_CONFIG'))
+  .option('--auth-server <host:port>', 'auth server address')
+  .option('--token <token>', 'join token (kwctl tokens add --type=proxy)')
+  .option('--listen-addr <host:port>', 'listen address (default 0.0.0.0:3080)')
+  .option('-d, --data-dir <dir>', 'where the proxy keeps its credentials')
+  .action(async (opts: { config?: string; authServer?: string; token?: string; listenAddr?: string; dataDir?: string }) => {
+    const env = { ...process.env };
+    if (opts.authServer) env['KEYWAY_AUTH_SERVER'] = opts.authServer;
+    if (opts.token) env['KEYWAY_JOIN_PARAMS__TOKEN_NAME'] = opts.token;
+    if (opts.listenAddr) env['KEYWAY_PROXY_LISTEN_ADDR'] = opts.listenAddr;
+    if (opts.dataDir) env['KEYWAY_DATA_DIR'] = opts.dataDir;
+    const config = loadConfig({ ...(opts.config ? { file: opts.config } : {}), env });
+    const logger = createLogger('proxy', { level: config.log.level });
+    if (!config.auth_server) throw new BadParameterError('set auth_server (or --auth-server) to the auth service address');
+    const p = config.proxy_service;
+    const hosts = [...p.public_addr, ...p.kubernetes.public_addr].map((a) => a.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''));
+    const dnsNames = [PROXY_SERVER_NAME, '*.keyway.cluster.local', 'localhost', ...hosts.filter((h) => !isIP(h))];
+    const ipAddresses = ['127.0.0.1', '::1', ...hosts.filter((h) => isIP(h))];
+    const identityPath = join(config.dataDir, 'proxy-identity.pem');
+    const credentials = await loadOrJoin({
+      authAddr: config.auth_server,
+      token: config.join_params?.token_name ?? '',
+      role: 'Proxy',
+      identityPath,
+      caPins: config.ca_pin,
+      dnsNames,
+      ipAddresses,
+      logger,
+    });
+    const proxy = new ProxyService({
+      clusterName: credentials.identity.clusterName,
+      listenAddr: p.listen_addr,
+      publicAddrs: p.public_addr,
+      ...(p.kubernetes.listen_addr ? { kubeListenAddr: p.kubernetes.listen_addr } : {}),
+      kubePublicAddrs: p.kubernetes.public_addr,
+      authAddr: config.auth_server,
+      credentials,
+      identityPath,
+      localClusters: p.kubernetes.kubeconfig_file ? loadKubeconfig(p.kubernetes.kubeconfig_file).map((creds) => ({ creds, labels: {} })) : [],
+      logger,
+    });
+    const { address, kubeAddress } = await proxy.serve();
+    process.stdout.write(`keyway-proxy ${PROXY_VERSION} listening on ${address}${kubeAddress ? `, kube on ${kubeAddress}` : ''} (host id ${proxy.hostId})\n`);
+    const stop = () => void proxy.close().then(() => process.exit(0));
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`keyway-proxy: ${err instanceof KeywayError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

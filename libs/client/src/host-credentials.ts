@@ -1,0 +1,136 @@
+import { X509Certificate } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { hostname as osHostname } from 'node:os';
+import { AccessDeniedError } from '@keyway/errors';
+import type { Logger } from '@keyway/log';
+import { decodeIdentity, generateKeyPair, type Identity, type SystemRole } from '@keyway/pki';
+import { AuthClient, trustOnPin } from './auth-client.js';
+import { readIdentityFile, writeIdentityFile, type IdentityFile } from './identity-file.js';
+
+/** A host's (proxy's, agent's) certificate, key, and the cluster's CA certificates. */
+export interface HostCredentials {
+  privateKeyPem: string;
+  certPem: string;
+  hostCaPems: string[];
+  userCaPems: string[];
+  identity: Identity;
+}
+
+export interface HostJoinOptions {
+  /** host:port of the auth server, or of a proxy that relays to it. */
+  authAddr: string;
+  token: string;
+  role: Extract<SystemRole, 'Kube' | 'Proxy'>;
+  /** Where the credentials are kept between restarts. */
+  identityPath: string;
+  /** Accepted host CA pins (sha256:<hex>); with none, the first contact is trusted, with a warning. */
+  caPins: string[];
+  dnsNames?: string[];
+  ipAddresses?: string[];
+  logger: Logger;
+}
+
+const CA_ORG = { host: 'keyway host CA', user: 'keyway user CA' };
+
+/**
+ * Loads the host's credentials from disk, or joins the cluster with the token to get them.
+ * Credentials near their end (less than a third of their life left) are renewed right away.
+ */
+export async function loadOrJoin(o: HostJoinOptions): Promise<HostCredentials> {
+  if (existsSync(o.identityPath)) {
+    const creds = fromIdentityFile(readIdentityFile(o.identityPath));
+    if (creds.identity.systemRoles.includes(o.role) && creds.identity.expires.getTime() > Date.now() + 60_000) {
+      o.logger.info({ hostId: creds.identity.username, expires: creds.identity.expires }, 'loaded host credentials');
+      return creds;
+    }
+    o.logger.warn({ path: o.identityPath }, 'stored host credentials are expired or for another role: joining again');
+  }
+  const caPems = await learnCas(o);
+  const client = new AuthClient({ address: o.authAddr, caPems });
+  try {
+    const key = generateKeyPair();
+    const joined = await client.call('join', {
+      token: o.token,
+      publicKeyPem: key.publicKeyPem,
+      role: o.role,
+      hostId: '',
+      nodeName: osHostname(),
+      dnsNames: o.dnsNames ?? [],
+      ipAddresses: o.ipAddresses ?? [],
+    });
+    const creds = build(key.privateKeyPem, joined.certPem, joined.hostCaPems, joined.userCaPems);
+    save(o.identityPath, creds);
+    o.logger.info({ hostId: creds.identity.username, role: o.role, expires: creds.identity.expires }, 'joined the cluster');
+    return creds;
+  } finally {
+    client.close();
+  }
+}
+
+async function learnCas(o: HostJoinOptions): Promise<string[]> {
+  if (o.caPins.length > 0) {
+    for (const pin of o.caPins) {
+      try {
+        return await trustOnPin(o.authAddr, pin);
+      } catch (err) {
+        if (!(err instanceof AccessDeniedError)) throw err;
+      }
+    }
+    throw new AccessDeniedError(`the auth server at ${o.authAddr} presents none of the pinned CAs`);
+  }
+  const bootstrap = new AuthClient({ address: o.authAddr, insecureSkipVerify: true });
+  try {
+    const ping = await bootstrap.call('ping', {});
+    o.logger.warn({ authAddr: o.authAddr }, 'no ca_pin configured: trusting the CA the server presented on first contact');
+    return ping.certAuthorities.map((ca) => ca.certPem);
+  } finally {
+    bootstrap.close();
+  }
+}
+
+/** Renews the credentials through the auth server, keeping the same host id. */
+export async function renewHostCredentials(
+  authAddr: string,
+  current: HostCredentials,
+  opts: { identityPath?: string; dnsNames?: string[]; ipAddresses?: string[] } = {},
+): Promise<HostCredentials> {
+  const client = new AuthClient({ address: authAddr, identity: toIdentityFile(current), caPems: current.hostCaPems });
+  try {
+    const key = generateKeyPair();
+    const r = await client.call('renewHostCert', { publicKeyPem: key.publicKeyPem, dnsNames: opts.dnsNames ?? [], ipAddresses: opts.ipAddresses ?? [] });
+    const creds = build(key.privateKeyPem, r.certPem, r.hostCaPems, r.userCaPems);
+    if (opts.identityPath) save(opts.identityPath, creds);
+    return creds;
+  } finally {
+    client.close();
+  }
+}
+
+/** When to renew: once two thirds of the certificate's life have passed. */
+export function renewalDelayMs(creds: HostCredentials, now = Date.now()): number {
+  const notBefore = creds.identity.issuedAt?.getTime() ?? now;
+  const lifetime = creds.identity.expires.getTime() - notBefore;
+  return Math.max(0, notBefore + (lifetime * 2) / 3 - now);
+}
+
+export function toIdentityFile(c: HostCredentials): IdentityFile {
+  return { privateKeyPem: c.privateKeyPem, certPem: c.certPem, caPems: [...c.hostCaPems, ...c.userCaPems] };
+}
+
+export function fromIdentityFile(f: IdentityFile): HostCredentials {
+  const orgOf = (pem: string) => new X509Certificate(pem).subject;
+  return build(
+    f.privateKeyPem,
+    f.certPem,
+    f.caPems.filter((p) => orgOf(p).includes(`O=${CA_ORG.host}`)),
+    f.caPems.filter((p) => orgOf(p).includes(`O=${CA_ORG.user}`)),
+  );
+}
+
+function build(privateKeyPem: string, certPem: string, hostCaPems: string[], userCaPems: string[]): HostCredentials {
+  return { privateKeyPem, certPem, hostCaPems, userCaPems, identity: decodeIdentity(certPem) };
+}
+
+function save(path: string, creds: HostCredentials): void {
+  writeIdentityFile(path, toIdentityFile(creds));
+}

@@ -1,0 +1,5 @@
+export { ClusterCache } from './cache.js';
+export { KubeHandler, type KubeHandlerOptions } from './kube-handler.js';
+export { ProxyService, PROXY_VERSION, classify, type ProxyServiceConfig } from './proxy-service.js';
+export { ClusterRegistry, type ClusterRoute } from './registry.js';
+export { createRouter, type Route, type RouterOptions } from './router.js';

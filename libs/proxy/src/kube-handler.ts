@@ -1,0 +1,287 @@
+import type { X509Certificate } from 'node:crypto';
+import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import http2, { type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import type { Duplex, Readable } from 'node:stream';
+import { pipeline } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { kubeStatus, normalizeRequestPath, parseRequestInfo, type KubeStatus, type RequestInfo } from '@keyway/kube';
+import type { Logger } from '@keyway/log';
+import { verifyCertificate, type Identity } from '@keyway/pki';
+import { authorizeKubeRequest, visibleKubeClusters } from '@keyway/rbac';
+import type { RoleResource } from '@keyway/resources';
+import { endToEndHeaders, type Headers, type KubeRequestHead } from '@keyway/tunnel';
+import type { ClusterCache } from './cache.js';
+import type { ClusterRegistry, ClusterRoute } from './registry.js';
+
+export interface KubeHandlerOptions {
+  clusterName: string;
+  /** The user CA certificates client certificates must chain to. */
+  userCas: () => X509Certificate[];
+  cache: ClusterCache;
+  registry: ClusterRegistry;
+  logger: Logger;
+  /** Largest request head accepted, in bytes. */
+  maxHeaderBytes?: number;
+}
+
+type Authn = { identity: Identity } | { status: KubeStatus };
+
+/** A request from either HTTP/1.1 or HTTP/2, as the handler needs it. */
+interface Exchange {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  rawHeaders: string[];
+  body: Readable;
+  hasBody: boolean;
+  remoteAddr: string;
+  authn: Authn;
+  respond(status: number, headers: Headers): NodeJS.WritableStream;
+  closed(): boolean;
+}
+
+/**
+ * Serves kubectl: every request is authenticated by its client certificate, authorized
+ * against the user's roles for the target cluster, and sent through a route to that
+ * cluster with the Kubernetes identity the roles grant. Refusals are Kubernetes `Status`
+ * objects, so kubectl prints their message.
+ */
+export class KubeHandler {
+  private readonly h1: http.Server;
+  private readonly maxHeaderBytes: number;
+
+  constructor(private readonly o: KubeHandlerOptions) {
+    this.maxHeaderBytes = o.maxHeaderBytes ?? 64 * 1024;
+    this.h1 = http.createServer({ maxHeaderSize: this.maxHeaderBytes, requestTimeout: 0 });
+    this.h1.on('request', (req: IncomingMessage, res: ServerResponse) => this.onHttp1(req, res));
+    this.h1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    this.h1.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      if (!socket.writable) return socket.destroy();
+      const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+      const status = tooLarge
+        ? kubeStatus(431, 'BadRequest', `request headers are larger than ${this.maxHeaderBytes} bytes`)
+        : kubeStatus(400, 'BadRequest', `malformed HTTP request: ${err.code ?? err.message}`);
+      const body = JSON.stringify(status);
+      socket.end(
+        `HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    });
+  }
+
+  /** Takes a TLS connection whose handshake is done (ALPN h2 or http/1.1). */
+  handleConnection(socket: TLSSocket): void {
+    const authn = this.authenticate(socket);
+    authns.set(socket, authn);
+    if (socket.alpnProtocol === 'h2') {
+      const session = http2.performServerHandshake(socket, {
+        settings: { initialWindowSize: 8 * 1024 * 1024, maxConcurrentStreams: 1000, maxHeaderListSize: this.maxHeaderBytes },
+      });
+      this.serveHttp2(session, socket, authn);
+    } else {
+      this.h1.emit('connection', socket);
+    }
+  }
+
+  private authenticate(socket: TLSSocket): Authn {
+    const cert = socket.getPeerX509Certificate();
+    if (!cert) return { status: kubeStatus(401, 'Unauthorized', 'keyway: no client certificate: log in with `kw login` and `kw kube login`') };
+    try {
+      const identity = verifyCertificate(cert, this.o.userCas());
+      if (identity.clusterName !== this.o.clusterName) {
+        return { status: kubeStatus(401, 'Unauthorized', `keyway: certificate is for cluster "${identity.clusterName}", this is "${this.o.clusterName}"`) };
+      }
+      return { identity };
+    } catch (err) {
+      return { status: kubeStatus(401, 'Unauthorized', `keyway: ${(err as Error).message}`) };
+    }
+  }
+
+  private serveHttp2(session: ServerHttp2Session, socket: TLSSocket, authn: Authn): void {
+    session.on('error', () => undefined);
+    session.on('stream', (stream: ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
+      stream.on('error', () => undefined);
+      const exchange: Exchange = {
+        method: String(headers[':method'] ?? 'GET'),
+        url: String(headers[':path'] ?? '/'),
+        headers,
+        rawHeaders: rawHeaders ?? [],
+        body: stream,
+        hasBody: !stream.readableEnded && !(stream.endAfterHeaders ?? false),
+        remoteAddr: socket.remoteAddress ?? '',
+        authn,
+        respond: (status, h) => {
+          if (!stream.destroyed && !stream.headersSent) stream.respond({ ...h, ':status': status });
+          return stream;
+        },
+        closed: () => stream.destroyed,
+      };
+      void this.serve(exchange);
+    });
+  }
+
+  private onHttp1(req: IncomingMessage, res: ServerResponse): void {
+    const authn = authns.get(req.socket as TLSSocket) ?? { status: kubeStatus(401, 'Unauthorized', 'keyway: unknown connection') };
+    const exchange: Exchange = {
+      method: req.method ?? 'GET',
+      url: req.url ?? '/',
+      headers: req.headers,
+      rawHeaders: req.rawHeaders,
+      body: req,
+      hasBody: req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined,
+      remoteAddr: req.socket.remoteAddress ?? '',
+      authn,
+      respond: (status, h) => {
+        if (!res.headersSent) res.writeHead(status, h);
+        return res;
+      },
+      closed: () => res.destroyed,
+    };
+    void this.serve(exchange);
+  }
+
+  /** Authorizes one request; returns where it goes or the Status to answer with. */
+  private prepare(x: Pick<Exchange, 'method' | 'url' | 'headers' | 'rawHeaders' | 'authn'>):
+    | { route: ClusterRoute; head: KubeRequestHead; info: RequestInfo; identity: Identity }
+    | { status: KubeStatus } {
+    if ('status' in x.authn) return { status: x.authn.status };
+    const identity = x.authn.identity;
+    const { cache, registry } = this.o;
+    if (!cache.users.has(identity.username)) {
+      return { status: kubeStatus(403, 'Forbidden', `keyway: user "${identity.username}" no longer exists`) };
+    }
+    const lock = cache.lockFor(identity.username, identity.roles);
+    if (lock) {
+      const why = lock.spec.message ? `: ${lock.spec.message}` : '';
+      return { status: kubeStatus(403, 'Forbidden', `keyway: user "${identity.username}" is locked${why}`) };
+    }
+    const roles = identity.roles.map((r) => cache.roles.get(r)).filter((r): r is RoleResource => r !== undefined);
+    const traits = { internal: identity.traits, external: {} };
+    const visible = visibleKubeClusters(roles, traits, registry.clusters());
+    let clusterName = identity.kubernetesCluster;
+    if (!clusterName) {
+      if (visible.length !== 1) {
+        return {
+          status: kubeStatus(
+            400,
+            'BadRequest',
+            `keyway: the certificate names no Kubernetes cluster; run \`kw kube login <cluster>\` (you can access: ${visible.join(', ') || 'none'})`,
+          ),
+        };
+      }
+      clusterName = visible[0] as string;
+    }
+    const route = registry.pick(clusterName);
+    const known = registry.clusters().find((c) => c.name === clusterName);
+    if (!route || !known || !visible.includes(clusterName)) {
+      return {
+        status: kubeStatus(404, 'NotFound', `keyway: Kubernetes cluster "${clusterName}" not found; you can access: ${visible.join(', ') || 'none'}`),
+      };
+    }
+    for (let i = 0; i < x.rawHeaders.length; i += 2) {
+      const name = (x.rawHeaders[i] as string).toLowerCase();
+      if (name.startsWith('impersonate-') && name !== 'impersonate-user' && name !== 'impersonate-group') {
+        return { status: kubeStatus(403, 'Forbidden', `keyway: the ${x.rawHeaders[i]} header is not allowed; only Impersonate-User and Impersonate-Group are`) };
+      }
+    }
+    let info: RequestInfo;
+    let url: string;
+    try {
+      const normalized = normalizeRequestPath(x.url);
+      url = normalized.url;
+      info = parseRequestInfo(x.method, normalized.path, normalized.query);
+    } catch (err) {
+      return { status: kubeStatus(400, 'BadRequest', `keyway: ${(err as Error).message}`) };
+    }
+    const impersonateUser = headerValues(x.rawHeaders, 'impersonate-user')[0];
+    const impersonateGroups = headerValues(x.rawHeaders, 'impersonate-group');
+    const decision = authorizeKubeRequest({
+      username: identity.username,
+      roles,
+      traits,
+      cluster: { name: clusterName, labels: known.labels },
+      request: info,
+      ...(impersonateUser !== undefined ? { impersonateUser } : {}),
+      ...(impersonateGroups.length > 0 ? { impersonateGroups } : {}),
+    });
+    if (!decision.allowed) {
+      return { status: kubeStatus(decision.status, decision.status === 404 ? 'NotFound' : 'Forbidden', decision.message) };
+    }
+    const head: KubeRequestHead = {
+      method: x.method,
+      path: url,
+      headers: endToEndHeaders(x.headers as Record<string, string | string[] | undefined>, (n) => n === 'authorization' || n.startsWith('impersonate-')),
+      cluster: clusterName,
+      user: decision.kubernetesUser,
+      groups: decision.kubernetesGroups,
+    };
+    return { route, head, info, identity };
+  }
+
+  private async serve(x: Exchange): Promise<void> {
+    const prepared = this.prepare(x);
+    if ('status' in prepared) return this.fail(x, prepared.status);
+    const { route, head, identity } = prepared;
+    try {
+      const { head: res, body } = await route.backend.request(head, x.hasBody ? x.body : null);
+      if (x.closed()) {
+        body.destroy();
+        return;
+      }
+      const out = x.respond(res.status, res.headers);
+      pipeline(body, out as NodeJS.WritableStream & Duplex, () => undefined);
+    } catch (err) {
+      this.o.logger.warn({ err: (err as Error).message, cluster: head.cluster, user: identity.username }, 'forwarding failed');
+      this.fail(x, kubeStatus(503, 'ServiceUnavailable', `keyway: cluster "${head.cluster}" is not reachable right now: ${(err as Error).message}`));
+    }
+  }
+
+  private async onUpgrade(req: IncomingMessage, socket: Duplex, clientHead: Buffer): Promise<void> {
+    socket.on('error', () => undefined);
+    const authn = authns.get(req.socket as TLSSocket) ?? { status: kubeStatus(401, 'Unauthorized', 'keyway: unknown connection') };
+    const prepared = this.prepare({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders, authn });
+    if ('status' in prepared) return writeRawResponse(socket, prepared.status.code, prepared.status);
+    const { route, head } = prepared;
+    head.upgrade = String(req.headers['upgrade'] ?? '');
+    try {
+      const { head: res, stream } = await route.backend.upgrade(head, clientHead);
+      if (res.status !== 101) {
+        socket.write(rawHead(res.status, res.headers, true));
+        pipeline(stream, socket, () => undefined);
+        return;
+      }
+      socket.write(rawHead(101, { ...res.headers, connection: 'Upgrade', upgrade: head.upgrade }, false));
+      pipeline(socket, stream, socket, () => undefined);
+    } catch (err) {
+      writeRawResponse(socket, 503, kubeStatus(503, 'ServiceUnavailable', `keyway: cluster "${head.cluster}" is not reachable right now: ${(err as Error).message}`));
+    }
+  }
+
+  private fail(x: Exchange, status: KubeStatus): void {
+    if (x.closed()) return;
+    x.body.resume(); // drain what the client still sends
+    const out = x.respond(status.code, { 'content-type': 'application/json' });
+    out.end(JSON.stringify(status));
+  }
+}
+
+/** Authentication results per TLS connection, for the HTTP/1.1 server's requests. */
+const authns = new WeakMap<object, Authn>();
+
+function headerValues(raw: string[], name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).toLowerCase() === name) out.push(raw[i + 1] as string);
+  return out;
+}
+
+function rawHead(status: number, headers: Headers, close: boolean): string {
+  const lines = [`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}`];
+  for (const [k, v] of Object.entries(headers)) for (const value of Array.isArray(v) ? v : [v]) lines.push(`${k}: ${value}`);
+  if (close) lines.push('Connection: close');
+  return `${lines.join('\r\n')}\r\n\r\n`;
+}
+
+function writeRawResponse(socket: Duplex, code: number, status: KubeStatus): void {
+  const body = JSON.stringify(status);
+  socket.end(rawHead(code, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }, true) + body);
+}
+

@@ -1,0 +1,260 @@
+import { X509Certificate } from 'node:crypto';
+import http from 'node:http';
+import type net from 'node:net';
+import tls from 'node:tls';
+import { hostname as osHostname } from 'node:os';
+import { AUTH_SERVER_NAME, AuthClient, renewHostCredentials, renewalDelayMs, toIdentityFile, type HostCredentials } from '@keyway/client';
+import { KubeForwarder, type ClusterCredentials } from '@keyway/forwarder';
+import type { Logger } from '@keyway/log';
+import { verifyCertificate } from '@keyway/pki';
+import { GRPC_ALPN, TUNNEL_ALPN, TunnelSession } from '@keyway/tunnel';
+import { ClusterCache } from './cache.js';
+import { KubeHandler } from './kube-handler.js';
+import { ClusterRegistry } from './registry.js';
+import { createRouter, type Route } from './router.js';
+
+export const PROXY_VERSION = '0.1.0';
+const HEARTBEAT_INTERVAL_MS = 2_000;
+const HEARTBEAT_TTL_MS = 6_000;
+
+export interface ProxyServiceConfig {
+  clusterName: string;
+  /** host:port to listen on (default 0.0.0.0:3080). */
+  listenAddr: string;
+  publicAddrs: string[];
+  /** Optional dedicated Kubernetes listener. */
+  kubeListenAddr?: string;
+  kubePublicAddrs?: string[];
+  /** host:port of the auth server's gRPC API. */
+  authAddr: string;
+  credentials: HostCredentials;
+  /** Clusters this proxy serves itself (proxy_service.kubernetes.kubeconfig_file). */
+  localClusters?: { creds: ClusterCredentials; labels: Record<string, string> }[];
+  /** Where renewed credentials are saved, if anywhere. */
+  identityPath?: string;
+  logger: Logger;
+}
+
+/** The proxy: config → create → serve → close. Stateless: all it knows comes from the auth server and agents. */
+export class ProxyService {
+  readonly cache: ClusterCache;
+  readonly registry = new ClusterRegistry();
+  private readonly kube: KubeHandler;
+  private readonly web: http.Server;
+  private creds: HostCredentials;
+  private readonly tlsServers: Record<Exclude<Route, 'auth'>, tls.Server>;
+  private servers: net.Server[] = [];
+  private readonly timers: NodeJS.Timeout[] = [];
+  private renewTimer: NodeJS.Timeout | undefined;
+  private readonly forwarder: KubeForwarder | undefined;
+  private readonly tunnels = new Set<TunnelSession>();
+  private address = '';
+
+  constructor(private readonly config: ProxyServiceConfig) {
+    this.creds = config.credentials;
+    this.tlsServers = {
+      tunnel: this.tlsServer('tunnel', (socket) => void this.onTunnel(socket)),
+      kube: this.tlsServer('kube', (socket) => this.kube.handleConnection(socket)),
+      web: this.tlsServer('web', (socket) => this.web.emit('connection', socket)),
+    };
+    this.cache = new ClusterCache(() => this.authClient(), config.logger);
+    this.kube = new KubeHandler({
+      clusterName: config.clusterName,
+      userCas: () => this.creds.userCaPems.map((p) => new X509Certificate(p)),
+      cache: this.cache,
+      registry: this.registry,
+      logger: config.logger,
+    });
+    this.web = http.createServer((req, res) => this.onWeb(req, res));
+    if (config.localClusters && config.localClusters.length > 0) {
+      const forwarder = new KubeForwarder(config.localClusters.map((c) => c.creds));
+      this.forwarder = forwarder;
+      for (const c of config.localClusters) {
+        this.registry.add({ cluster: c.creds.name, labels: c.labels, serverId: 'local', backend: forwarder, isOpen: () => true });
+      }
+    }
+  }
+
+  get hostId(): string {
+    return this.creds.identity.username;
+  }
+
+  /** Starts listening; resolves with the bound address(es) once the first cache snapshot is in. */
+  async serve(): Promise<{ address: string; kubeAddress?: string }> {
+    this.cache.start();
+    const router = createRouter({
+      classify: (hello) => classify(hello.serverName, hello.alpn),
+      authAddr: () => splitHostPort(this.config.authAddr),
+      servers: this.tlsServers,
+      onError: (err, route) => this.config.logger.debug({ err: err.message, route }, 'connection failed'),
+    });
+    this.address = await listen(router, this.config.listenAddr);
+    this.servers.push(router);
+    let kubeAddress: string | undefined;
+    if (this.config.kubeListenAddr) {
+      kubeAddress = await listen(this.tlsServers.kube, this.config.kubeListenAddr);
+      this.servers.push(this.tlsServers.kube);
+    }
+    await this.heartbeat();
+    this.timers.push(setInterval(() => void this.heartbeat(), HEARTBEAT_INTERVAL_MS).unref());
+    this.scheduleRenewal();
+    await Promise.race([this.cache.ready, new Promise((r) => setTimeout(r, 10_000).unref())]);
+    this.config.logger.info({ address: this.address, kubeAddress, hostId: this.hostId }, 'proxy listening');
+    return { address: this.address, ...(kubeAddress ? { kubeAddress } : {}) };
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    if (this.renewTimer) clearTimeout(this.renewTimer);
+    this.cache.stop();
+    for (const t of this.tunnels) t.destroy();
+    this.forwarder?.close();
+    await Promise.all(
+      this.servers.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            s.close(() => resolve());
+            (s as net.Server & { closeAllConnections?: () => void }).closeAllConnections?.();
+          }),
+      ),
+    );
+  }
+
+  private authClient(): AuthClient {
+    return new AuthClient({ address: this.config.authAddr, identity: toIdentityFile(this.creds), caPems: this.creds.hostCaPems });
+  }
+
+  /** TLS settings per route; the secure context is built once per certificate, not per connection. */
+  private tlsOptions(route: Exclude<Route, 'auth'>): tls.TlsOptions {
+    const base = { cert: this.creds.certPem, key: this.creds.privateKeyPem, minVersion: 'TLSv1.2' as const };
+    switch (route) {
+      case 'tunnel':
+        return { ...base, ca: this.creds.hostCaPems, ALPNProtocols: [TUNNEL_ALPN], requestCert: true, rejectUnauthorized: true };
+      case 'kube':
+        // Checked per request, so a bad certificate gets a Status kubectl can print instead of a TLS alert.
+        return { ...base, ca: this.creds.userCaPems, ALPNProtocols: ['h2', 'http/1.1'], requestCert: true, rejectUnauthorized: false };
+      case 'web':
+        return { ...base, ALPNProtocols: ['http/1.1'] };
+    }
+  }
+
+  private tlsServer(route: Exclude<Route, 'auth'>, onSecure: (socket: tls.TLSSocket) => void): tls.Server {
+    const server = tls.createServer(this.tlsOptions(route), onSecure);
+    server.on('tlsClientError', (err) => this.config.logger.debug({ err: err.message, route }, 'TLS handshake failed'));
+    return server;
+  }
+
+  /** A renewed certificate applies to new connections at once. */
+  private refreshContexts(): void {
+    for (const route of ['tunnel', 'kube', 'web'] as const) this.tlsServers[route].setSecureContext(this.tlsOptions(route));
+  }
+
+  private async onTunnel(socket: tls.TLSSocket): Promise<void> {
+    const log = this.config.logger;
+    try {
+      const peer = socket.getPeerX509Certificate();
+      const agent = peer ? verifyCertificate(peer, this.creds.hostCaPems.map((p) => new X509Certificate(p))) : undefined;
+      if (!agent?.systemRoles.includes('Kube')) throw new Error('tunnel client is not a kube agent');
+      const session = new TunnelSession(socket);
+      this.tunnels.add(session);
+      const info = await session.info();
+      const removers = info.clusters.map((c) =>
+        this.registry.add({ cluster: c.name, labels: c.labels, serverId: agent.username, backend: session, isOpen: () => session.isOpen }),
+      );
+      log.info({ agent: agent.username, clusters: info.clusters.map((c) => c.name) }, 'agent tunnel up');
+      void session.closed.then(() => {
+        for (const remove of removers) remove();
+        this.tunnels.delete(session);
+        log.info({ agent: agent.username }, 'agent tunnel down');
+      });
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'agent tunnel refused');
+      socket.destroy();
+    }
+  }
+
+  private onWeb(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (req.method === 'GET' && (req.url === '/v1/webapi/ping' || req.url === '/webapi/ping')) {
+      const body = {
+        cluster_name: this.config.clusterName,
+        server_version: PROXY_VERSION,
+        proxy: {
+          kube: {
+            enabled: true,
+            public_addr: this.config.kubePublicAddrs?.[0] ?? this.config.publicAddrs[0] ?? this.address,
+            listen_addr: this.config.kubeListenAddr ?? this.config.listenAddr,
+          },
+          public_addr: this.config.publicAddrs[0] ?? this.address,
+          tls_routing_enabled: true,
+        },
+        auth: { second_factor: 'otp' },
+      };
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: { message: `not found: ${req.method} ${req.url}` } }));
+  }
+
+  private async heartbeat(): Promise<void> {
+    const client = this.authClient();
+    try {
+      await client.call('heartbeat', {
+        kind: 'proxy',
+        hostId: this.hostId,
+        hostname: osHostname(),
+        addr: this.config.publicAddrs[0] ?? this.address,
+        version: PROXY_VERSION,
+        ttlSeconds: HEARTBEAT_TTL_MS / 1000,
+        kubeClusters: [],
+      });
+    } catch (err) {
+      this.config.logger.warn({ err: (err as Error).message }, 'proxy heartbeat failed');
+    } finally {
+      client.close();
+    }
+  }
+
+  private scheduleRenewal(): void {
+    this.renewTimer = setTimeout(() => {
+      renewHostCredentials(this.config.authAddr, this.creds, { ...(this.config.identityPath ? { identityPath: this.config.identityPath } : {}) })
+        .then((creds) => {
+          this.creds = creds;
+          this.refreshContexts();
+          this.scheduleRenewal();
+        })
+        .catch((err: unknown) => {
+          this.config.logger.warn({ err: (err as Error).message }, 'renewing the proxy certificate failed; retrying in a minute');
+          this.renewTimer = setTimeout(() => this.scheduleRenewal(), 60_000).unref();
+        });
+    }, renewalDelayMs(this.creds));
+    this.renewTimer.unref();
+  }
+}
+
+/** SNI/ALPN routing, as in DESIGN.md. */
+export function classify(serverName: string | undefined, alpn: string[]): Route {
+  if (alpn.includes(TUNNEL_ALPN)) return 'tunnel';
+  if (alpn.includes(GRPC_ALPN) || serverName === AUTH_SERVER_NAME) return 'auth';
+  if (serverName && (serverName.startsWith('kube-teleport-proxy-alpn.') || serverName.startsWith('kube.'))) return 'kube';
+  return 'web';
+}
+
+function splitHostPort(addr: string): { host: string; port: number } {
+  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(addr);
+  if (!m) throw new Error(`"${addr}" is not host:port`);
+  return { host: m[1] || '127.0.0.1', port: Number(m[2]) };
+}
+
+function listen(server: net.Server, addr: string): Promise<string> {
+  const { host, port } = splitHostPort(addr);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host === '' ? '0.0.0.0' : host, () => {
+      const a = server.address() as net.AddressInfo;
+      const shown = a.address === '0.0.0.0' || a.address === '::' ? '127.0.0.1' : a.address;
+      resolve(`${shown.includes(':') ? `[${shown}]` : shown}:${a.port}`);
+    });
+  });
+}
