@@ -25,6 +25,8 @@ program
     if (opts.proxyListenAddr) env['KEYWAY_PROXY_LISTEN_ADDR'] = opts.proxyListenAddr;
     if (opts.kubeconfig) env['KEYWAY_PROXY_SERVICE__KUBERNETES__KUBECONFIG_FILE'] = opts.kubeconfig;
     const config = loadConfig({ ...(opts.config ? { file: opts.config } : {}), env });
+    // Everything this process writes (keys, identities, the embedded database) is private.
+    process.umask(0o077);
     const logger = createLogger('keyway', { level: config.log.level });
     const stack = await startStack(config, logger);
     const auth = stack.auth;

@@ -93,7 +93,7 @@ export class AuthService {
     const listen = config.auth_service.listen_addr;
     const serverKey = generateKeyPair();
     const serverCert = this.signServerCert(serverKey.publicKeyPem, listen);
-    const { server, port } = await serveGrpc(
+    const { server, port, setServerCertificate } = await serveGrpc(
       {
         api: this.api,
         cas: { userCa: this.cas.user.cert, hostCa: this.cas.host.cert, userCaPem: this.cas.user.certPem, hostCaPem: this.cas.host.certPem },
@@ -106,8 +106,15 @@ export class AuthService {
     this.server = server;
     this.port = port;
     this.writeAdminIdentity();
-    // Refresh the admin identity daily so a long-running auth server never leaves kwctl with an expired one.
-    this.timers.push(setInterval(() => this.writeAdminIdentity(), 24 * 60 * 60_000).unref());
+    // Refresh the admin identity and the server's own certificate daily, so a long-running
+    // auth server never presents, or leaves kwctl with, an expired one.
+    this.timers.push(
+      setInterval(() => {
+        this.writeAdminIdentity();
+        const key = generateKeyPair();
+        setServerCertificate(this.signServerCert(key.publicKeyPem, listen), key.privateKeyPem);
+      }, 24 * 60 * 60_000).unref(),
+    );
     this.timers.push(
       setInterval(() => {
         this.store.deleteExpired().catch((err: unknown) => logger.warn({ err }, 'sweeping expired resources failed'));

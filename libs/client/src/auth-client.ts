@@ -1,6 +1,7 @@
 import { credentials, Metadata, type CallOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import { AccessDeniedError, fromGrpcError, type KeywayError } from '@keyway/errors';
-import { spkiPin } from '@keyway/pki';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { decodeIdentity, spkiPin } from '@keyway/pki';
 import { AuthServiceClient, type WatchEvent } from '@keyway/proto';
 import type { IdentityFile } from './identity-file.js';
 
@@ -60,7 +61,9 @@ export class AuthClient {
       ca.length > 0 ? Buffer.from(ca.join('')) : null,
       options.identity ? Buffer.from(options.identity.privateKeyPem) : null,
       options.identity ? Buffer.from(options.identity.certPem) : null,
-      options.insecureSkipVerify ? { rejectUnauthorized: false, checkServerIdentity: () => undefined } : {},
+      options.insecureSkipVerify
+        ? { rejectUnauthorized: false, checkServerIdentity: () => undefined }
+        : { checkServerIdentity: checkAuthServer },
     );
     this.client = new AuthServiceClient(options.address, creds, {
       'grpc.ssl_target_name_override': AUTH_SERVER_NAME,
@@ -106,6 +109,22 @@ export class AuthClient {
 }
 
 /**
+ * The server must be the auth server: its name, and the Auth role in its certificate. Any
+ * host of the cluster holds a certificate from the same CA, so the name alone is not enough.
+ */
+function checkAuthServer(hostname: string, cert: PeerCertificate): Error | undefined {
+  const nameError = checkServerIdentity(hostname, cert);
+  if (nameError) return nameError;
+  try {
+    const identity = decodeIdentity(cert.raw);
+    if (identity.systemRoles.includes('Auth')) return undefined;
+    return new Error(`the server presents a certificate of a ${identity.systemRoles.join(',') || 'user'}, not of the auth service`);
+  } catch (err) {
+    return err as Error;
+  }
+}
+
+/**
  * Learns the cluster's CA certificates from an auth server that is not trusted yet, and
  * accepts them only if the host CA matches the pin (`sha256:<hex>` of its public key, as
  * `kwctl status` prints it), the way Teleport agents join with --ca-pin.
@@ -121,7 +140,18 @@ export async function trustOnPin(address: string, pin: string): Promise<string[]
         { address },
       );
     }
-    return ping.certAuthorities.map((ca) => ca.certPem);
+    // Only the pinned CA is trusted from the unverified answer; the rest is asked again over
+    // a connection verified with it, so a server cannot slip in a CA of its own.
+    const verified = new AuthClient({ address, caPems: [host.certPem] });
+    try {
+      const trusted = await verified.call('ping', {});
+      if (!trusted.certAuthorities.some((ca) => ca.type === 'host' && spkiPin(ca.certPem) === spkiPin(host.certPem))) {
+        throw new AccessDeniedError(`the auth server at ${address} changed its host CA during the handshake`, { address });
+      }
+      return trusted.certAuthorities.map((ca) => ca.certPem);
+    } finally {
+      verified.close();
+    }
   } finally {
     bootstrap.close();
   }

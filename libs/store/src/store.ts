@@ -69,19 +69,21 @@ export class Store {
   /** Opens the store and brings its schema up to date. */
   static async open(options: StoreOptions): Promise<Store> {
     let embedded: EmbeddedPostgres | undefined;
-    let connectionString: string;
+    let connection: pg.PoolConfig;
     if (options.location.type === 'embedded') {
       embedded = await startEmbeddedPostgres(options.location.dataDir);
-      connectionString = embedded.url;
+      connection = embedded.connection;
     } else {
-      connectionString = options.location.connString;
+      connection = { connectionString: options.location.connString };
     }
     const pool = new pg.Pool({
-      connectionString,
-      max: options.maxConnections ?? (embedded ? 4 : 10),
-      connectionTimeoutMillis: 10_000,
+      ...connection,
+      // The embedded server is a single session: one connection, queries queue in the pool.
+      max: embedded ? 1 : (options.maxConnections ?? 10),
+      connectionTimeoutMillis: embedded ? 60_000 : 10_000,
     });
     pool.on('error', (err) => options.logger?.warn({ err }, 'idle database connection failed'));
+    pool.on('connect', (client) => client.on('error', (err) => options.logger?.warn({ err }, 'database connection failed')));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     const store = new Store(db, embedded);
     try {

@@ -350,13 +350,18 @@ describe('auth service + kwctl on Postgres', () => {
       dnsNames: ['agent-1.example'],
       ipAddresses: ['127.0.0.1'],
     });
-    expect(decodeIdentity(joined.certPem)).toMatchObject({ username: 'agent-1', systemRoles: ['Kube'], clusterName: 'acme' });
-    await expect(c.call('join', { ...{ token: 'f'.repeat(32), publicKeyPem: key.publicKeyPem, role: 'Kube', hostId: '', nodeName: '', dnsNames: [], ipAddresses: [] } })).rejects.toMatchObject({
-      kind: 'AccessDenied',
-    });
-    await expect(c.call('join', { token, publicKeyPem: key.publicKeyPem, role: 'Proxy', hostId: '', nodeName: '', dnsNames: [], ipAddresses: [] })).rejects.toThrow(
-      /does not allow role Proxy/,
-    );
+    const agentId = decodeIdentity(joined.certPem);
+    // The auth server names hosts: a chosen id is not taken.
+    expect(agentId).toMatchObject({ systemRoles: ['Kube'], clusterName: 'acme' });
+    expect(agentId.username).toMatch(/^[0-9a-f-]{36}$/);
+    const joinWith = (over: Record<string, unknown>) =>
+      c.call('join', { token, publicKeyPem: key.publicKeyPem, role: 'Kube', hostId: '', nodeName: '', dnsNames: [], ipAddresses: [], ...over });
+    await expect(joinWith({ token: 'f'.repeat(32) })).rejects.toMatchObject({ kind: 'AccessDenied' });
+    await expect(joinWith({ role: 'Proxy' })).rejects.toThrow(/does not allow role Proxy/);
+    // An agent cannot get a certificate that passes for the auth server or the proxies.
+    await expect(joinWith({ dnsNames: ['auth.keyway.cluster.local'] })).rejects.toThrow(/may not carry the name/);
+    await expect(joinWith({ dnsNames: ['*.keyway.cluster.local'] })).rejects.toThrow(/may not carry/);
+    await expect(joinWith({ dnsNames: ['*.example.com'] })).rejects.toThrow(/wildcard/);
     c.close();
     expect((await kwctl(['tokens', 'rm', token])).code).toBe(0);
   });

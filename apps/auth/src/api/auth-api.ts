@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { isIP } from 'node:net';
 import { sql } from 'kysely';
 import { AccessDeniedError, BadParameterError, NotFoundError } from '@keyway/errors';
 import type { Logger } from '@keyway/log';
@@ -7,7 +8,7 @@ import { certTtl, checkAccess, identityKubeGrants } from '@keyway/rbac';
 import { parseResourceDocuments, type LockResource, type Resource, type RoleResource, type UserResource } from '@keyway/resources';
 import { STORED_KINDS, type Db, type Store, type StoredKind } from '@keyway/store';
 import type { CertAuthorities } from '../authorities.js';
-import { DEFAULT_USER_TOKEN_TTL_MS, type IssuedUserToken, type LocalUsers } from '../users/local-users.js';
+import { DEFAULT_USER_TOKEN_TTL_MS, checkUserTokenTtl, type IssuedUserToken, type LocalUsers } from '../users/local-users.js';
 import { describeCaller, requireAuthenticated, type Caller } from './caller.js';
 import type { Change, ChangeFeed, WatchKind } from './change-feed.js';
 
@@ -16,6 +17,7 @@ export const SERVER_VERSION = '0.1.0';
 export const HOST_CERT_TTL_MS = 7 * 24 * 60 * 60_000;
 const DEFAULT_JOIN_TOKEN_TTL_MS = 30 * 60_000;
 const MAX_JOIN_TOKEN_TTL_MS = 30 * 24 * 60 * 60_000;
+const MAX_LOCK_TTL_MS = 10 * 365 * 24 * 60 * 60_000;
 const JOINABLE_ROLES = new Set<SystemRole>(['Kube', 'Proxy']);
 
 export interface AuthApiOptions {
@@ -80,16 +82,15 @@ export class AuthApi {
       const out = [];
       for (const r of resources) {
         const kind = storedKind(r.kind);
+        // A revision guards an update of what was read (kwctl get, edit, create --force). A
+        // revision from elsewhere (a Teleport export, a backup of another cluster) guards nothing.
         const revision = (r.metadata as { revision?: string }).revision;
+        const guarded = force && revision !== undefined && /^\d+$/.test(revision) && (await this.o.store.findResource(kind, r.metadata.name, trx)) !== undefined;
         const put = await this.o.store.putResource(
           kind,
           r.metadata.name,
           r as unknown as Record<string, unknown>,
-          {
-            createOnly: !force,
-            ...(force && revision !== undefined ? { expectedRevision: revision } : {}),
-            expires: expiresOf(r),
-          },
+          { createOnly: !force, ...(guarded ? { expectedRevision: revision } : {}), expires: expiresOf(r) },
           trx,
         );
         out.push({ kind, name: r.metadata.name, created: put.created, revision: put.revision });
@@ -148,6 +149,8 @@ export class AuthApi {
     input: { name: string; roles: string[]; traits: Record<string, string[]>; tokenTtlMs?: number },
   ): Promise<IssuedUserToken> {
     await this.authorize(caller, 'user', 'create');
+    // Checked before the user exists, so a bad TTL does not leave a user without a token.
+    checkUserTokenTtl(input.tokenTtlMs || DEFAULT_USER_TOKEN_TTL_MS);
     const user = parseOne(
       JSON.stringify({ kind: 'user', version: 'v2', metadata: { name: input.name }, spec: { roles: input.roles, traits: input.traits } }),
       `user ${input.name}`,
@@ -256,8 +259,9 @@ export class AuthApi {
     if (!allowed.includes(role.toLowerCase())) {
       throw new AccessDeniedError(`join token does not allow role ${role} (it allows ${allowed.join(', ') || 'none'})`);
     }
-    const hostId = input.hostId || randomUUID();
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(hostId)) throw new BadParameterError(`invalid host id "${hostId}"`);
+    // Host ids are UUIDs the auth server hands out, so no host can take a chosen name.
+    const hostId = UUID.test(input.hostId ?? '') ? (input.hostId as string) : randomUUID();
+    checkHostNames(role, input.dnsNames, input.ipAddresses);
     const notAfter = new Date(this.o.now().getTime() + HOST_CERT_TTL_MS);
     const identity: Omit<Identity, 'expires'> = {
       username: hostId,
@@ -292,7 +296,7 @@ export class AuthApi {
   async createToken(caller: Caller, input: { roles: string[]; ttlMs?: number; name?: string; labels?: Record<string, string> }) {
     await this.authorize(caller, 'token', 'create');
     const ttl = input.ttlMs || DEFAULT_JOIN_TOKEN_TTL_MS;
-    if (ttl > MAX_JOIN_TOKEN_TTL_MS) throw new BadParameterError('join token TTL must be at most 720h');
+    if (ttl < 1000 || ttl > MAX_JOIN_TOKEN_TTL_MS) throw new BadParameterError('join token TTL must be between 1s and 720h', { ttl });
     const name = input.name || randomBytes(16).toString('hex');
     const roles = input.roles.map(normalizeSystemRole);
     const expires = new Date(this.o.now().getTime() + ttl);
@@ -312,6 +316,9 @@ export class AuthApi {
   async createLock(caller: Caller, input: { user?: string; role?: string; message?: string; ttlMs?: number }) {
     await this.authorize(caller, 'lock', 'create');
     if (!input.user && !input.role) throw new BadParameterError('a lock needs a target: --user or --role');
+    if (input.ttlMs !== undefined && input.ttlMs !== 0 && (input.ttlMs < 1000 || input.ttlMs > MAX_LOCK_TTL_MS)) {
+      throw new BadParameterError('lock TTL must be between 1s and 87600h (10 years); omit it for a lock until unlocked', { ttl: input.ttlMs });
+    }
     const name = randomUUID();
     const expires = input.ttlMs ? new Date(this.o.now().getTime() + input.ttlMs) : undefined;
     const lock = parseOne(
@@ -341,6 +348,7 @@ export class AuthApi {
     const role = c.identity.systemRoles.find((r) => JOINABLE_ROLES.has(r));
     if (c.kind !== 'host' || !role) throw new AccessDeniedError('only proxies and kube agents renew host certificates');
     const publicKey = parsePublicKey(input.publicKeyPem);
+    checkHostNames(role, input.dnsNames, input.ipAddresses);
     const notAfter = new Date(this.o.now().getTime() + HOST_CERT_TTL_MS);
     const { expires: _e, issuedAt: _i, serialNumber: _s, ...identity } = c.identity;
     const cert = this.o.cas.host.signer.signHostCertificate({
@@ -525,6 +533,38 @@ function parseOne(json: string, source: string): Resource {
   return doc;
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const CLUSTER_LOCAL = '.keyway.cluster.local';
+/** Names under the cluster-local domain that each role may carry; auth's own is never handed out. */
+const RESERVED_NAMES: Record<string, Set<string>> = {
+  Proxy: new Set(['proxy.keyway.cluster.local', '*.keyway.cluster.local']),
+  Kube: new Set(),
+};
+
+/**
+ * A joining host names the DNS names and IPs its certificate carries. Names clients use
+ * to find the auth server or the proxies are reserved to those roles, and only proxies get
+ * a wildcard, so an agent's certificate can never pass for them.
+ */
+function checkHostNames(role: SystemRole, dnsNames: string[], ipAddresses: string[]): void {
+  for (const name of dnsNames) {
+    const lower = name.toLowerCase();
+    const reserved = lower.endsWith(CLUSTER_LOCAL) || lower === CLUSTER_LOCAL.slice(1);
+    if (reserved && !RESERVED_NAMES[role]?.has(lower)) {
+      throw new BadParameterError(`a ${role} host may not carry the name "${name}"`, { name });
+    }
+    if (lower.includes('*') && !RESERVED_NAMES[role]?.has(lower)) {
+      throw new BadParameterError(`a ${role} host may not carry the wildcard name "${name}"`, { name });
+    }
+    if (!/^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(lower)) {
+      throw new BadParameterError(`"${name}" is not a valid DNS name`, { name });
+    }
+  }
+  for (const ip of ipAddresses) {
+    if (!isIP(ip)) throw new BadParameterError(`"${ip}" is not an IP address`, { ip });
+  }
+}
+
 function watchKind(kind: string): WatchKind {
   if (kind === 'proxy' || kind === 'kube_server') return kind;
   return storedKind(kind);
@@ -554,6 +594,10 @@ function normalizeSystemRole(role: string): SystemRole {
  */
 function parsePublicKey(pem: string): string {
   if (!pem) throw new BadParameterError('public key is required');
-  subjectPublicKey(pem);
+  try {
+    subjectPublicKey(pem);
+  } catch (err) {
+    throw new BadParameterError(`public key is not a PEM ECDSA P-256/P-384, Ed25519 or RSA ≥ 2048 key (${(err as Error).message.replace(/error:[0-9A-F]+:/g, '').trim()})`);
+  }
   return pem;
 }

@@ -8,7 +8,7 @@ import {
   type UntypedHandleCall,
 } from '@grpc/grpc-js';
 import { AUTH_SERVER_NAME } from '@keyway/client';
-import { KeywayError, toGrpcError } from '@keyway/errors';
+import { BadParameterError, KeywayError, toGrpcError } from '@keyway/errors';
 import type { Logger } from '@keyway/log';
 import { AuthServiceService, type AuthServiceServer, type Certificates, type Resource, type WatchEvent, type WatchEventsRequest } from '@keyway/proto';
 import type { StoredResource } from '@keyway/store';
@@ -62,24 +62,37 @@ class CertificateSource<T> implements experimental.CertificateProvider {
  * Requests a client certificate but lets the call through without one: login and join
  * come before a certificate exists. Each handler then decides what the caller may do.
  */
-function serverCredentials(o: GrpcServerOptions): ServerCredentials {
+type Certificates_ = experimental.CaCertificateUpdate & experimental.IdentityCertificateUpdate;
+
+function serverCredentials(o: GrpcServerOptions): { credentials: ServerCredentials; source: CertificateSource<Certificates_> } {
   // One source answers as both CA and identity provider: grpc-js 1.14 hands the two
   // providers to its constructor in swapped order, and a combined answer is right either way.
-  const source = new CertificateSource<experimental.CaCertificateUpdate & experimental.IdentityCertificateUpdate>({
+  const source = new CertificateSource<Certificates_>({
     caCertificate: Buffer.from(o.cas.userCaPem + o.cas.hostCaPem),
     certificate: Buffer.from(o.certPem),
     privateKey: Buffer.from(o.keyPem),
   });
-  return experimental.createCertificateProviderServerCredentials(source, source, false);
+  return { credentials: experimental.createCertificateProviderServerCredentials(source, source, false), source };
 }
 
-export async function serveGrpc(o: GrpcServerOptions, listenAddr: string): Promise<{ server: Server; port: number }> {
+export async function serveGrpc(
+  o: GrpcServerOptions,
+  listenAddr: string,
+): Promise<{ server: Server; port: number; setServerCertificate(certPem: string, keyPem: string): void }> {
   const server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
   server.addService(AuthServiceService, handlers(o) as unknown as Record<string, UntypedHandleCall>);
+  const { credentials, source } = serverCredentials(o);
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(listenAddr, serverCredentials(o), (err, p) => (err ? reject(err) : resolve(p)));
+    server.bindAsync(listenAddr, credentials, (err, p) =>
+      err ? reject(new BadParameterError(`cannot listen on ${listenAddr}: ${err.message}`, { listenAddr })) : resolve(p),
+    );
   });
-  return { server, port };
+  return {
+    server,
+    port,
+    setServerCertificate: (certPem, keyPem) =>
+      source.update({ caCertificate: Buffer.from(o.cas.userCaPem + o.cas.hostCaPem), certificate: Buffer.from(certPem), privateKey: Buffer.from(keyPem) }),
+  };
 }
 
 export { AUTH_SERVER_NAME };

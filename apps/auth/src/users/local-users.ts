@@ -49,9 +49,7 @@ export class LocalUsers {
 
   /** Replaces any outstanding token of the user with a fresh one. */
   async issueToken(user: string, kind: UserTokenKind, ttlMs = DEFAULT_USER_TOKEN_TTL_MS): Promise<IssuedUserToken> {
-    if (ttlMs <= 0 || ttlMs > MAX_USER_TOKEN_TTL_MS) {
-      throw new BadParameterError(`token TTL must be between 1s and 168h`, { ttlMs });
-    }
+    checkUserTokenTtl(ttlMs);
     const { token, hash } = newUserToken();
     const expires = new Date(this.o.now().getTime() + ttlMs);
     await this.o.store.transaction(async (trx) => {
@@ -79,8 +77,19 @@ export class LocalUsers {
     const row = await this.validToken(token);
     let secret = row.totp_secret;
     if (this.o.secondFactor === 'otp' && !secret) {
-      secret = newTotpSecret();
-      await this.o.store.db.updateTable('user_tokens').set({ totp_secret: secret }).where('token_hash', '=', row.token_hash).execute();
+      // Two first looks at once must agree on one secret: only the first write wins.
+      const won = await this.o.store.db
+        .updateTable('user_tokens')
+        .set({ totp_secret: newTotpSecret() })
+        .where('token_hash', '=', row.token_hash)
+        .where('totp_secret', 'is', null)
+        .returning('totp_secret')
+        .executeTakeFirst();
+      secret =
+        won?.totp_secret ??
+        (await this.o.store.db.selectFrom('user_tokens').select('totp_secret').where('token_hash', '=', row.token_hash).executeTakeFirst())
+          ?.totp_secret ??
+        null;
     }
     return {
       user: row.username,
@@ -198,6 +207,13 @@ export class LocalUsers {
       });
     }
     return row;
+  }
+}
+
+/** Signup and reset tokens live from one second to a week. */
+export function checkUserTokenTtl(ttlMs: number): void {
+  if (!Number.isFinite(ttlMs) || ttlMs < 1000 || ttlMs > MAX_USER_TOKEN_TTL_MS) {
+    throw new BadParameterError('token TTL must be between 1s and 168h', { ttlMs });
   }
 }
 

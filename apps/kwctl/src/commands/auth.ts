@@ -2,7 +2,9 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { buildKubeconfig, writeSecretFile } from '@keyway/client';
 import { generateKeyPair } from '@keyway/pki';
-import { parseDuration } from '@keyway/resources';
+import { existsSync } from 'node:fs';
+import { BadParameterError } from '@keyway/errors';
+import { ttlSeconds } from '../ttl.js';
 import type { CommandContext } from '../context.js';
 
 /** `kwctl auth sign`: credentials for a user (a bot, CI), as Teleport's `tctl auth sign`. */
@@ -15,20 +17,37 @@ export function register(program: Command, ctx: CommandContext): void {
     .addOption(new Option('--format <format>', 'kubernetes: a kubeconfig; tls: OUT.crt, OUT.key, OUT.cas').choices(['kubernetes', 'tls']).default('kubernetes'))
     .requiredOption('-o, --out <path>', 'where to write')
     .option('--kube-cluster <name>', 'route the certificate to this Kubernetes cluster')
+    .addOption(new Option('--kube-cluster-name <name>', "Teleport's spelling of --kube-cluster").hideHelp())
+    .option('--overwrite', 'replace files that exist', false)
     .option('--proxy <host:port>', 'proxy address written into the kubeconfig', 'localhost:3080')
     .option('--ttl <duration>', 'certificate lifetime (capped by the user\'s roles)', '12h')
     .action(
       async (
-        opts: { user: string; format: 'kubernetes' | 'tls'; out: string; kubeCluster?: string; proxy: string; ttl: string },
+        opts: {
+          user: string;
+          format: 'kubernetes' | 'tls';
+          out: string;
+          kubeCluster?: string;
+          kubeClusterName?: string;
+          proxy: string;
+          ttl: string;
+          overwrite: boolean;
+        },
         cmd: Command,
       ) => {
-        const ttlSeconds = Math.round(parseDuration(opts.ttl) / 1000);
+        opts.kubeCluster ??= opts.kubeClusterName;
+        const seconds = ttlSeconds('--ttl', opts.ttl);
+        const targets = opts.format === 'kubernetes' ? [opts.out] : ['crt', 'key', 'cas'].map((e) => `${opts.out}.${e}`);
+        const existing = targets.filter((t) => existsSync(t));
+        if (existing.length > 0 && !opts.overwrite) {
+          throw new BadParameterError(`${existing.join(', ')} already exist${existing.length === 1 ? 's' : ''}; pass --overwrite to replace`);
+        }
         const key = generateKeyPair();
         await ctx.withClient(cmd, async (client) => {
           const certs = await client.call('signUserCerts', {
             user: opts.user,
             publicKeyPem: key.publicKeyPem,
-            ttlSeconds,
+            ttlSeconds: seconds,
             kubernetesCluster: opts.kubeCluster ?? '',
           });
           if (opts.format === 'kubernetes') {

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { BadParameterError } from '@keyway/errors';
-import { parseDuration, type LockResource } from '@keyway/resources';
+import type { LockResource } from '@keyway/resources';
+import { ttlSeconds } from '../ttl.js';
 import type { CommandContext } from '../context.js';
 
 /** `kwctl lock` and `kwctl unlock`. */
@@ -19,7 +20,7 @@ export function register(program: Command, ctx: CommandContext): void {
           user: opts.user ?? '',
           role: opts.role ?? '',
           message: opts.message ?? '',
-          ttlSeconds: opts.ttl ? Math.round(parseDuration(opts.ttl) / 1000) : 0,
+          ttlSeconds: opts.ttl ? ttlSeconds('--ttl', opts.ttl, 87_600 * 3600_000) : 0,
         });
         const lock = JSON.parse(r.json) as LockResource;
         ctx.out.write(`Created a lock with name "${lock.metadata.name}".\n`);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { Option } from 'commander';
-import { formatResources, parseDuration, type Resource } from '@keyway/resources';
+import { formatResources, type Resource } from '@keyway/resources';
+import { ttlSeconds } from '../ttl.js';
 import type { CommandContext } from '../context.js';
 
 /** `kwctl tokens add|ls|rm`: join tokens for agents and proxies. */
@@ -9,14 +9,14 @@ export function register(program: Command, ctx: CommandContext): void {
   tokens
     .command('add')
     .description('create a join token')
-    .addOption(new Option('--type <type>', 'what may join with it').choices(['kube', 'proxy']).makeOptionMandatory())
+    .requiredOption('--type <types>', 'what may join with it: kube, proxy, or both as kube,proxy')
     .option('--ttl <duration>', 'how long the token is valid', '30m')
     .option('--value <token>', 'use this value instead of a random one')
     .action(async (opts: { type: string; ttl: string; value?: string }, cmd: Command) => {
       await ctx.withClient(cmd, async (client) => {
         const r = await client.call('createToken', {
-          roles: [opts.type],
-          ttlSeconds: Math.round(parseDuration(opts.ttl) / 1000),
+          roles: opts.type.split(',').map((t) => t.trim()).filter(Boolean),
+          ttlSeconds: ttlSeconds('--ttl', opts.ttl, 720 * 3600_000),
           name: opts.value ?? '',
           labels: {},
         });
@@ -26,7 +26,7 @@ export function register(program: Command, ctx: CommandContext): void {
             `The invite token: ${token.metadata.name}`,
             `This token will expire at ${token.metadata.expires}.`,
             '',
-            opts.type === 'kube'
+            opts.type.startsWith('kube')
               ? `Start an agent with it:\n  keyway-kube-agent --token=${token.metadata.name} --proxy=<proxy host:port>`
               : `Start a proxy with it:\n  keyway-proxy --token=${token.metadata.name} --auth-server=<auth host:port>`,
             '',

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import type { AuthClient } from '@keyway/client';
 import { BadParameterError } from '@keyway/errors';
-import { formatResources, parseDuration, type Resource } from '@keyway/resources';
+import { formatResources, type Resource } from '@keyway/resources';
+import { ttlSeconds } from '../ttl.js';
 import type { CommandContext } from '../context.js';
 
 const list = (s: string | undefined) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : []);
@@ -25,7 +26,7 @@ export function register(program: Command, ctx: CommandContext): void {
       if (opts.kubernetesGroups) traits['kubernetes_groups'] = { values: list(opts.kubernetesGroups) };
       if (opts.kubernetesUsers) traits['kubernetes_users'] = { values: list(opts.kubernetesUsers) };
       await ctx.withClient(cmd, async (client) => {
-        const t = await client.call('createUser', { name, roles, traits, tokenTtlSeconds: Math.round(parseDuration(opts.ttl) / 1000) });
+        const t = await client.call('createUser', { name, roles, traits, tokenTtlSeconds: ttlSeconds('--ttl', opts.ttl, 168 * 3600_000) });
         ctx.out.write(signupMessage(t, 'has been created but requires a password', await signupTarget(client)));
       });
     });
@@ -61,7 +62,7 @@ export function register(program: Command, ctx: CommandContext): void {
     .option('--ttl <duration>', 'how long the reset token is valid', '1h')
     .action(async (name: string, opts: { ttl: string }, cmd: Command) => {
       await ctx.withClient(cmd, async (client) => {
-        const t = await client.call('resetUser', { name, tokenTtlSeconds: Math.round(parseDuration(opts.ttl) / 1000) });
+        const t = await client.call('resetUser', { name, tokenTtlSeconds: ttlSeconds('--ttl', opts.ttl, 168 * 3600_000) });
         ctx.out.write(signupMessage(t, 'has been reset', await signupTarget(client)));
       });
     });
