@@ -1,9 +1,13 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import { parse as parseYaml } from 'yaml';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubeAgent } from '@keyway/agent';
-import { startStack, type Stack } from '@keyway/auth';
+import { ca as authCa, startStack, type Stack } from '@keyway/auth';
+import { KUBE_SNI } from '@keyway/client';
+import { generateKeyPair } from '@keyway/pki';
 import { loadConfig } from '@keyway/config';
 import { loadKubeconfig } from '@keyway/forwarder';
 import { createLogger, silentLogger } from '@keyway/log';
@@ -143,6 +147,92 @@ describe.skipIf(!adminKubeconfig || !agentKubeconfig)('kubectl through Keyway to
     const narrowed = await kubectl(['get', 'pods', '-n', 'default', '--as=jimbo', '--as-group=teleport-extra']);
     expect(narrowed.code).not.toBe(0);
     expect(narrowed.stderr).toMatch(/forbidden/i);
+  });
+
+  describe('refusals', () => {
+    const creds = () => {
+      const kc = parseYaml(readFileSync(userKubeconfig, 'utf8')) as {
+        clusters: { cluster: Record<string, string> }[];
+        users: { user: Record<string, string> }[];
+      };
+      const b64 = (v: string | undefined) => Buffer.from(v ?? '', 'base64').toString();
+      return {
+        ca: b64(kc.clusters[0]?.cluster['certificate-authority-data']),
+        cert: b64(kc.users[0]?.user['client-certificate-data']),
+        key: b64(kc.users[0]?.user['client-key-data']),
+      };
+    };
+    const raw = (path: string, headers: Record<string, string> = {}, c = creds()) => {
+      const [host, port] = (stack.proxyAddress as string).split(':');
+      return new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = https.request(
+          { host, port: Number(port), path, headers, servername: KUBE_SNI, ca: c.ca, cert: c.cert, key: c.key },
+          (res) => {
+            let body = '';
+            res.on('data', (d: Buffer) => (body += d.toString()));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+    };
+
+    it('refuses other Impersonate-* headers, path tricks and oversized headers with a Status', async () => {
+      const uid = await raw('/api/v1/namespaces/default/pods', { 'Impersonate-Uid': '1234' });
+      expect(uid.status).toBe(403);
+      expect(JSON.parse(uid.body)).toMatchObject({ kind: 'Status', reason: 'Forbidden', message: expect.stringMatching(/Impersonate-Uid/i) });
+      for (const path of ['/api/v1/namespaces/default/pods/..%2f..%2fsecrets', '/api/v1/namespaces/default/pods/%2e%2e/%2e%2e/kube-system/secrets', '/api/v1/namespaces/kube-system%2Fsecrets']) {
+        const r = await raw(path);
+        expect(r.status, path).toBe(400);
+        expect(JSON.parse(r.body)).toMatchObject({ kind: 'Status', code: 400 });
+      }
+      const big = await raw('/api/v1/namespaces/default/pods', { 'X-Padding': 'x'.repeat(100_000) });
+      expect(big.status).toBe(431);
+      // The proxy is still serving.
+      expect((await raw('/api/v1/namespaces/default/pods')).status).toBe(200);
+    });
+
+    it('refuses an expired certificate and one from another CA', async () => {
+      const short = join(dir, 'short.kubeconfig');
+      expect((await kwctl(['auth', 'sign', '--user=jimbo', '--kube-cluster=kubernetes', `--proxy=${stack.proxyAddress}`, '--ttl=1s', `--out=${short}`])).code).toBe(0);
+      await new Promise((r) => setTimeout(r, 1_500));
+      const expired = await kubectl(['get', 'pods', '-n', 'default'], short);
+      expect(expired.code).not.toBe(0);
+      expect(expired.stderr).toMatch(/expired/);
+
+      const foreign = authCa.createCertAuthority({ type: 'user', clusterName: 'acme' });
+      const signer = new authCa.CertSigner({ certPem: foreign.certPem, privateKey: foreign.privateKeyPem });
+      const key = generateKeyPair();
+      const forged = signer.signUserCertificate({
+        publicKey: key.publicKeyPem,
+        identity: { username: 'jimbo', roles: ['junior-devs'], traits: {}, kubernetesUsers: [], kubernetesGroups: ['system:masters'], clusterName: 'acme', mfaVerified: true, systemRoles: [], kubernetesCluster: 'kubernetes' },
+        notAfter: new Date(Date.now() + 3600_000),
+      });
+      const r = await raw('/api/v1/namespaces/default/pods', {}, { ...creds(), cert: forged.certPem, key: key.privateKeyPem });
+      expect(r.status).toBe(401);
+      expect(JSON.parse(r.body).message).toMatch(/not signed by/);
+    });
+
+    it('locks and deletions reach the proxy within a second', async () => {
+      expect((await kwctl(['lock', '--user=jimbo', '--message=incident 7'])).code).toBe(0);
+      await new Promise((r) => setTimeout(r, 1_000));
+      const locked = await kubectl(['get', 'pods', '-n', 'default']);
+      expect(locked.code).not.toBe(0);
+      expect(locked.stderr).toMatch(/locked: incident 7/);
+      expect((await kwctl(['unlock', '--user=jimbo'])).code).toBe(0);
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect((await kubectl(['get', 'pods', '-n', 'default'])).code).toBe(0);
+
+      const listed = await kwctl(['get', 'kube_clusters', '--format', 'json']);
+      expect(JSON.parse(listed.out)).toEqual([expect.objectContaining({ metadata: expect.objectContaining({ name: 'kubernetes' }), status: { agents: [expect.any(String)] } })]);
+
+      expect((await kwctl(['users', 'rm', 'jimbo'])).code).toBe(0);
+      await new Promise((r) => setTimeout(r, 1_000));
+      const gone = await kubectl(['get', 'pods', '-n', 'default']);
+      expect(gone.code).not.toBe(0);
+      expect(gone.stderr).toMatch(/no longer exists/);
+    });
   });
 });
 

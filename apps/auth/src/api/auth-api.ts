@@ -6,7 +6,7 @@ import type { Logger } from '@keyway/log';
 import { fingerprint, spkiPin, subjectPublicKey, type Identity, type SystemRole } from '@keyway/pki';
 import { certTtl, checkAccess, identityKubeGrants } from '@keyway/rbac';
 import { parseResourceDocuments, type LockResource, type Resource, type RoleResource, type UserResource } from '@keyway/resources';
-import { STORED_KINDS, type Db, type Store, type StoredKind } from '@keyway/store';
+import { STORED_KINDS, type Db, type Store, type StoredKind, type StoredResource } from '@keyway/store';
 import type { CertAuthorities } from '../authorities.js';
 import { DEFAULT_USER_TOKEN_TTL_MS, checkUserTokenTtl, type IssuedUserToken, type LocalUsers } from '../users/local-users.js';
 import { describeCaller, requireAuthenticated, type Caller } from './caller.js';
@@ -116,7 +116,40 @@ export class AuthApi {
     const k = storedKind(kind);
     await this.authorize(caller, k, 'list');
     await this.authorize(caller, k, 'read');
-    return this.o.store.listResources(k);
+    const stored = await this.o.store.listResources(k);
+    return k === 'kube_cluster' ? this.withServedClusters(stored) : stored;
+  }
+
+  /**
+   * kube_cluster lists also show the clusters agents serve right now (from their
+   * heartbeats), each with the agents serving it, as Teleport lists kube servers.
+   */
+  private async withServedClusters(stored: StoredResource[]): Promise<StoredResource[]> {
+    const agents = new Map<string, { labels: Record<string, string>; agents: string[] }>();
+    for (const server of await this.o.store.listPresence('kube_server', this.o.now())) {
+      const data = server.data as { hostname?: string; kube_clusters?: { name: string; labels: Record<string, string> }[] };
+      for (const c of data.kube_clusters ?? []) {
+        const entry = agents.get(c.name) ?? { labels: c.labels, agents: [] };
+        entry.agents.push(data.hostname ? `${server.hostId} (${data.hostname})` : server.hostId);
+        agents.set(c.name, entry);
+      }
+    }
+    const out = stored.map((r) => {
+      const served = agents.get(r.name);
+      if (!served) return r;
+      agents.delete(r.name);
+      return { ...r, resource: { ...r.resource, status: { agents: served.agents } } };
+    });
+    for (const [name, served] of agents) {
+      out.push({
+        kind: 'kube_cluster',
+        name,
+        revision: '',
+        expires: null,
+        resource: { kind: 'kube_cluster', version: 'v3', metadata: { name, labels: served.labels }, spec: {}, status: { agents: served.agents } },
+      });
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name));
   }
 
   async deleteResource(caller: Caller, kind: string, name: string): Promise<void> {
