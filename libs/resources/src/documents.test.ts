@@ -142,6 +142,15 @@ spec:
     );
   });
 
+  it('rejects a duration beyond Go\'s range instead of storing a corrupted one', () => {
+    expect(failure('kind: role\nversion: v7\nmetadata: {name: r}\nspec: {options: {max_session_ttl: 99999999999999999h}}\n').message).toBe(
+      'input document 1 (role/r): spec.options.max_session_ttl: invalid duration "99999999999999999h": out of range (the longest duration is 2562047h47m16.854775807s, about 292 years)',
+    );
+    const longest = one<RoleResource>('kind: role\nversion: v7\nmetadata: {name: r}\nspec: {options: {max_session_ttl: 2562047h}}\n');
+    expect(longest.spec.options.max_session_ttl).toBe('2562047h');
+    expect(parseResourceDocuments(formatResources([longest], 'yaml')).docs).toEqual([longest]);
+  });
+
   it('reports every invalid document with its number, in one error', () => {
     const err = failure(
       `${SEED_USER}---
@@ -399,6 +408,14 @@ version: v7
   });
 });
 
+/** A deep copy with object keys in Postgres jsonb order: shorter keys first, then bytewise. */
+function jsonbOrder(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(jsonbOrder);
+  if (typeof v !== 'object' || v === null) return v;
+  const keys = Object.keys(v).sort((a, b) => Buffer.byteLength(a) - Buffer.byteLength(b) || Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  return Object.fromEntries(keys.map((k) => [k, jsonbOrder((v as Record<string, unknown>)[k])]));
+}
+
 /** One valid resource of every kind, written as a person would. */
 const EVERY_KIND = `${SEED_USER}---
 ${DESIGN_ROLE}---
@@ -511,6 +528,77 @@ describe('formatResources', () => {
       expect(parseResourceDocuments(formatResources([doc], 'yaml')).docs).toEqual([doc]);
     }
     expect(yaml.startsWith('kind: user\nversion: v2\nmetadata:\n  name: jimbo\n')).toBe(true);
+  });
+
+  it('prints keys in Teleport\'s order, whatever order they were stored in', () => {
+    // Postgres jsonb gives keys back shortest first: `deny` before `allow`, `kind` before `namespace`.
+    const stored = docs.map((d) => jsonbOrder(d) as Resource);
+    const role = stored.find((d) => d.metadata.name === 'junior-devs')!;
+    expect(Object.keys(role.spec)).toEqual(['deny', 'allow', 'options']);
+    expect(formatResources([role], 'yaml')).toBe(`kind: role
+version: v7
+metadata:
+  name: junior-devs
+spec:
+  options:
+    max_session_ttl: 8h
+  allow:
+    kubernetes_groups:
+      - teleport-view
+      - "{{internal.kubernetes_groups}}"
+      - "{{external.k8s_groups}}"
+    kubernetes_labels:
+      env:
+        - dev
+        - staging
+    kubernetes_resources:
+      - kind: pod
+        namespace: dev
+        name: "*"
+        verbs:
+          - get
+          - list
+          - watch
+          - exec
+    kubernetes_users:
+      - "{{internal.kubernetes_users}}"
+  deny: {}
+`);
+    // Every kind: the stored order makes no difference, and the output still round-trips.
+    expect(formatResources(stored, 'yaml')).toBe(formatResources(docs, 'yaml'));
+    expect(formatResources(stored, 'json')).toBe(formatResources(docs, 'json'));
+    expect(parseResourceDocuments(formatResources(stored, 'yaml')).docs).toEqual(docs);
+    expect(parseResourceDocuments(formatResources(stored, 'json')).docs).toEqual(docs);
+  });
+
+  it('orders metadata, rules, v8 resources and maps; unknown keys keep their order at the end', () => {
+    const role = JSON.parse(`{
+      "spec": {
+        "deny": {"rules": [{"verbs": ["*"], "resources": ["role"]}], "kubernetes_groups": ["system:masters"]},
+        "allow": {
+          "kubernetes_resources": [{"kind": "deployments", "name": "*", "verbs": ["get"], "api_group": "apps", "namespace": "prod"}],
+          "kubernetes_labels": {"region": "eu", "env": "prod"}
+        },
+        "options": {"max_session_ttl": "8h"},
+        "zz_extra": true
+      },
+      "zeta": 1,
+      "kind": "role",
+      "alpha": 2,
+      "version": "v8",
+      "metadata": {"revision": "7", "labels": {"b": "2", "a": "1"}, "expires": "2030-01-01T00:00:00.000Z", "name": "ops", "description": "Ops"}
+    }`) as Resource;
+    const out = JSON.parse(formatResources([role], 'json'))[0];
+    expect(Object.keys(out)).toEqual(['kind', 'version', 'metadata', 'spec', 'zeta', 'alpha']);
+    expect(Object.keys(out.metadata)).toEqual(['name', 'description', 'labels', 'expires', 'revision']);
+    expect(Object.keys(out.metadata.labels)).toEqual(['a', 'b']);
+    expect(Object.keys(out.spec)).toEqual(['options', 'allow', 'deny', 'zz_extra']);
+    expect(Object.keys(out.spec.allow)).toEqual(['kubernetes_labels', 'kubernetes_resources']);
+    expect(Object.keys(out.spec.allow.kubernetes_labels)).toEqual(['env', 'region']);
+    expect(Object.keys(out.spec.allow.kubernetes_resources[0])).toEqual(['kind', 'namespace', 'name', 'verbs', 'api_group']);
+    expect(Object.keys(out.spec.deny)).toEqual(['kubernetes_groups', 'rules']);
+    expect(Object.keys(out.spec.deny.rules[0])).toEqual(['resources', 'verbs']);
+    expect(formatResources([role], 'yaml')).toMatch(/^kind: role\nversion: v8\nmetadata:\n  name: ops\n  description: Ops\n/);
   });
 
   it('prints JSON as an array, also for one resource', () => {

@@ -5,6 +5,7 @@ import type {
   Resource,
   ResourceOfKind,
 } from './types.js';
+import { canonicalOrder } from './order.js';
 import { problemText, validateResourceObject, type FieldProblem } from './validate.js';
 
 /** One problem of one document, as carried in BadParameterError.data.problems. */
@@ -98,13 +99,10 @@ export function parseResourceDocuments(text: string, source = 'input'): ParsedDo
 
 export type OutputFormat = 'yaml' | 'json' | 'text';
 
-/** Field order as people expect to read it: kind, version, metadata, spec. */
-function ordered(r: Resource): Record<string, unknown> {
-  return { kind: r.kind, version: r.version, metadata: r.metadata, spec: r.spec };
-}
-
 /**
- * Renders resources for `kwctl get`:
+ * Renders resources for `kwctl get`. YAML and JSON print keys in Teleport's order (kind,
+ * version, metadata, spec, and the schemas' field order inside; see ./order.ts), whatever order
+ * they were stored in. Secrets are printed as they are: use redactSecrets first when needed.
  * - `yaml`: documents separated by `---`, readable back by parseResourceDocuments;
  * - `json`: always an array (as tctl prints), even for one resource;
  * - `text`: one table per kind, in the order kinds first appear.
@@ -112,9 +110,9 @@ function ordered(r: Resource): Record<string, unknown> {
 export function formatResources(resources: readonly Resource[], format: OutputFormat): string {
   switch (format) {
     case 'yaml':
-      return resources.map((r) => stringify(ordered(r), { lineWidth: 0 })).join('---\n');
+      return resources.map((r) => stringify(canonicalOrder(r), { lineWidth: 0 })).join('---\n');
     case 'json':
-      return `${JSON.stringify(resources.map(ordered), null, 2)}\n`;
+      return `${JSON.stringify(resources.map(canonicalOrder), null, 2)}\n`;
     case 'text':
       return formatText(resources);
     default:
@@ -190,7 +188,10 @@ const TABLES: { [K in Resource['kind']]: TableSpec<ResourceOfKind<K>> } = {
       r.spec.entity_descriptor_url ?? r.spec.sso ?? (r.spec.entity_descriptor ? '(entity descriptor)' : ''),
     ],
   },
-  kube_cluster: { headers: ['Name', 'Labels'], row: (r) => [r.metadata.name, labels(r.metadata.labels)] },
+  kube_cluster: {
+    headers: ['Name', 'Labels', 'Agents'],
+    row: (r) => [r.metadata.name, labels(r.metadata.labels), ((r as { status?: { agents?: string[] } }).status?.agents ?? []).join(', ')],
+  },
   lock: {
     headers: ['ID', 'Target', 'Message', 'Expires'],
     row: (r) => [

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isBadParameter } from '@keyway/errors';
-import { DEFAULT_MAX_SESSION_TTL_MS, formatDuration, parseDuration } from './duration.js';
+import { DEFAULT_MAX_SESSION_TTL_MS, MAX_DURATION, MAX_DURATION_MS, formatDuration, parseDuration } from './duration.js';
 
 const H = 3_600_000;
 const M = 60_000;
@@ -16,7 +16,7 @@ describe('parseDuration', () => {
     ['2h45m30.5s', 2 * H + 45 * M + 30_500],
     ['0', 0],
     ['0s', 0],
-    ['-1h', -H],
+    ['-0s', 0],
     ['+5m', 5 * M],
     ['1500us', 1.5],
     ['1µs', 0.001],
@@ -34,6 +34,15 @@ describe('parseDuration', () => {
     ['1h 30m', /expected a number/],
     ['forever', /expected a number/],
     ['1.h.5', /missing unit/],
+    ['-1h', /is negative/],
+    ['-0.5s', /is negative/],
+    // Beyond Go's time.Duration (int64 nanoseconds, about 292 years): Go says "invalid duration".
+    ['99999999999999999h', /out of range.*2562047h47m16\.854775807s/],
+    ['2562048h', /out of range/],
+    ['2562047h47m16.854775808s', /out of range/],
+    ['9223372036854775808ns', /out of range/],
+    ['2562047h2562047h', /out of range/],
+    ['1' + '0'.repeat(400) + 'h', /out of range/],
   ])('rejects %j', (s, why) => {
     let caught: unknown;
     try {
@@ -44,6 +53,38 @@ describe('parseDuration', () => {
     expect(isBadParameter(caught)).toBe(true);
     expect((caught as Error).message).toMatch(why);
     expect((caught as Error).message).toContain(JSON.stringify(s));
+  });
+
+  it('accepts the whole of Go\'s range, exactly', () => {
+    expect(parseDuration(MAX_DURATION)).toBe(MAX_DURATION_MS);
+    expect(parseDuration('9223372036854775807ns')).toBe(MAX_DURATION_MS);
+    expect(parseDuration('2562047h')).toBe(2562047 * H);
+    expect(MAX_DURATION_MS).toBeCloseTo(9_223_372_036_854.775, 2);
+    // Go allows one more nanosecond below zero than above it.
+    expect(parseDuration('-9223372036854775808ns', { allowNegative: true })).toBeCloseTo(-9_223_372_036_854.776, 2);
+    expect(() => parseDuration('-9223372036854775809ns', { allowNegative: true })).toThrow(/out of range/);
+  });
+
+  it('accepts a minus sign only when asked to, as Go does', () => {
+    expect(parseDuration('-1h', { allowNegative: true })).toBe(-H);
+    expect(parseDuration('-1h30m', { allowNegative: true })).toBe(-90 * M);
+    expect(Object.is(parseDuration('-0s'), 0)).toBe(true);
+  });
+
+  it('never returns NaN, Infinity or a value with the wrong sign', () => {
+    for (const s of ['1' + '9'.repeat(30) + 'ns', '.' + '9'.repeat(400) + 'h', '2562047h47m16.8547758079999s']) {
+      let v: number | undefined;
+      try {
+        v = parseDuration(s);
+      } catch (err) {
+        expect(isBadParameter(err)).toBe(true);
+        continue;
+      }
+      expect(Number.isFinite(v)).toBe(true);
+      expect(v).toBeGreaterThanOrEqual(0);
+    }
+    // Fractions below a nanosecond are truncated, as in Go.
+    expect(parseDuration('1.9ns')).toBe(0.000_001);
   });
 
   it('knows Teleport default max_session_ttl', () => {
@@ -68,6 +109,15 @@ describe('formatDuration', () => {
     [H + 1, '1h0.001s'],
   ])('formats %d as %s', (ms, s) => {
     expect(formatDuration(ms)).toBe(s);
+  });
+
+  it('formats the largest durations exactly and refuses larger ones', () => {
+    expect(formatDuration(MAX_DURATION_MS)).toBe('2562047h47m16.854775391s');
+    expect(parseDuration(formatDuration(MAX_DURATION_MS))).toBe(MAX_DURATION_MS);
+    expect(formatDuration(2562047 * H)).toBe('2562047h');
+    for (const bad of [MAX_DURATION_MS + 1, 1e17 * H, Infinity, NaN]) {
+      expect(() => formatDuration(bad)).toThrow(/cannot format duration/);
+    }
   });
 
   it('round-trips through parseDuration', () => {

@@ -1,6 +1,14 @@
 export * from './types.js';
 export { KIND_NAMES, SUPPORTED_VERSIONS, MAX_NAME_LENGTH, RESERVED_ROLE_PREFIX, resolveKind, lookupKind, nameProblem, isValidName, type ResourceKind } from './kinds.js';
-export { parseDuration, formatDuration, DEFAULT_MAX_SESSION_TTL, DEFAULT_MAX_SESSION_TTL_MS } from './duration.js';
+export {
+  parseDuration,
+  formatDuration,
+  DEFAULT_MAX_SESSION_TTL,
+  DEFAULT_MAX_SESSION_TTL_MS,
+  MAX_DURATION,
+  MAX_DURATION_MS,
+  type ParseDurationOptions,
+} from './duration.js';
 export {
   parseTemplate,
   hasTemplate,
@@ -30,3 +38,4 @@ export {
   type ResourceProblem,
   type OutputFormat,
 } from './documents.js';
+export { redactSecrets, SECRET_FIELDS } from './secrets.js';

@@ -59,12 +59,8 @@ const duration = z
   .string({ error: 'must be a duration string such as "8h", "30m" or "1h30m"' })
   .transform((s, ctx) => {
     try {
-      const ms = parseDuration(s);
-      if (ms < 0) {
-        ctx.addIssue({ code: 'custom', message: `${JSON.stringify(s)} is negative` });
-        return z.NEVER;
-      }
-      return ms;
+      // Rejects negative values and totals beyond Go's time.Duration range (about 292 years).
+      return parseDuration(s);
     } catch (err) {
       ctx.addIssue({ code: 'custom', message: (err as Error).message });
       return z.NEVER;
@@ -217,11 +213,13 @@ const rule = z.strictObject({
   verbs: z.array(nonEmpty).min(1, 'must list at least one verb'),
 });
 
+// Fields are declared in the order Teleport's role reference lists them; formatResources prints
+// them in this order (see ./order.ts), so keep it when adding fields.
 const conditions = z.strictObject({
-  kubernetes_labels: labelSelector.optional(),
   kubernetes_groups: z.array(templated).optional(),
-  kubernetes_users: z.array(templated).optional(),
+  kubernetes_labels: labelSelector.optional(),
   kubernetes_resources: z.array(kubernetesResource).optional(),
+  kubernetes_users: z.array(templated).optional(),
   rules: z.array(rule).optional(),
 });
 
@@ -236,23 +234,22 @@ function defaultKubeResources(version: RoleVersion): KubernetesResource[] {
     case 'v7':
       return [{ kind: '*', namespace: '*', name: '*', verbs: ['*'] }];
     case 'v8':
-      return [{ kind: '*', api_group: '*', namespace: '*', name: '*', verbs: ['*'] }];
+      return [{ kind: '*', namespace: '*', name: '*', verbs: ['*'], api_group: '*' }];
   }
 }
 
 function normaliseConditions(c: RawConditions, version: RoleVersion, allow: boolean): RoleConditions {
   const out: RoleConditions = {};
-  if (c.kubernetes_labels !== undefined) out.kubernetes_labels = c.kubernetes_labels;
   if (c.kubernetes_groups !== undefined) out.kubernetes_groups = c.kubernetes_groups;
-  if (c.kubernetes_users !== undefined) out.kubernetes_users = c.kubernetes_users;
+  if (c.kubernetes_labels !== undefined) out.kubernetes_labels = c.kubernetes_labels;
   let resources: KubernetesResource[] | undefined = c.kubernetes_resources?.map((r) =>
     compact({
       kind: r.kind,
-      api_group: r.api_group === '' ? undefined : r.api_group,
       namespace: r.namespace === '' ? undefined : r.namespace,
       name: r.name,
       // Roles up to v6 default missing verbs to '*'; v7 and v8 keep what was written.
       verbs: r.verbs ?? (version === 'v6' ? ['*'] : []),
+      api_group: r.api_group === '' ? undefined : r.api_group,
     }),
   );
   // Teleport: an allow block that selects clusters but no resources gets the version's default.
@@ -260,6 +257,7 @@ function normaliseConditions(c: RawConditions, version: RoleVersion, allow: bool
     resources = defaultKubeResources(version);
   }
   if (resources !== undefined) out.kubernetes_resources = resources;
+  if (c.kubernetes_users !== undefined) out.kubernetes_users = c.kubernetes_users;
   if (c.rules !== undefined) out.rules = c.rules;
   return out;
 }

@@ -57,10 +57,10 @@ export interface Rule {
 }
 
 export interface RoleConditions {
-  kubernetes_labels?: LabelSelector;
   kubernetes_groups?: string[];
-  kubernetes_users?: string[];
+  kubernetes_labels?: LabelSelector;
   kubernetes_resources?: KubernetesResource[];
+  kubernetes_users?: string[];
   rules?: Rule[];
 }
 

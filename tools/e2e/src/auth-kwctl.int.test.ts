@@ -131,6 +131,25 @@ describe('auth service + kwctl on Postgres', () => {
     expect(bad.err).toMatch(/widgets/);
   });
 
+  it('hides connector secrets unless --with-secrets', async () => {
+    const github = `kind: github
+version: v3
+metadata: {name: github}
+spec:
+  client_id: abc
+  client_secret: s3cr3t-value
+  redirect_url: https://proxy.example.com/v1/webapi/github/callback
+  teams_to_roles: [{organization: acme, team: devs, roles: [access]}]
+`;
+    const created = await kwctl(['create', '-f', '-'], github);
+    expect(created.err).toBe('');
+    const plain = await kwctl(['get', 'github/github']);
+    expect(plain.out).not.toContain('s3cr3t-value');
+    expect(plain.out).toMatch(/client_secret: ""/);
+    expect((await kwctl(['get', 'github', '--with-secrets'])).out).toContain('s3cr3t-value');
+    expect((await kwctl(['rm', 'github/github'])).code).toBe(0);
+  });
+
   it('refuses an invalid file, names the field, and writes nothing', async () => {
     const bad = `${SEED_ROLE}---\nkind: user\nversion: v2\nmetadata: {name: wanda}\nspec:\n  roles: [junior-devs]\n  trates: {}\n`;
     const good = SEED_ROLE.replace('junior-devs', 'seniors');
@@ -262,7 +281,7 @@ describe('auth service + kwctl on Postgres', () => {
       expect(id.kubernetesCluster).toBe('prod');
       expect(id.expires.getTime()).toBeLessThanOrEqual(decodeIdentity(first.certPem).expires.getTime());
       // A user cannot administer.
-      await expect(userClient.call('listResources', { kind: 'user' })).rejects.toMatchObject({ kind: 'AccessDenied' });
+      await expect(userClient.call('listResources', { kind: 'user', withSecrets: false })).rejects.toMatchObject({ kind: 'AccessDenied' });
       userClient.close();
     });
 

@@ -5,7 +5,7 @@ import { AccessDeniedError, BadParameterError, NotFoundError } from '@keyway/err
 import type { Logger } from '@keyway/log';
 import { fingerprint, spkiPin, subjectPublicKey, type Identity, type SystemRole } from '@keyway/pki';
 import { certTtl, checkAccess, identityKubeGrants } from '@keyway/rbac';
-import { parseResourceDocuments, type LockResource, type Resource, type RoleResource, type UserResource } from '@keyway/resources';
+import { parseResourceDocuments, redactSecrets, type LockResource, type Resource, type RoleResource, type UserResource } from '@keyway/resources';
 import { STORED_KINDS, type Db, type Store, type StoredKind, type StoredResource } from '@keyway/store';
 import type { CertAuthorities } from '../authorities.js';
 import { DEFAULT_USER_TOKEN_TTL_MS, checkUserTokenTtl, type IssuedUserToken, type LocalUsers } from '../users/local-users.js';
@@ -106,18 +106,21 @@ export class AuthApi {
     return changes;
   }
 
-  async getResource(caller: Caller, kind: string, name: string) {
+  /** Secrets (connector client secrets, signing keys) only with the read verb and when asked, as tctl get --with-secrets. */
+  async getResource(caller: Caller, kind: string, name: string, withSecrets = false) {
     const k = storedKind(kind);
-    await this.authorize(caller, k, 'read');
-    return this.o.store.getResource(k, name);
+    await this.authorize(caller, k, withSecrets ? 'read' : 'readnosecrets');
+    const r = await this.o.store.getResource(k, name);
+    return withSecrets ? r : redacted(r);
   }
 
-  async listResources(caller: Caller, kind: string) {
+  async listResources(caller: Caller, kind: string, withSecrets = false) {
     const k = storedKind(kind);
     await this.authorize(caller, k, 'list');
-    await this.authorize(caller, k, 'read');
+    await this.authorize(caller, k, withSecrets ? 'read' : 'readnosecrets');
     const stored = await this.o.store.listResources(k);
-    return k === 'kube_cluster' ? this.withServedClusters(stored) : stored;
+    const all = k === 'kube_cluster' ? await this.withServedClusters(stored) : stored;
+    return withSecrets ? all : all.map(redacted);
   }
 
   /**
@@ -557,6 +560,10 @@ export class AuthApi {
     const roles = await this.loadRoles(user.spec.roles, this.o.store.db, user.metadata.name);
     checkAccess(roles, resource, verb, user.metadata.name);
   }
+}
+
+function redacted(r: StoredResource): StoredResource {
+  return { ...r, resource: redactSecrets(r.resource as unknown as Resource) as unknown as Record<string, unknown> };
 }
 
 function parseOne(json: string, source: string): Resource {

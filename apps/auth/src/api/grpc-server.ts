@@ -133,9 +133,9 @@ function handlers(o: GrpcServerOptions): AuthServiceServer {
     createResources: unary('CreateResources', async (req, caller) => ({
       changes: await api.createResources(caller, req.resources, req.force),
     })),
-    getResource: unary('GetResource', async (req, caller) => resourceMessage(await api.getResource(caller, req.kind, req.name))),
+    getResource: unary('GetResource', async (req, caller) => resourceMessage(await api.getResource(caller, req.kind, req.name, req.withSecrets))),
     listResources: unary('ListResources', async (req, caller) => ({
-      resources: (await api.listResources(caller, req.kind)).map(resourceMessage),
+      resources: (await api.listResources(caller, req.kind, req.withSecrets)).map(resourceMessage),
     })),
     deleteResource: unary('DeleteResource', async (req, caller) => {
       await api.deleteResource(caller, req.kind, req.name);

@@ -39,7 +39,8 @@ export function register(program: Command, ctx: CommandContext): void {
     .description(`show resources: KIND or KIND/NAME, KIND one of ${GETTABLE.join(', ')}, or all`)
     .argument('<ref>', 'e.g. users, roles/junior-devs, all')
     .addOption(new Option('--format <format>', 'output format').choices(['yaml', 'json', 'text']).default('yaml'))
-    .action(async (ref: string, opts: { format: 'yaml' | 'json' | 'text' }, cmd: Command) => {
+    .option('--with-secrets', 'include connector secrets (client secrets, signing keys)', false)
+    .action(async (ref: string, opts: { format: 'yaml' | 'json' | 'text'; withSecrets: boolean }, cmd: Command) => {
       const [kindPart, name, extra] = ref.split('/');
       if (extra !== undefined || !kindPart || name === '') throw new BadParameterError(`"${ref}" is not KIND or KIND/NAME`);
       const kinds = kindPart === 'all' ? [...GETTABLE] : [resolveKind(kindPart)];
@@ -48,10 +49,10 @@ export function register(program: Command, ctx: CommandContext): void {
         const resources: Resource[] = [];
         for (const kind of kinds) {
           if (name) {
-            const r = await client.call('getResource', { kind, name });
+            const r = await client.call('getResource', { kind, name, withSecrets: opts.withSecrets });
             resources.push(JSON.parse(r.json) as Resource);
           } else {
-            const { resources: list } = await client.call('listResources', { kind });
+            const { resources: list } = await client.call('listResources', { kind, withSecrets: opts.withSecrets });
             resources.push(...list.map((r) => JSON.parse(r.json) as Resource));
           }
         }

@@ -75,10 +75,13 @@ export interface ResourceChange {
 export interface GetResourceRequest {
   kind: string;
   name: string;
+  /** Include connector secrets (needs the read verb; without, readnosecrets is enough). */
+  withSecrets: boolean;
 }
 
 export interface ListResourcesRequest {
   kind: string;
+  withSecrets: boolean;
 }
 
 export interface ListResourcesResponse {
@@ -967,7 +970,7 @@ export const ResourceChange: MessageFns<ResourceChange> = {
 };
 
 function createBaseGetResourceRequest(): GetResourceRequest {
-  return { kind: "", name: "" };
+  return { kind: "", name: "", withSecrets: false };
 }
 
 export const GetResourceRequest: MessageFns<GetResourceRequest> = {
@@ -977,6 +980,9 @@ export const GetResourceRequest: MessageFns<GetResourceRequest> = {
     }
     if (message.name !== "") {
       writer.uint32(18).string(message.name);
+    }
+    if (message.withSecrets !== false) {
+      writer.uint32(24).bool(message.withSecrets);
     }
     return writer;
   },
@@ -1010,6 +1016,14 @@ export const GetResourceRequest: MessageFns<GetResourceRequest> = {
             message.name = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.withSecrets = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1026,6 +1040,11 @@ export const GetResourceRequest: MessageFns<GetResourceRequest> = {
     return {
       kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
       name: isSet(object.name) ? globalThis.String(object.name) : "",
+      withSecrets: isSet(object.withSecrets)
+        ? globalThis.Boolean(object.withSecrets)
+        : isSet(object.with_secrets)
+        ? globalThis.Boolean(object.with_secrets)
+        : false,
     };
   },
 
@@ -1037,6 +1056,9 @@ export const GetResourceRequest: MessageFns<GetResourceRequest> = {
     if (message.name !== "") {
       obj.name = message.name;
     }
+    if (message.withSecrets !== false) {
+      obj.withSecrets = message.withSecrets;
+    }
     return obj;
   },
 
@@ -1047,18 +1069,22 @@ export const GetResourceRequest: MessageFns<GetResourceRequest> = {
     const message = createBaseGetResourceRequest();
     message.kind = object.kind ?? "";
     message.name = object.name ?? "";
+    message.withSecrets = object.withSecrets ?? false;
     return message;
   },
 };
 
 function createBaseListResourcesRequest(): ListResourcesRequest {
-  return { kind: "" };
+  return { kind: "", withSecrets: false };
 }
 
 export const ListResourcesRequest: MessageFns<ListResourcesRequest> = {
   encode(message: ListResourcesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.kind !== "") {
       writer.uint32(10).string(message.kind);
+    }
+    if (message.withSecrets !== false) {
+      writer.uint32(16).bool(message.withSecrets);
     }
     return writer;
   },
@@ -1084,6 +1110,14 @@ export const ListResourcesRequest: MessageFns<ListResourcesRequest> = {
             message.kind = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.withSecrets = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1097,13 +1131,23 @@ export const ListResourcesRequest: MessageFns<ListResourcesRequest> = {
   },
 
   fromJSON(object: any): ListResourcesRequest {
-    return { kind: isSet(object.kind) ? globalThis.String(object.kind) : "" };
+    return {
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      withSecrets: isSet(object.withSecrets)
+        ? globalThis.Boolean(object.withSecrets)
+        : isSet(object.with_secrets)
+        ? globalThis.Boolean(object.with_secrets)
+        : false,
+    };
   },
 
   toJSON(message: ListResourcesRequest): unknown {
     const obj: any = {};
     if (message.kind !== "") {
       obj.kind = message.kind;
+    }
+    if (message.withSecrets !== false) {
+      obj.withSecrets = message.withSecrets;
     }
     return obj;
   },
@@ -1114,6 +1158,7 @@ export const ListResourcesRequest: MessageFns<ListResourcesRequest> = {
   fromPartial<I extends Exact<DeepPartial<ListResourcesRequest>, I>>(object: I): ListResourcesRequest {
     const message = createBaseListResourcesRequest();
     message.kind = object.kind ?? "";
+    message.withSecrets = object.withSecrets ?? false;
     return message;
   },
 };
