@@ -17,6 +17,10 @@ const benchmarks: Record<string, { description: string; load: () => Promise<{ be
     description: 'user certificate issuance vs raw ECDSA P-256 signing, one core',
     load: () => import('./cert-issue.js'),
   },
+  proxy: {
+    description: 'requests direct vs through proxy + agent: latency, throughput, memory (--quick for a short run)',
+    load: () => import('./proxy.js'),
+  },
 };
 
 function usage(): void {
