@@ -18,7 +18,7 @@ const benchmarks: Record<string, { description: string; load: () => Promise<{ be
     load: () => import('./cert-issue.js'),
   },
   proxy: {
-    description: 'requests direct vs through proxy + agent: latency, throughput, memory (--quick for a short run)',
+    description: 'direct vs through proxy + agent: latency, throughput, memory (--quick: short; --kube-listener: dedicated kube port)',
     load: () => import('./proxy.js'),
   },
 };

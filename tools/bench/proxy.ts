@@ -37,8 +37,16 @@ export const benchmark: Benchmark = {
     try {
       // Keyway: auth + proxy in one process, an agent in another.
       const env = { ...process.env, KEYWAY_LOG_LEVEL: 'warn' };
-      const keyway = start(bin('keyway'), ['start', '--data-dir', join(dir, 'auth'), '--auth-listen-addr', '127.0.0.1:0', '--proxy-listen-addr', '127.0.0.1:0'], env, procs);
+      const kubeListener = args.includes('--kube-listener');
+      const keyway = start(
+        bin('keyway'),
+        ['start', '--data-dir', join(dir, 'auth'), '--auth-listen-addr', '127.0.0.1:0', '--proxy-listen-addr', '127.0.0.1:0'],
+        kubeListener ? { ...env, KEYWAY_PROXY_SERVICE__KUBERNETES__LISTEN_ADDR: '127.0.0.1:0' } : env,
+        procs,
+      );
       const proxyAddr = (await waitFor(keyway, /proxy \(kubectl, agents\):\s+(\S+)/))[1] as string;
+      // With --kube-listener, kubectl's traffic uses the dedicated Kubernetes port instead of the shared one.
+      const kubeAddr = kubeListener ? ((await waitFor(keyway, /kube listener:\s+(\S+)/))[1] as string) : proxyAddr;
       const kwctl = (a: string[], input?: string) => run(bin('kwctl'), ['--data-dir', join(dir, 'auth'), ...a], env, input);
       await kwctl(['create', '-f', '-'], USER_AND_ROLE);
       const token = /The invite token: (\w+)/.exec(await kwctl(['tokens', 'add', '--type=kube']))?.[1] as string;
@@ -48,7 +56,7 @@ export const benchmark: Benchmark = {
       await kwctl(['auth', 'sign', '--user=bench', '--kube-cluster=bench', `--proxy=${proxyAddr}`, '--format=tls', `--out=${join(dir, 'bench')}`]);
       const user = { cert: readFileSync(join(dir, 'bench.crt'), 'utf8'), key: readFileSync(join(dir, 'bench.key'), 'utf8'), ca: readFileSync(join(dir, 'bench.cas'), 'utf8') };
 
-      const [proxyHost, proxyPort] = proxyAddr.split(':') as [string, string];
+      const [proxyHost, proxyPort] = kubeAddr.split(':') as [string, string];
       const direct = new Target('127.0.0.1', upstream.port, { ca: upstream.caPem, cert: upstream.client.cert, key: upstream.client.key, servername: 'localhost' });
       const proxied = new Target(proxyHost, Number(proxyPort), { ca: user.ca, cert: user.cert, key: user.key, servername: KUBE_SNI });
       const path = '/api/v1/namespaces/default/pods/bench';
@@ -280,7 +288,11 @@ function settle() {
 }
 
 function start(cmd: string, args: string[], env: NodeJS.ProcessEnv, procs: ChildProcess[]) {
-  const p = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // KEYWAY_BENCH_PROFILE=DIR writes a CPU profile of each Keyway process there.
+  const profile = process.env['KEYWAY_BENCH_PROFILE'];
+  const p = profile
+    ? spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profile}`, cmd, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   procs.push(p);
   const buf = { stdout: '', stderr: '' };
   p.stdout?.on('data', (d: Buffer) => (buf.stdout += d.toString()));

@@ -137,6 +137,7 @@ export class AgentPool {
       socket.once('secureConnect', () => {
         socket.setTimeout(0);
         socket.setKeepAlive(true, 15_000);
+        socket.setNoDelay(true);
         if (socket.alpnProtocol !== TUNNEL_ALPN) {
           socket.destroy();
           reject(new Error(`proxy did not accept the tunnel protocol (ALPN ${String(socket.alpnProtocol)})`));

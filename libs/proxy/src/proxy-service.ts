@@ -139,7 +139,8 @@ export class ProxyService {
   }
 
   private tlsServer(route: Exclude<Route, 'auth'>, onSecure: (socket: tls.TLSSocket) => void): tls.Server {
-    const server = tls.createServer(this.tlsOptions(route), onSecure);
+    // Nagle's algorithm would hold back the small frames of request/response traffic.
+    const server = tls.createServer({ ...this.tlsOptions(route), noDelay: true }, onSecure);
     server.on('tlsClientError', (err) => this.config.logger.debug({ err: err.message, route }, 'TLS handshake failed'));
     return server;
   }
