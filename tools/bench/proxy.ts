@@ -129,7 +129,7 @@ spec: {roles: [bench]}
 `;
 
 /** A stand-in API server: a pod GET, and a list of any size generated as it streams. */
-async function startUpstream() {
+export async function startUpstream() {
   const hostCa = authCa.createCertAuthority({ type: 'host', clusterName: 'upstream' });
   const signer = new authCa.CertSigner({ certPem: hostCa.certPem, privateKey: hostCa.privateKeyPem });
   const identity = (name: string, role: 'Auth' | 'Kube') => ({
