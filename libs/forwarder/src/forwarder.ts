@@ -82,6 +82,9 @@ export class KubeForwarder implements KubeBackend {
     if (head.upgrade) {
       headers['connection'] = 'Upgrade';
       headers['upgrade'] = head.upgrade;
+      // An upgrade request has no body. Without a length Node would send a POST (SPDY exec,
+      // port-forward) chunked, and the closing chunk would land in the upgraded stream.
+      headers['content-length'] = '0';
     }
     const basePath = creds.server.pathname.replace(/\/$/, '');
     return https.request({

@@ -91,8 +91,12 @@ export class TunnelClosedError extends Error {
 }
 
 function requestHeaders(head: KubeRequestHead): http2.OutgoingHttpHeaders {
+  const headers: http2.OutgoingHttpHeaders = { ...head.headers };
+  // An upgraded stream carries the raw connection, not a body the client declared: a
+  // content-length (SPDY's POST sends 0) would make HTTP/2 refuse the stream's data.
+  if (head.upgrade) delete headers['content-length'];
   return {
-    ...head.headers,
+    ...headers,
     ':method': head.method,
     ':path': head.path,
     [H.cluster]: head.cluster,

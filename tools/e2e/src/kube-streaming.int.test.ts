@@ -1,0 +1,169 @@
+import { mkdtempSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KubeAgent } from '@keyway/agent';
+import { startStack, type Stack } from '@keyway/auth';
+import { loadConfig } from '@keyway/config';
+import { loadKubeconfig } from '@keyway/forwarder';
+import { runKwctl } from '@keyway/kwctl';
+import { silentLogger } from '@keyway/log';
+import { captureStream, runCommand, startProcess, startTestKubeApiServer, type TestKubeApiServer } from '@keyway/testing';
+
+// kubectl through Keyway (proxy + agent) to the test API server, for what a cluster without
+// nodes cannot answer: logs, exec and port-forward over WebSocket and SPDY/3.1, and watch.
+
+const RESOURCES = `kind: role
+version: v7
+metadata: {name: junior-devs}
+spec:
+  allow:
+    kubernetes_labels: {env: [dev, staging]}
+    kubernetes_groups: ['{{internal.kubernetes_groups}}']
+    kubernetes_resources:
+      - {kind: pod, namespace: default, name: '*', verbs: [get, list, watch, exec, portforward]}
+---
+kind: user
+version: v2
+metadata: {name: jimbo}
+spec:
+  roles: ['junior-devs']
+  traits: {kubernetes_groups: ['teleport-view']}
+`;
+
+describe('kubectl streaming through Keyway', () => {
+  let api: TestKubeApiServer;
+  let stack: Stack;
+  let agent: KubeAgent;
+  let dir: string;
+  let kubeconfig: string;
+  let echo: net.Server;
+  let echoPort: number;
+
+  const kwctl = async (args: string[], stdin?: string) => {
+    const out = captureStream();
+    const err = captureStream();
+    const code = await runKwctl({ argv: ['--data-dir', dir, ...args], out, err, env: {}, ...(stdin ? { stdin: Readable.from([stdin]) } : {}) });
+    return { code, out: out.text(), err: err.text() };
+  };
+  const env = (extra: Record<string, string> = {}) => ({ PATH: process.env['PATH'], HOME: dir, ...extra });
+  const kubectl = (args: string[], extra: Record<string, string> = {}, input?: string) =>
+    runCommand('kubectl', ['--kubeconfig', kubeconfig, ...args], { env: env(extra), timeoutMs: 20_000, ...(input !== undefined ? { input } : {}) });
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'kw-stream-'));
+    echo = net.createServer((s) => s.pipe(s));
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', () => r()));
+    echoPort = (echo.address() as net.AddressInfo).port;
+    api = await startTestKubeApiServer();
+    api.addPod({ name: 'web', namespace: 'default', logs: 'line one\nline two\n', ports: { 8080: echoPort } });
+    api.setRbac([
+      { groups: ['teleport-view'], verbs: ['get', 'list', 'watch', 'create'], resources: ['pods', 'pods/log', 'pods/exec', 'pods/attach', 'pods/portforward'], namespaces: ['default'] },
+    ]);
+    const config = loadConfig({
+      env: { KEYWAY_DATA_DIR: dir, KEYWAY_AUTH_LISTEN_ADDR: '127.0.0.1:0', KEYWAY_PROXY_LISTEN_ADDR: '127.0.0.1:0', KEYWAY_CLUSTER_NAME: 'acme' },
+    });
+    stack = await startStack(config, silentLogger());
+    expect((await kwctl(['create', '-f', '-'], RESOURCES)).code).toBe(0);
+    const token = /The invite token: (\w+)/.exec((await kwctl(['tokens', 'add', '--type=kube'])).out)?.[1] as string;
+    const [creds] = loadKubeconfig(api.agentKubeconfig);
+    agent = await KubeAgent.create({
+      proxyAddr: stack.proxyAddress as string,
+      token,
+      identityPath: join(dir, 'agent.pem'),
+      caPins: [],
+      clusters: [{ creds: { ...(creds as NonNullable<typeof creds>), name: 'kubernetes' }, labels: { env: 'dev' } }],
+      logger: silentLogger(),
+    });
+    agent.serve();
+    const deadline = Date.now() + 15_000;
+    while (!stack.proxy?.registry.pick('kubernetes')) {
+      if (Date.now() > deadline) throw new Error('agent did not connect');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    kubeconfig = join(dir, 'jimbo.kubeconfig');
+    const signed = await kwctl(['auth', 'sign', '--user=jimbo', '--kube-cluster=kubernetes', `--proxy=${stack.proxyAddress}`, `--out=${kubeconfig}`]);
+    expect(signed.code, signed.err).toBe(0);
+  }, 60_000);
+
+  afterAll(async () => {
+    await agent?.close();
+    await stack?.close();
+    await api?.close();
+    echo?.close();
+  });
+
+  it('gets pods as jimbo; the API server sees only the impersonated identity', async () => {
+    const before = api.requests.length;
+    const r = await kubectl(['get', 'pods', '-n', 'default']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/web/);
+    const seen = api.requests.slice(before).find((q) => q.resource === 'pods');
+    expect(seen?.impersonated).toBe(true);
+    expect(seen?.headersDistinct['impersonate-user']).toEqual(['jimbo']);
+    expect(seen?.headersDistinct['impersonate-group']).toEqual(expect.arrayContaining(['teleport-view', 'system:authenticated']));
+    expect(seen?.headers['authorization']).toBeUndefined();
+  });
+
+  it('watches pods until the request times out', async () => {
+    const w = startProcess('kubectl', ['--kubeconfig', kubeconfig, 'get', 'pods', '-n', 'default', '-w', '--request-timeout=3s'], env());
+    await w.waitFor(/web/, 10_000);
+    api.addPod({ name: 'late', namespace: 'default' });
+    await w.waitFor(/late/, 10_000);
+    await w.exited;
+  });
+
+  it('reads logs', async () => {
+    const r = await kubectl(['logs', 'web', '-n', 'default']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe('line one\nline two\n');
+  });
+
+  for (const transport of [
+    { name: 'WebSocket', env: {} },
+    { name: 'SPDY/3.1', env: { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false', KUBECTL_PORT_FORWARD_WEBSOCKETS: 'false' } },
+  ]) {
+    it(`execs over ${transport.name}`, async () => {
+      const r = await kubectl(['exec', 'web', '-n', 'default', '--', 'echo', 'hi'], transport.env);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('hi\n');
+      expect(r.code).toBe(0);
+      const piped = await kubectl(['exec', '-i', 'web', '-n', 'default', '--', 'cat'], transport.env, 'through the tunnel\n');
+      expect(piped.stdout).toBe('through the tunnel\n');
+    });
+
+    it(`port-forwards bytes both ways over ${transport.name}`, async () => {
+      const pf = startProcess('kubectl', ['--kubeconfig', kubeconfig, 'port-forward', '-n', 'default', 'pod/web', ':8080'], env(transport.env));
+      try {
+        const port = Number((await pf.waitFor(/Forwarding from 127\.0\.0\.1:(\d+) -> 8080/, 15_000))[1]);
+        const reply = await new Promise<string>((resolve, reject) => {
+          const s = net.connect(port, '127.0.0.1', () => s.write('ping through keyway'));
+          let got = '';
+          s.on('data', (d: Buffer) => {
+            got += d.toString();
+            if (got.length >= 'ping through keyway'.length) {
+              s.end();
+              resolve(got);
+            }
+          });
+          s.on('error', reject);
+        });
+        expect(reply).toBe('ping through keyway');
+      } finally {
+        await pf.stop();
+      }
+    });
+  }
+
+  it('refuses exec when the role does not allow it', async () => {
+    const narrower = RESOURCES.replace('[get, list, watch, exec, portforward]', '[get, list, watch]');
+    expect((await kwctl(['create', '--force', '-f', '-'], narrower)).code).toBe(0);
+    await new Promise((r) => setTimeout(r, 500));
+    const r = await kubectl(['exec', 'web', '-n', 'default', '--', 'echo', 'hi']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/jimbo/);
+    expect(r.stderr).toMatch(/exec/);
+  });
+});
