@@ -121,7 +121,7 @@ describe('kubectl streaming through Keyway', () => {
     expect(r.stdout).toBe('line one\nline two\n');
   });
 
-  for (const transport of [
+  for (const transport of <{ name: string; env: Record<string, string> }[]>[
     { name: 'WebSocket', env: {} },
     { name: 'SPDY/3.1', env: { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false', KUBECTL_PORT_FORWARD_WEBSOCKETS: 'false' } },
   ]) {
