@@ -1,5 +1,4 @@
 import net from 'node:net';
-import { Duplex } from 'node:stream';
 import type tls from 'node:tls';
 import { peekClientHello, type ClientHelloInfo } from '@keyway/tunnel';
 
@@ -46,46 +45,14 @@ export function createRouter(o: RouterOptions): net.Server {
       }
       const route = o.classify(peek.hello);
       if (route === 'auth') return relay(socket, data, o);
-      // A TLSSocket over a net.Socket reads the native handle and would miss the bytes
-      // already read; over a JS stream it reads what the stream gives, prefix first.
-      o.servers[route].emit('connection', replaying(socket, data));
+      // Put the ClientHello back: the TLS socket that takes the native handle over feeds
+      // what is buffered to the TLS engine first, so the handshake stays native.
+      socket.unshift(data);
+      o.servers[route].emit('connection', socket);
     };
     socket.on('data', onData);
   });
   return server;
-}
-
-/** The socket as a stream that first yields `prefix` again. */
-function replaying(socket: net.Socket, prefix: Buffer): Duplex {
-  let pending: Buffer | null = prefix;
-  const stream = new Duplex({
-    read() {
-      if (pending) {
-        const first = pending;
-        pending = null;
-        this.push(first);
-      }
-      socket.resume();
-    },
-    write(chunk: Buffer, _enc, cb) {
-      socket.write(chunk, cb);
-    },
-    final(cb) {
-      socket.end(cb);
-    },
-    destroy(err, cb) {
-      socket.destroy(err ?? undefined);
-      cb(err);
-    },
-  });
-  socket.on('data', (chunk: Buffer) => {
-    if (!stream.push(chunk)) socket.pause();
-  });
-  socket.on('end', () => stream.push(null));
-  socket.on('close', () => stream.destroy());
-  socket.on('error', (err) => stream.destroy(err));
-  Object.assign(stream, { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort });
-  return stream;
 }
 
 function relay(client: net.Socket, first: Buffer, o: RouterOptions): void {
