@@ -67,7 +67,14 @@ export const benchmark: Benchmark = {
       const latProxy = await latency(proxied, path, n);
       const seconds = quick ? 2 : 5;
       const tputDirect = await throughput(direct, path, 32, seconds);
+      const cpuBefore = { keyway: cpuOf(keyway.pid as number), agent: cpuOf(agent.pid as number), bench: process.cpuUsage() };
       const tputProxy = await throughput(proxied, path, 32, seconds);
+      const benchCpu = process.cpuUsage(cpuBefore.bench);
+      const cpu = {
+        keyway: (cpuOf(keyway.pid as number) - cpuBefore.keyway) / seconds,
+        agent: (cpuOf(agent.pid as number) - cpuBefore.agent) / seconds,
+        bench: (benchCpu.user + benchCpu.system) / 1e6 / seconds,
+      };
 
       const keywayPid = keyway.pid as number;
       const listBytes = quick ? LIST_BYTES / 8 : LIST_BYTES;
@@ -87,6 +94,7 @@ export const benchmark: Benchmark = {
       out.push('');
       out.push(`  ${'measurement'.padEnd(26)} ${'direct'.padStart(10)} ${'via proxy'.padStart(10)} ${'delta'.padStart(10)}`);
       for (const r of rows) out.push(`  ${r[0].padEnd(26)} ${r[1].padStart(10)} ${r[2].padStart(10)} ${r[3].padStart(10)}`);
+      out.push(`  CPU while proxied at c=32 (cores): auth+proxy ${cpu.keyway.toFixed(2)}, agent ${cpu.agent.toFixed(2)}, load generator + upstream ${cpu.bench.toFixed(2)}`);
       out.push('');
       out.push(`  ${(listBytes / 1024 ** 2).toFixed(0)} MiB list through the proxy: ${list.seconds.toFixed(1)} s (${(listBytes / 1024 ** 2 / list.seconds).toFixed(0)} MiB/s), proxy RSS growth ${(list.rssGrowth / 1024 ** 2).toFixed(1)} MiB`);
       out.push(`  ${tunnels.count} idle tunnels: proxy RSS +${(tunnels.rssGrowth / 1024 ** 2).toFixed(1)} MiB, ${(tunnels.rssGrowth / tunnels.count / 1024).toFixed(1)} KiB per tunnel`);
@@ -238,6 +246,12 @@ async function throughput(t: Target, path: string, concurrency: number, seconds:
     }),
   );
   return done / seconds;
+}
+
+/** CPU seconds a process has used (user + system), from /proc. */
+function cpuOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 function rssOf(pid: number): number {

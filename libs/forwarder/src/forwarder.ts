@@ -1,9 +1,8 @@
 import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
-import { pipeline } from 'node:stream';
 import { NotFoundError } from '@keyway/errors';
-import { endToEndHeaders, type KubeBackend, type KubeRequestHead, type KubeResponseHead } from '@keyway/tunnel';
+import { endToEndHeaders, pump, type KubeBackend, type KubeRequestHead, type KubeResponseHead } from '@keyway/tunnel';
 import type { ClusterCredentials } from './kubeconfig.js';
 
 interface Upstream {
@@ -45,7 +44,7 @@ export class KubeForwarder implements KubeBackend {
     return new Promise((resolve, reject) => {
       req.on('error', reject);
       req.on('response', (res: IncomingMessage) => resolve({ head: responseHead(res), body: res }));
-      if (body) pipeline(body, req, (err) => err && req.destroy(err));
+      if (body) pump(body, req);
       else req.end();
     });
   }

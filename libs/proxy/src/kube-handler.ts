@@ -1,15 +1,14 @@
 import type { X509Certificate } from 'node:crypto';
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import http2, { type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
-import type { Duplex, Readable } from 'node:stream';
-import { pipeline } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { kubeStatus, normalizeRequestPath, parseRequestInfo, type KubeStatus, type RequestInfo } from '@keyway/kube';
 import type { Logger } from '@keyway/log';
 import { verifyCertificate, type Identity } from '@keyway/pki';
 import { authorizeKubeRequest, visibleKubeClusters } from '@keyway/rbac';
 import type { RoleResource } from '@keyway/resources';
-import { endToEndHeaders, type Headers, type KubeRequestHead } from '@keyway/tunnel';
+import { endToEndHeaders, pump, splice, type Headers, type KubeRequestHead } from '@keyway/tunnel';
 import type { ClusterCache } from './cache.js';
 import type { ClusterRegistry, ClusterRoute } from './registry.js';
 
@@ -228,7 +227,7 @@ export class KubeHandler {
         return;
       }
       const out = x.respond(res.status, res.headers);
-      pipeline(body, out as NodeJS.WritableStream & Duplex, () => undefined);
+      pump(body, out as unknown as Writable);
     } catch (err) {
       this.o.logger.warn({ err: (err as Error).message, cluster: head.cluster, user: identity.username }, 'forwarding failed');
       this.fail(x, kubeStatus(503, 'ServiceUnavailable', `keyway: cluster "${head.cluster}" is not reachable right now: ${(err as Error).message}`));
@@ -246,11 +245,11 @@ export class KubeHandler {
       const { head: res, stream } = await route.backend.upgrade(head, clientHead);
       if (res.status !== 101) {
         socket.write(rawHead(res.status, res.headers, true));
-        pipeline(stream, socket, () => undefined);
+        pump(stream, socket);
         return;
       }
       socket.write(rawHead(101, { ...res.headers, connection: 'Upgrade', upgrade: head.upgrade }, false));
-      pipeline(socket, stream, socket, () => undefined);
+      splice(socket, stream);
     } catch (err) {
       writeRawResponse(socket, 503, kubeStatus(503, 'ServiceUnavailable', `keyway: cluster "${head.cluster}" is not reachable right now: ${(err as Error).message}`));
     }

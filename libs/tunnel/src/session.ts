@@ -1,6 +1,6 @@
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { Duplex, Readable } from 'node:stream';
-import { pipeline } from 'node:stream';
+import { pump, splice } from './pump.js';
 import type { KubeBackend, KubeRequestHead, KubeResponseHead } from './backend.js';
 import { H, INFO_PATH, endToEndHeaders, type TunnelInfo } from './protocol.js';
 
@@ -72,7 +72,7 @@ export class TunnelSession implements KubeBackend {
 
   private async send(headers: http2.OutgoingHttpHeaders, body: Readable | null, timeoutMs?: number) {
     const stream = this.open(headers, body === null);
-    if (body) pipeline(body, stream, () => undefined);
+    if (body) pump(body, stream);
     if (timeoutMs) stream.setTimeout(timeoutMs, () => stream.close(http2.constants.NGHTTP2_CANCEL));
     const res = await responseOf(stream);
     return { head: { status: Number(res[':status']), headers: responseHeaders(res) } as KubeResponseHead, body: stream as Readable };
@@ -184,10 +184,10 @@ async function handleTunnelStream(
     const { head: res, stream: upstream } = await opts.backend.upgrade(head, Buffer.alloc(0));
     if (res.status === 101) {
       stream.respond({ ...res.headers, ':status': 200, [H.upgradeStatus]: '101' });
-      pipeline(stream, upstream, stream, () => undefined);
+      splice(stream, upstream);
     } else {
       stream.respond({ ...res.headers, ':status': res.status });
-      pipeline(upstream, stream, () => undefined);
+      pump(upstream, stream);
     }
     return;
   }
@@ -198,5 +198,5 @@ async function handleTunnelStream(
     return;
   }
   stream.respond({ ...res.headers, ':status': res.status });
-  pipeline(body, stream, () => undefined);
+  pump(body, stream);
 }

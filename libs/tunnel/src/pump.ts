@@ -1,0 +1,34 @@
+import type { Readable, Writable } from 'node:stream';
+
+/**
+ * Pipes src into dst and tears both down if either fails. stream.pipeline would do the
+ * same but allocates an AbortController (and an AbortError) per call, which on the
+ * per-request path costs more than the forwarding itself.
+ */
+export function pump(src: Readable, dst: Writable): void {
+  const fail = (err?: Error | null) => {
+    if (!src.destroyed) src.destroy(err ?? undefined);
+    if (!dst.destroyed) dst.destroy(err ?? undefined);
+  };
+  src.once('error', fail);
+  dst.once('error', fail);
+  // A destination that goes away early (client disconnected) stops the source.
+  dst.once('close', () => {
+    if (!src.readableEnded) src.destroy();
+  });
+  src.pipe(dst);
+}
+
+/** Two-way pump for upgraded connections: each side's end reaches the other. */
+export function splice(a: Readable & Writable, b: Readable & Writable): void {
+  const fail = () => {
+    a.destroy();
+    b.destroy();
+  };
+  a.once('error', fail);
+  b.once('error', fail);
+  a.once('close', () => b.destroy());
+  b.once('close', () => a.destroy());
+  a.pipe(b);
+  b.pipe(a);
+}
