@@ -17,6 +17,10 @@ const benchmarks: Record<string, { description: string; load: () => Promise<{ be
     description: 'user certificate issuance vs raw ECDSA P-256 signing, one core',
     load: () => import('./cert-issue.js'),
   },
+  'kw-credentials': {
+    description: 'wall time of `kw kube credentials` from the cache vs `node -e 0`',
+    load: () => import('./kw-credentials.js'),
+  },
   proxy: {
     description: 'direct vs through proxy + agent: latency, throughput, memory (--quick: short; --kube-listener: dedicated kube port)',
     load: () => import('./proxy.js'),

@@ -30,7 +30,7 @@ export async function startStack(config: KeywayConfig, logger: Logger, clock?: (
     }
     const p = config.proxy_service;
     const publicHosts = [...p.public_addr, ...p.kubernetes.public_addr].map(hostOf).filter(Boolean);
-    const dnsNames = [PROXY_SERVER_NAME, '*.keyway.cluster.local', 'localhost', ...publicHosts.filter((h) => !isIP(h))];
+    const dnsNames = [PROXY_SERVER_NAME, '*.keyway.cluster.local', 'localhost', ...publicHosts.filter((h) => !isIP(h)).flatMap((h) => [h, `*.${h}`])];
     const ipAddresses = ['127.0.0.1', '::1', ...publicHosts.filter((h) => isIP(h))];
     proxy = new ProxyService({
       clusterName: config.cluster_name,

@@ -28,7 +28,7 @@ const program = new Command('keyway-proxy')
     if (!config.auth_server) throw new BadParameterError('set auth_server (or --auth-server) to the auth service address');
     const p = config.proxy_service;
     const hosts = [...p.public_addr, ...p.kubernetes.public_addr].map((a) => a.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''));
-    const dnsNames = [PROXY_SERVER_NAME, '*.keyway.cluster.local', 'localhost', ...hosts.filter((h) => !isIP(h))];
+    const dnsNames = [PROXY_SERVER_NAME, '*.keyway.cluster.local', 'localhost', ...hosts.filter((h) => !isIP(h)).flatMap((h) => [h, `*.${h}`])];
     const ipAddresses = ['127.0.0.1', '::1', ...hosts.filter((h) => isIP(h))];
     const identityPath = join(config.dataDir, 'proxy-identity.pem');
     const credentials = await loadOrJoin({

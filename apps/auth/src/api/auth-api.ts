@@ -4,7 +4,7 @@ import { sql } from 'kysely';
 import { AccessDeniedError, BadParameterError, NotFoundError } from '@keyway/errors';
 import type { Logger } from '@keyway/log';
 import { fingerprint, spkiPin, subjectPublicKey, type Identity, type SystemRole } from '@keyway/pki';
-import { certTtl, checkAccess, identityKubeGrants } from '@keyway/rbac';
+import { certTtl, checkAccess, identityKubeGrants, visibleKubeClusters } from '@keyway/rbac';
 import { parseResourceDocuments, redactSecrets, type LockResource, type Resource, type RoleResource, type UserResource } from '@keyway/resources';
 import { STORED_KINDS, type Db, type Store, type StoredKind, type StoredResource } from '@keyway/store';
 import type { CertAuthorities } from '../authorities.js';
@@ -252,6 +252,23 @@ export class AuthApi {
       mfaVerified: c.identity.mfaVerified,
       notAfterCap: c.identity.expires,
     });
+  }
+
+  /** The clusters agents serve now that the calling user's roles let them see. */
+  async listKubeClustersForUser(caller: Caller): Promise<{ name: string; labels: Record<string, string> }[]> {
+    const c = requireAuthenticated(caller);
+    if (c.kind !== 'user') throw new AccessDeniedError('only users list their Kubernetes clusters');
+    const user = await this.activeUser(c.identity.username);
+    const roles = await this.loadRoles(user.spec.roles, this.o.store.db, user.metadata.name);
+    const served = new Map<string, Record<string, string>>();
+    for (const server of await this.o.store.listPresence('kube_server', this.o.now())) {
+      for (const k of (server.data as { kube_clusters?: { name: string; labels: Record<string, string> }[] }).kube_clusters ?? []) {
+        served.set(k.name, k.labels);
+      }
+    }
+    const clusters = [...served].map(([name, labels]) => ({ name, labels })).sort((a, b) => a.name.localeCompare(b.name));
+    const visible = new Set(visibleKubeClusters(roles, { internal: user.spec.traits ?? {}, external: {} }, clusters));
+    return clusters.filter((c) => visible.has(c.name));
   }
 
   /** `kwctl auth sign`: certificates for another user, e.g. a bot. */
@@ -593,7 +610,8 @@ function checkHostNames(role: SystemRole, dnsNames: string[], ipAddresses: strin
     if (reserved && !RESERVED_NAMES[role]?.has(lower)) {
       throw new BadParameterError(`a ${role} host may not carry the name "${name}"`, { name });
     }
-    if (lower.includes('*') && !RESERVED_NAMES[role]?.has(lower)) {
+    // A proxy answers kubectl at kube-teleport-proxy-alpn.<its public host>, hence its wildcard.
+    if (lower.includes('*') && !RESERVED_NAMES[role]?.has(lower) && !(role === 'Proxy' && !reserved && lower.startsWith('*.'))) {
       throw new BadParameterError(`a ${role} host may not carry the wildcard name "${name}"`, { name });
     }
     if (!/^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(lower)) {

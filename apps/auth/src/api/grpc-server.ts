@@ -198,6 +198,7 @@ function handlers(o: GrpcServerOptions): AuthServiceServer {
         }),
       ),
     ),
+    listKubeClusters: unary('ListKubeClusters', async (_req, caller) => ({ clusters: await api.listKubeClustersForUser(caller) })),
     join: unary('Join', async (req, _caller, remoteIp) => {
       const r = await api.join({
         token: req.token,

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { AuthClient, trustOnPin } from '@keyway/client';
+import QRCode from 'qrcode';
+import { anonymousClient } from '../connect.js';
 import { BadParameterError } from '@keyway/errors';
 import type { CommandContext } from '../context.js';
 
@@ -8,12 +9,19 @@ export function register(program: Command, ctx: CommandContext): void {
   program
     .command('signup')
     .description('set your password and second factor with the one-time token an admin gave you')
-    .argument('<token>')
-    .requiredOption('--auth-server <host:port>', 'the Keyway auth server')
-    .requiredOption('--ca-pin <pin>', "the cluster's CA pin, sha256:<hex> (kwctl status prints it)")
-    .action(async (token: string, opts: { authServer: string; caPin: string }) => {
-      const caPems = await trustOnPin(opts.authServer, opts.caPin);
-      const client = new AuthClient({ address: opts.authServer, caPems });
+    .argument('[token]')
+    .option('--token <token>', 'the token (instead of the argument)')
+    .option('--proxy <host:port>', 'the Keyway proxy')
+    .option('--auth-server <host:port>', 'the auth server, when reached directly')
+    .option('--ca-pin <pin>', "the cluster's CA pin, sha256:<hex> (kwctl status prints it)")
+    .option('--insecure', "do not verify the server's certificate", false)
+    .action(async (arg: string | undefined, opts: { token?: string; proxy?: string; authServer?: string; caPin?: string; insecure: boolean }) => {
+      const token = opts.token ?? arg;
+      const address = opts.proxy ?? opts.authServer;
+      if (!token) throw new BadParameterError('the signup token is required (--token)');
+      if (!address) throw new BadParameterError('--proxy (or --auth-server) is required');
+      if (opts.insecure) ctx.err.write("WARNING: --insecure: the server's certificate is not verified.\n");
+      const { client } = await anonymousClient(address, { insecure: opts.insecure, ...(opts.caPin ? { caPin: opts.caPin } : {}) });
       const prompter = ctx.prompter();
       try {
         const info = await client.call('getUserToken', { token });
@@ -23,9 +31,11 @@ export function register(program: Command, ctx: CommandContext): void {
         if (password !== confirm) throw new BadParameterError('passwords do not match');
         let totpCode = '';
         if (info.secondFactorRequired) {
+          const qr = await QRCode.toString(info.totpUri, { type: 'utf8', errorCorrectionLevel: 'M' });
           ctx.out.write(
             [
-              'Add this TOTP secret to your authenticator app (or open the URI on your phone):',
+              'Scan this QR code with your authenticator app, or enter the secret by hand:',
+              qr,
               `  secret: ${info.totpSecret}`,
               `  uri:    ${info.totpUri}`,
               '',

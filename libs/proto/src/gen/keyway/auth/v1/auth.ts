@@ -267,6 +267,13 @@ export interface WatchEvent {
   resource: Resource | undefined;
 }
 
+export interface ListKubeClustersRequest {
+}
+
+export interface ListKubeClustersResponse {
+  clusters: KubeClusterInfo[];
+}
+
 function createBasePingRequest(): PingRequest {
   return {};
 }
@@ -4268,6 +4275,129 @@ export const WatchEvent: MessageFns<WatchEvent> = {
   },
 };
 
+function createBaseListKubeClustersRequest(): ListKubeClustersRequest {
+  return {};
+}
+
+export const ListKubeClustersRequest: MessageFns<ListKubeClustersRequest> = {
+  encode(_: ListKubeClustersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListKubeClustersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListKubeClustersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListKubeClustersRequest {
+    return {};
+  },
+
+  toJSON(_: ListKubeClustersRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListKubeClustersRequest>, I>>(base?: I): ListKubeClustersRequest {
+    return ListKubeClustersRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListKubeClustersRequest>, I>>(_: I): ListKubeClustersRequest {
+    const message = createBaseListKubeClustersRequest();
+    return message;
+  },
+};
+
+function createBaseListKubeClustersResponse(): ListKubeClustersResponse {
+  return { clusters: [] };
+}
+
+export const ListKubeClustersResponse: MessageFns<ListKubeClustersResponse> = {
+  encode(message: ListKubeClustersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.clusters) {
+      KubeClusterInfo.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListKubeClustersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListKubeClustersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.clusters.push(KubeClusterInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListKubeClustersResponse {
+    return {
+      clusters: globalThis.Array.isArray(object?.clusters)
+        ? object.clusters.map((e: any) => KubeClusterInfo.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListKubeClustersResponse): unknown {
+    const obj: any = {};
+    if (message.clusters?.length) {
+      obj.clusters = message.clusters.map((e) => KubeClusterInfo.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListKubeClustersResponse>, I>>(base?: I): ListKubeClustersResponse {
+    return ListKubeClustersResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListKubeClustersResponse>, I>>(object: I): ListKubeClustersResponse {
+    const message = createBaseListKubeClustersResponse();
+    message.clusters = object.clusters?.map((e) => KubeClusterInfo.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 /**
  * AuthService is the auth server's API. Callers authenticate with a client certificate
  * (mTLS) except for Ping, Login, GetUserToken, CompleteUserToken and Join, which carry
@@ -4402,6 +4532,18 @@ export const AuthServiceService = {
     responseSerialize: (value: Certificates): Buffer => Buffer.from(Certificates.encode(value).finish()),
     responseDeserialize: (value: Buffer): Certificates => Certificates.decode(value),
   },
+  /** The Kubernetes clusters the calling user's roles give access to (kw kube ls). */
+  listKubeClusters: {
+    path: "/keyway.auth.v1.AuthService/ListKubeClusters" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListKubeClustersRequest): Buffer =>
+      Buffer.from(ListKubeClustersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListKubeClustersRequest => ListKubeClustersRequest.decode(value),
+    responseSerialize: (value: ListKubeClustersResponse): Buffer =>
+      Buffer.from(ListKubeClustersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListKubeClustersResponse => ListKubeClustersResponse.decode(value),
+  },
   join: {
     path: "/keyway.auth.v1.AuthService/Join" as const,
     requestStream: false as const,
@@ -4487,6 +4629,8 @@ export interface AuthServiceServer extends UntypedServiceImplementation {
   login: handleUnaryCall<LoginRequest, Certificates>;
   generateUserCerts: handleUnaryCall<GenerateUserCertsRequest, Certificates>;
   signUserCerts: handleUnaryCall<SignUserCertsRequest, Certificates>;
+  /** The Kubernetes clusters the calling user's roles give access to (kw kube ls). */
+  listKubeClusters: handleUnaryCall<ListKubeClustersRequest, ListKubeClustersResponse>;
   join: handleUnaryCall<JoinRequest, JoinResponse>;
   /** Join tokens and locks. */
   createToken: handleUnaryCall<CreateTokenRequest, Resource>;
@@ -4685,6 +4829,22 @@ export interface AuthServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Certificates) => void,
+  ): ClientUnaryCall;
+  /** The Kubernetes clusters the calling user's roles give access to (kw kube ls). */
+  listKubeClusters(
+    request: ListKubeClustersRequest,
+    callback: (error: ServiceError | null, response: ListKubeClustersResponse) => void,
+  ): ClientUnaryCall;
+  listKubeClusters(
+    request: ListKubeClustersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListKubeClustersResponse) => void,
+  ): ClientUnaryCall;
+  listKubeClusters(
+    request: ListKubeClustersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListKubeClustersResponse) => void,
   ): ClientUnaryCall;
   join(request: JoinRequest, callback: (error: ServiceError | null, response: JoinResponse) => void): ClientUnaryCall;
   join(
