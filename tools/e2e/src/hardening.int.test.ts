@@ -1,16 +1,14 @@
 import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUTH_SERVER_NAME, AuthClient, readIdentityFile } from '@keyway/client';
 import { ca as authCa, AuthService } from '@keyway/auth';
 import { loadConfig } from '@keyway/config';
-import { runKwctl } from '@keyway/kwctl';
 import { silentLogger } from '@keyway/log';
+import { kwctlIn } from './harness.js';
 import { generateKeyPair } from '@keyway/pki';
-import { captureStream } from '@keyway/testing';
 
 // Findings of the foundation review, each pinned by a test: the embedded default under
 // concurrent load, trust in the auth server's certificate, TTL edge cases, restores.
@@ -20,12 +18,7 @@ describe('embedded store under concurrent calls', () => {
   let dataDir: string;
   let address: string;
 
-  const kwctl = async (args: string[], stdin?: string) => {
-    const out = captureStream();
-    const err = captureStream();
-    const code = await runKwctl({ argv: ['--data-dir', dataDir, ...args], out, err, env: {}, ...(stdin ? { stdin: Readable.from([stdin]) } : {}) });
-    return { code, out: out.text(), err: err.text() };
-  };
+  const kwctl = kwctlIn(() => dataDir);
 
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'kw-h-'));

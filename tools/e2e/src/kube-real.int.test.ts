@@ -4,15 +4,14 @@ import { parse as parseYaml } from 'yaml';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KubeAgent } from '@keyway/agent';
+import type { KubeAgent } from '@keyway/agent';
 import { ca as authCa, startStack, type Stack } from '@keyway/auth';
 import { KUBE_SNI } from '@keyway/client';
 import { generateKeyPair } from '@keyway/pki';
 import { loadConfig } from '@keyway/config';
-import { loadKubeconfig } from '@keyway/forwarder';
 import { createLogger, silentLogger } from '@keyway/log';
-import { runKwctl } from '@keyway/kwctl';
-import { captureStream, createTestDatabase, runCommand, type TestDatabase } from '@keyway/testing';
+import { kwctlIn, startTestAgent } from './harness.js';
+import { createTestDatabase, runCommand, type TestDatabase } from '@keyway/testing';
 
 // kubectl through Keyway against a real kube-apiserver (shared/tools/kube-apiserver.sh, or any
 // cluster): KEYWAY_E2E_KUBECONFIG is an admin kubeconfig for setting the test up,
@@ -63,13 +62,7 @@ describe.skipIf(!adminKubeconfig || !agentKubeconfig)('kubectl through Keyway to
   let dir: string;
   let userKubeconfig: string;
 
-  const kwctl = async (args: string[], stdin?: string) => {
-    const out = captureStream();
-    const err = captureStream();
-    const { Readable } = await import('node:stream');
-    const code = await runKwctl({ argv: ['--data-dir', dir, ...args], out, err, env: {}, ...(stdin ? { stdin: Readable.from([stdin]) } : {}) });
-    return { code, out: out.text(), err: err.text() };
-  };
+  const kwctl = kwctlIn(() => dir);
   const kubectl = (args: string[], kubeconfig = userKubeconfig) =>
     runCommand('kubectl', ['--kubeconfig', kubeconfig, ...args], { env: { PATH: process.env['PATH'], HOME: dir }, timeoutMs: 30_000 });
 
@@ -88,18 +81,14 @@ describe.skipIf(!adminKubeconfig || !agentKubeconfig)('kubectl through Keyway to
     });
     stack = await startStack(config, process.env['KEYWAY_E2E_DEBUG'] ? createLogger('stack', { level: 'debug' }) : silentLogger());
     expect((await kwctl(['create', '-f', '-'], ROLE)).code).toBe(0);
-    const token = /The invite token: (\w+)/.exec((await kwctl(['tokens', 'add', '--type=kube'])).out)?.[1] ?? '';
-    const [creds] = loadKubeconfig(agentKubeconfig as string).slice(0, 1);
-    agent = await KubeAgent.create({
-      proxyAddr: stack.proxyAddress as string,
-      token,
-      identityPath: join(dir, 'agent-identity.pem'),
-      caPins: [],
-      clusters: [{ creds: { ...(creds as NonNullable<typeof creds>), name: 'kubernetes' }, labels: { env: 'dev' } }],
+    agent = await startTestAgent(stack, {
+      kubeconfig: agentKubeconfig as string,
+      cluster: 'kubernetes',
+      labels: { env: 'dev' },
+      dir,
+      kwctl,
       logger: process.env['KEYWAY_E2E_DEBUG'] ? createLogger('agent', { level: 'debug' }) : silentLogger(),
     });
-    agent.serve();
-    await waitFor(() => (stack.proxy?.registry.pick('kubernetes') ? true : false));
     userKubeconfig = join(dir, 'jimbo.kubeconfig');
     const signed = await kwctl(['auth', 'sign', '--user=jimbo', '--format=kubernetes', '--kube-cluster=kubernetes', `--proxy=${stack.proxyAddress}`, `--out=${userKubeconfig}`]);
     expect(signed.code, signed.err).toBe(0);
@@ -235,11 +224,3 @@ describe.skipIf(!adminKubeconfig || !agentKubeconfig)('kubectl through Keyway to
     });
   });
 });
-
-async function waitFor(check: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

@@ -2,15 +2,13 @@ import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KubeAgent } from '@keyway/agent';
+import type { KubeAgent } from '@keyway/agent';
 import { startStack, type Stack } from '@keyway/auth';
 import { loadConfig } from '@keyway/config';
-import { loadKubeconfig } from '@keyway/forwarder';
-import { runKwctl } from '@keyway/kwctl';
 import { silentLogger } from '@keyway/log';
-import { captureStream, runCommand, startProcess, startTestKubeApiServer, type TestKubeApiServer } from '@keyway/testing';
+import { kwctlIn, startTestAgent } from './harness.js';
+import { runCommand, startProcess, startTestKubeApiServer, type TestKubeApiServer } from '@keyway/testing';
 
 // kubectl through Keyway (proxy + agent) to the test API server, for what a cluster without
 // nodes cannot answer: logs, exec and port-forward over WebSocket and SPDY/3.1, and watch.
@@ -42,12 +40,7 @@ describe('kubectl streaming through Keyway', () => {
   let echo: net.Server;
   let echoPort: number;
 
-  const kwctl = async (args: string[], stdin?: string) => {
-    const out = captureStream();
-    const err = captureStream();
-    const code = await runKwctl({ argv: ['--data-dir', dir, ...args], out, err, env: {}, ...(stdin ? { stdin: Readable.from([stdin]) } : {}) });
-    return { code, out: out.text(), err: err.text() };
-  };
+  const kwctl = kwctlIn(() => dir);
   const env = (extra: Record<string, string> = {}) => ({ PATH: process.env['PATH'], HOME: dir, ...extra });
   const kubectl = (args: string[], extra: Record<string, string> = {}, input?: string) =>
     runCommand('kubectl', ['--kubeconfig', kubeconfig, ...args], { env: env(extra), timeoutMs: 20_000, ...(input !== undefined ? { input } : {}) });
@@ -67,22 +60,7 @@ describe('kubectl streaming through Keyway', () => {
     });
     stack = await startStack(config, silentLogger());
     expect((await kwctl(['create', '-f', '-'], RESOURCES)).code).toBe(0);
-    const token = /The invite token: (\w+)/.exec((await kwctl(['tokens', 'add', '--type=kube'])).out)?.[1] as string;
-    const [creds] = loadKubeconfig(api.agentKubeconfig);
-    agent = await KubeAgent.create({
-      proxyAddr: stack.proxyAddress as string,
-      token,
-      identityPath: join(dir, 'agent.pem'),
-      caPins: [],
-      clusters: [{ creds: { ...(creds as NonNullable<typeof creds>), name: 'kubernetes' }, labels: { env: 'dev' } }],
-      logger: silentLogger(),
-    });
-    agent.serve();
-    const deadline = Date.now() + 15_000;
-    while (!stack.proxy?.registry.pick('kubernetes')) {
-      if (Date.now() > deadline) throw new Error('agent did not connect');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    agent = await startTestAgent(stack, { kubeconfig: api.agentKubeconfig, cluster: 'kubernetes', labels: { env: 'dev' }, dir, kwctl, logger: silentLogger() });
     kubeconfig = join(dir, 'jimbo.kubeconfig');
     const signed = await kwctl(['auth', 'sign', '--user=jimbo', '--kube-cluster=kubernetes', `--proxy=${stack.proxyAddress}`, `--out=${kubeconfig}`]);
     expect(signed.code, signed.err).toBe(0);

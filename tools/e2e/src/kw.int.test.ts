@@ -1,18 +1,16 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { TOTP, Secret } from 'otpauth';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KubeAgent } from '@keyway/agent';
+import type { KubeAgent } from '@keyway/agent';
 import { startStack, type Stack } from '@keyway/auth';
 import { loadConfig } from '@keyway/config';
-import { loadKubeconfig } from '@keyway/forwarder';
-import { runKwctl } from '@keyway/kwctl';
 import { silentLogger } from '@keyway/log';
-import { captureStream, runCommand, startTestKubeApiServer, type TestKubeApiServer } from '@keyway/testing';
+import { kwctlIn, startTestAgent, waitUntil } from './harness.js';
+import { runCommand, startTestKubeApiServer, type TestKubeApiServer } from '@keyway/testing';
 
 // The seed's flow with kw as a user runs it (the real binary, the real kubectl): signup,
 // login with password + TOTP, kube ls, kube login, kubectl through the exec plugin,
@@ -57,12 +55,7 @@ describe('kw: the seed flow with kubectl', () => {
   const env = () => ({ PATH: process.env['PATH'], HOME: dir, KW_HOME: join(dir, 'kw'), KUBECONFIG: join(dir, 'kubeconfig') });
   const kw = (args: string[], input = '') => runCommand(process.execPath, [kwBin, ...args], { env: env(), input, timeoutMs: 30_000 });
   const kubectl = (args: string[]) => runCommand('kubectl', args, { env: env(), timeoutMs: 30_000 });
-  const kwctl = async (args: string[], stdin?: string) => {
-    const out = captureStream();
-    const err = captureStream();
-    const code = await runKwctl({ argv: ['--data-dir', join(dir, 'auth'), ...args], out, err, env: {}, ...(stdin ? { stdin: Readable.from([stdin]) } : {}) });
-    return { code, out: out.text(), err: err.text() };
-  };
+  const kwctl = kwctlIn(() => join(dir, 'auth'));
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'kw-e2e-'));
@@ -82,22 +75,8 @@ describe('kw: the seed flow with kubectl', () => {
       return original(...a);
     };
     expect((await kwctl(['create', '-f', '-'], RESOURCES)).code).toBe(0);
-    const token = /The invite token: (\w+)/.exec((await kwctl(['tokens', 'add', '--type=kube'])).out)?.[1] as string;
-    const [creds] = loadKubeconfig(api.agentKubeconfig);
-    agent = await KubeAgent.create({
-      proxyAddr: proxy,
-      token,
-      identityPath: join(dir, 'agent.pem'),
-      caPins: [],
-      clusters: [{ creds: { ...(creds as NonNullable<typeof creds>), name: 'kubernetes' }, labels: { env: 'dev' } }],
-      logger: silentLogger(),
-    });
-    agent.serve();
-    const deadline = Date.now() + 15_000;
-    while (!stack.proxy?.registry.pick('kubernetes') || (await stack.auth.store.listPresence('kube_server', clock())).length === 0) {
-      if (Date.now() > deadline) throw new Error('agent did not come up');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    agent = await startTestAgent(stack, { kubeconfig: api.agentKubeconfig, cluster: 'kubernetes', labels: { env: 'dev' }, dir, kwctl, logger: silentLogger() });
+    await waitUntil(async () => (await stack.auth.store.listPresence('kube_server', clock())).length > 0, 'the agent heartbeat');
     // A kubeconfig the user already had, with its own selected context.
     writeFileSync(
       join(dir, 'kubeconfig'),

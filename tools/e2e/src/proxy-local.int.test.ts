@@ -2,14 +2,13 @@ import { mkdtempSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '@keyway/auth';
 import { readIdentityFile } from '@keyway/client';
 import { loadConfig } from '@keyway/config';
-import { runKwctl } from '@keyway/kwctl';
 import { silentLogger } from '@keyway/log';
-import { captureStream, runCommand, startTestKubeApiServer, type TestKubeApiServer } from '@keyway/testing';
+import { kwctlIn } from './harness.js';
+import { runCommand, startTestKubeApiServer, type TestKubeApiServer } from '@keyway/testing';
 
 // The seed's "proxy outside the cluster": the proxy serves a cluster from its own kubeconfig,
 // no agent, with the same authorization and forwarding. Also the dedicated Kubernetes
@@ -35,12 +34,7 @@ describe('proxy serving a cluster itself', () => {
   let stack: Stack;
   let dir: string;
 
-  const kwctl = async (args: string[], stdin?: string) => {
-    const out = captureStream();
-    const err = captureStream();
-    const code = await runKwctl({ argv: ['--data-dir', dir, ...args], out, err, env: {}, ...(stdin ? { stdin: Readable.from([stdin]) } : {}) });
-    return { code, out: out.text(), err: err.text() };
-  };
+  const kwctl = kwctlIn(() => dir);
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'kw-local-'));
