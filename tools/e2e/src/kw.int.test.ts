@@ -189,6 +189,23 @@ describe('kw: the seed flow with kubectl', () => {
     expect(existsSync(cache)).toBe(true);
   });
 
+  it('names contexts, sets namespaces and impersonation, and logs into every cluster with --all', async () => {
+    const r = await kw(['kube', 'login', 'kubernetes', '--set-context-name=mine', '-n', 'default', '--as=jimbo', '--as-groups=teleport-view']);
+    expect(r.code, r.stderr).toBe(0);
+    const kc = parseYaml(readFileSync(join(dir, 'kubeconfig'), 'utf8')) as {
+      'current-context': string;
+      contexts: { name: string; context: Record<string, string> }[];
+      users: { name: string; user: Record<string, unknown> }[];
+    };
+    expect(kc['current-context']).toBe('mine');
+    expect(kc.contexts.find((c) => c.name === 'mine')?.context).toMatchObject({ cluster: 'acme', namespace: 'default' });
+    expect(kc.users.find((u) => u.name === 'acme-kubernetes')?.user).toMatchObject({ as: 'jimbo', 'as-groups': ['teleport-view'] });
+    const pods = await kubectl(['get', 'pods', '-o', 'name']);
+    expect(pods.stdout, pods.stderr).toBe('pod/web\n');
+    const all = await kw(['kube', 'login', '--all']);
+    expect(all.stdout).toMatch(/Logged into Kubernetes cluster "kubernetes"/);
+  });
+
   it('says to log in again when the login has expired, without prompting', async () => {
     const profileDir = join(dir, 'kw', 'profiles', proxy.replace(/[^A-Za-z0-9._-]/g, '_'));
     const saved = { cert: readFileSync(join(profileDir, 'cert.pem'), 'utf8'), key: readFileSync(join(profileDir, 'key.pem'), 'utf8') };
@@ -209,6 +226,7 @@ describe('kw: the seed flow with kubectl', () => {
     expect(r.code, r.stderr).toBe(0);
     const kc = parseYaml(readFileSync(join(dir, 'kubeconfig'), 'utf8')) as { 'current-context': string; contexts: { name: string }[]; clusters: { name: string }[] };
     expect(kc['current-context']).toBe('other');
+    // Every context kw wrote (acme-kubernetes, mine) is gone; the user's own stays.
     expect(kc.contexts.map((c) => c.name)).toEqual(['other']);
     expect(kc.clusters.map((c) => c.name)).toEqual(['other']);
     expect(existsSync(join(dir, 'kw', 'profiles', proxy.replace(/[^A-Za-z0-9._-]/g, '_')))).toBe(false);
