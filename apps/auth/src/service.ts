@@ -10,6 +10,7 @@ import type { Logger } from '@keyway/log';
 import { decodeIdentity, generateKeyPair } from '@keyway/pki';
 import { PRESET_ROLES } from '@keyway/rbac';
 import { Store } from '@keyway/store';
+import { DirectAuditLog, type AuditLog } from '@keyway/audit';
 import { AuthApi, HOST_CERT_TTL_MS } from './api/auth-api.js';
 import { ChangeFeed } from './api/change-feed.js';
 import { serveGrpc } from './api/grpc-server.js';
@@ -39,6 +40,8 @@ export class AuthService {
   readonly api: AuthApi;
   readonly cas: CertAuthorities;
   readonly adminIdentityPath: string;
+  /** Where this process's events go; the in-process proxy shares it. */
+  readonly audit: AuditLog;
   private server: Server | undefined;
   private port = 0;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -60,8 +63,10 @@ export class AuthService {
       logger,
       ...(deps.clock ? { now: deps.clock } : {}),
     });
+    this.audit = new DirectAuditLog(store, logger);
     this.api = new AuthApi({
       feed: new ChangeFeed(),
+      audit: this.audit,
       clusterName: config.cluster_name,
       store,
       cas,
@@ -147,6 +152,7 @@ export class AuthService {
         });
       });
     }
+    await this.audit.close();
     await this.store.close();
   }
 

@@ -1,3 +1,14 @@
 export { Store, STORED_KINDS, type Db, type PresenceEntry, type PresenceKind, type PutOptions, type StoreLocation, type StoreOptions, type StoredKind, type StoredResource } from './store.js';
 export type { Database } from './schema.js';
 export { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded.js';
+export {
+  appendAuditEvents,
+  canonicalJson,
+  chainHash,
+  searchAuditEvents,
+  verifyAuditChain,
+  type AuditEventRecord,
+  type AuditQuery,
+  type ChainVerification,
+  type StoredAuditEvent,
+} from './audit.js';

@@ -98,6 +98,17 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0003_audit_chain': {
+    async up(db: Kysely<unknown>) {
+      // Tamper evidence: each event stores the hash of its predecessor and its own.
+      await db.schema.alterTable('audit_events').addColumn('prev_hash', 'text').execute();
+      await db.schema.alterTable('audit_events').addColumn('hash', 'text').execute();
+      await db.schema.alterTable('audit_events').addColumn('kubernetes_cluster', 'text').execute();
+      await db.schema.alterTable('audit_events').addColumn('namespace', 'text').execute();
+      await db.schema.createIndex('audit_events_user_time').on('audit_events').columns(['username', 'time']).execute();
+      await db.schema.createIndex('audit_events_cluster_time').on('audit_events').columns(['kubernetes_cluster', 'time']).execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -52,6 +52,10 @@ export interface AuditEventsTable {
   code: string;
   cluster_name: string | null;
   username: string | null;
+  kubernetes_cluster: string | null;
+  namespace: string | null;
+  prev_hash: string | null;
+  hash: string | null;
   data: Json;
 }
 

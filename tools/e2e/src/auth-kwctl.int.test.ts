@@ -417,6 +417,32 @@ spec:
     held.close();
   });
 
+  it('audits logins, resource changes, joins and certificates, and detects an edited row', async () => {
+    const logins = (await kwctl(['audit', 'search', '--event', 'user.login', '--format', 'json', '--limit', '1000'])).out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(logins.some((e) => e['code'] === 'T1000I' && e['user'] === 'jimbo' && e['success'] === true)).toBe(true);
+    const failed = logins.find((e) => e['code'] === 'T1000W' && e['error'] === 'invalid username or password');
+    expect(failed).toMatchObject({ event: 'user.login', user: 'jimbo', success: false });
+    expect(JSON.stringify(logins)).not.toContain(PASSWORD);
+    const roles = (await kwctl(['audit', 'search', '--event', 'role.created', '--format', 'json'])).out;
+    expect(roles).toMatch(/"name":"junior-devs"/);
+    const text = await kwctl(['audit', 'search', '--since', '1h', '--limit', '5']);
+    expect(text.out.split('\n')[0]).toMatch(/^Time\s+Event\s+Code\s+User\s+Details/);
+    expect((await kwctl(['audit', 'verify'])).out).toMatch(/The audit log is intact: \d+ event\(s\) checked/);
+
+    const pg = await import('pg');
+    const db = new pg.default.Client({ connectionString: tdb.url });
+    await db.connect();
+    const victim = await db.query<{ uid: string }>("SELECT uid FROM audit_events WHERE event = 'role.created' ORDER BY id LIMIT 1");
+    await db.query("UPDATE audit_events SET data = jsonb_set(data, '{name}', '\"someone-else\"') WHERE uid = $1", [victim.rows[0]?.uid]);
+    await db.end();
+    const verify = await kwctl(['audit', 'verify']);
+    expect(verify.code).toBe(1);
+    expect(verify.err).toContain(`uid ${victim.rows[0]?.uid}`);
+  });
+
   it('finds admin credentials from --identity and --auth-server, and explains when there are none', async () => {
     const r = await runKwctl({
       argv: ['--identity', join(dataDir, 'admin-identity.pem'), '--auth-server', address, 'status'],

@@ -11,6 +11,8 @@ import type { CertAuthorities } from '../authorities.js';
 import { DEFAULT_USER_TOKEN_TTL_MS, checkUserTokenTtl, type IssuedUserToken, type LocalUsers } from '../users/local-users.js';
 import { describeCaller, requireAuthenticated, type Caller } from './caller.js';
 import type { Change, ChangeFeed, WatchKind } from './change-feed.js';
+import { EVENTS, auditEvent, type AuditLog, type EventKind } from '@keyway/audit';
+import { searchAuditEvents, verifyAuditChain, type AuditEventRecord } from '@keyway/store';
 
 export const SERVER_VERSION = '0.1.0';
 /** Host certificates last long enough to survive a long weekend offline; agents renew them. */
@@ -29,6 +31,7 @@ export interface AuthApiOptions {
   logger: Logger;
   /** Where committed changes are published for watchers. */
   feed: ChangeFeed;
+  audit: AuditLog;
   now?: () => Date;
 }
 
@@ -102,7 +105,10 @@ export class AuthApi {
       return out;
     });
     this.o.logger.info({ caller: describeCaller(caller), changes }, 'resources written');
-    for (const c of changes) await this.publishPut(c.kind, c.name);
+    for (const c of changes) {
+      await this.publishPut(c.kind, c.name);
+      this.auditResource(caller, c.kind, c.name, c.created ? 'create' : 'update');
+    }
     return changes;
   }
 
@@ -176,6 +182,7 @@ export class AuthApi {
     });
     this.o.logger.info({ caller: describeCaller(caller), kind: k, name }, 'resource deleted');
     this.o.feed.publish({ type: 'delete', kind: k, name });
+    this.auditResource(caller, k, name, 'delete');
   }
 
   // ---- users ----------------------------------------------------------------------------
@@ -196,6 +203,7 @@ export class AuthApi {
       await this.o.store.putResource('user', input.name, user as unknown as Record<string, unknown>, { createOnly: true }, trx);
     });
     await this.publishPut('user', input.name);
+    this.auditResource(caller, 'user', input.name, 'create');
     return this.o.users.issueToken(input.name, 'signup', input.tokenTtlMs || DEFAULT_USER_TOKEN_TTL_MS);
   }
 
@@ -224,8 +232,17 @@ export class AuthApi {
     remoteIp?: string;
   }): Promise<CertificatesResult> {
     const publicKey = parsePublicKey(input.publicKeyPem);
-    await this.o.users.authenticate(input.user, input.password, input.totpCode);
-    const user = await this.activeUser(input.user);
+    const attempt = { user: input.user, method: 'local', 'addr.remote': input.remoteIp ?? '', cluster_name: this.o.clusterName };
+    let user: UserResource;
+    try {
+      await this.o.users.authenticate(input.user, input.password, input.totpCode);
+      user = await this.activeUser(input.user);
+    } catch (err) {
+      // The reason, never the password or the code.
+      this.o.audit.emit(auditEvent(EVENTS.userLoginFailure, { ...attempt, success: false, error: (err as Error).message }, this.o.now()));
+      throw err;
+    }
+    this.o.audit.emit(auditEvent(EVENTS.userLogin, { ...attempt, success: true, mfa_device: this.o.secondFactor === 'otp' ? 'totp' : '' }, this.o.now()));
     const result = await this.issueUserCertificate(user, publicKey, {
       ttlMs: input.ttlMs,
       kubernetesCluster: input.kubernetesCluster,
@@ -335,6 +352,7 @@ export class AuthApi {
       notAfter,
     });
     this.o.logger.info({ hostId, role, ip: input.remoteIp }, 'host joined');
+    this.o.audit.emit(auditEvent(EVENTS.join, { host_id: hostId, role, node_name: input.nodeName ?? '', 'addr.remote': input.remoteIp ?? '', cluster_name: this.o.clusterName, success: true }, this.o.now()));
     return {
       certPem: cert.certPem,
       hostCaPems: [this.o.cas.host.certPem],
@@ -363,6 +381,7 @@ export class AuthApi {
       'token',
     );
     await this.o.store.putResource('token', name, token as unknown as Record<string, unknown>, { createOnly: true, expires });
+    this.auditResource(caller, 'token', name.slice(0, 6) + '…', 'create', { roles });
     return this.o.store.getResource('token', name);
   }
 
@@ -390,6 +409,7 @@ export class AuthApi {
     await this.o.store.putResource('lock', name, lock as unknown as Record<string, unknown>, { createOnly: true, expires: expires ?? null });
     this.o.logger.info({ caller: describeCaller(caller), target: input }, 'lock created');
     await this.publishPut('lock', name);
+    this.auditResource(caller, 'lock', name, 'create', { target: input.user ? { user: input.user } : { role: input.role }, message: input.message });
     return this.o.store.getResource('lock', name);
   }
 
@@ -489,6 +509,51 @@ export class AuthApi {
     }
   }
 
+  /** Proxies without a queue send their events here. */
+  async emitAuditEvents(caller: Caller, events: string[]): Promise<void> {
+    const c = requireAuthenticated(caller);
+    if (c.kind !== 'host' || !(c.identity.systemRoles.includes('Proxy') || c.identity.systemRoles.includes('Admin'))) {
+      throw new AccessDeniedError(`${describeCaller(c)} may not emit audit events`);
+    }
+    for (const json of events) {
+      let e: AuditEventRecord;
+      try {
+        e = JSON.parse(json) as AuditEventRecord;
+      } catch {
+        throw new BadParameterError('audit event is not JSON');
+      }
+      if (typeof e.uid !== 'string' || typeof e.event !== 'string' || typeof e.code !== 'string' || typeof e.time !== 'string') {
+        throw new BadParameterError('audit event needs uid, event, code and time');
+      }
+      this.o.audit.emit(e);
+    }
+    await this.o.audit.flush();
+  }
+
+  async searchEvents(caller: Caller, q: Parameters<typeof searchAuditEvents>[1]) {
+    await this.authorize(caller, 'event', 'list');
+    await this.authorize(caller, 'event', 'read');
+    await this.o.audit.flush();
+    return searchAuditEvents(this.o.store, q);
+  }
+
+  async verifyAuditChain(caller: Caller, since?: Date) {
+    await this.authorize(caller, 'event', 'read');
+    await this.o.audit.flush();
+    return verifyAuditChain(this.o.store, since);
+  }
+
+  private auditResource(caller: Caller, kind: string, name: string, op: 'create' | 'update' | 'delete', extra: Record<string, unknown> = {}): void {
+    const by: Record<string, unknown> = { user: caller.kind === 'anonymous' ? '' : caller.identity.username, cluster_name: this.o.clusterName };
+    let kindEvent: EventKind;
+    if (kind === 'user') kindEvent = op === 'create' ? EVENTS.userCreate : op === 'update' ? EVENTS.userUpdate : EVENTS.userDelete;
+    else if (kind === 'role') kindEvent = op === 'delete' ? EVENTS.roleDelete : EVENTS.roleCreate;
+    else if (kind === 'lock') kindEvent = op === 'delete' ? EVENTS.lockDelete : EVENTS.lockCreate;
+    else if (kind === 'token' && op !== 'delete') kindEvent = EVENTS.tokenCreate;
+    else kindEvent = op === 'delete' ? EVENTS.resourceDelete : EVENTS.resourceCreate;
+    this.o.audit.emit(auditEvent(kindEvent, { ...by, name, kind, operation: op, ...extra }, this.o.now()));
+  }
+
   private async publishPut(kind: StoredKind, name: string): Promise<void> {
     const stored = await this.o.store.findResource(kind, name);
     if (stored) this.o.feed.publish({ type: 'put', kind, name, resource: stored.resource, revision: stored.revision });
@@ -520,6 +585,21 @@ export class AuthApi {
       ...(opts.loginIp ? { loginIp: opts.loginIp } : {}),
     };
     const cert = this.o.cas.user.signer.signUserCertificate({ publicKey, identity, notAfter });
+    this.o.audit.emit(
+      auditEvent(
+        EVENTS.certCreate,
+        {
+          cert_type: 'user',
+          user: identity.username,
+          user_roles: identity.roles,
+          kubernetes_cluster: identity.kubernetesCluster ?? '',
+          kubernetes_groups: identity.kubernetesGroups,
+          expires: notAfter.toISOString(),
+          cluster_name: this.o.clusterName,
+        },
+        this.o.now(),
+      ),
+    );
     return {
       certPem: cert.certPem,
       userCaPems: [this.o.cas.user.certPem],

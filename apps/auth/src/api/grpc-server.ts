@@ -198,6 +198,35 @@ function handlers(o: GrpcServerOptions): AuthServiceServer {
         }),
       ),
     ),
+    emitAuditEvents: unary('EmitAuditEvents', async (req, caller) => {
+      await api.emitAuditEvents(caller, req.events);
+      return {};
+    }),
+    searchEvents: unary('SearchEvents', async (req, caller) => {
+      const date = (s: string) => (s ? new Date(s) : undefined);
+      const events = await api.searchEvents(caller, {
+        ...(req.from ? { from: date(req.from) } : {}),
+        ...(req.to ? { to: date(req.to) } : {}),
+        ...(req.event ? { event: req.event } : {}),
+        ...(req.user ? { user: req.user } : {}),
+        ...(req.cluster ? { cluster: req.cluster } : {}),
+        ...(req.namespace ? { namespace: req.namespace } : {}),
+        ...(req.limit ? { limit: req.limit } : {}),
+        ...(req.beforeId ? { before: req.beforeId } : {}),
+      });
+      return { events: events.map((e) => ({ id: e.id, json: JSON.stringify(e.data), hash: e.hash })) };
+    }),
+    verifyAuditChain: unary('VerifyAuditChain', async (req, caller) => {
+      const r = await api.verifyAuditChain(caller, req.since ? new Date(req.since) : undefined);
+      return {
+        checked: r.checked,
+        ok: !r.broken,
+        brokenId: r.broken?.id ?? '',
+        brokenUid: r.broken?.uid ?? '',
+        brokenEvent: r.broken?.event ?? '',
+        reason: r.broken?.reason ?? '',
+      };
+    }),
     listKubeClusters: unary('ListKubeClusters', async (_req, caller) => ({ clusters: await api.listKubeClustersForUser(caller) })),
     join: unary('Join', async (req, _caller, remoteIp) => {
       const r = await api.join({

@@ -274,6 +274,51 @@ export interface ListKubeClustersResponse {
   clusters: KubeClusterInfo[];
 }
 
+export interface EmitAuditEventsRequest {
+  /** Events as JSON objects (Teleport's field names). */
+  events: string[];
+}
+
+export interface EmitAuditEventsResponse {
+}
+
+export interface SearchEventsRequest {
+  /** RFC 3339; empty: no lower bound */
+  from: string;
+  to: string;
+  event: string;
+  user: string;
+  cluster: string;
+  namespace: string;
+  limit: number;
+  /** paging: the id of the last event of the previous page */
+  beforeId: string;
+}
+
+export interface SearchEventsResponse {
+  events: AuditEventMessage[];
+}
+
+export interface AuditEventMessage {
+  id: string;
+  json: string;
+  hash: string;
+}
+
+export interface VerifyAuditChainRequest {
+  /** RFC 3339; empty: from the first event */
+  since: string;
+}
+
+export interface VerifyAuditChainResponse {
+  checked: number;
+  ok: boolean;
+  brokenId: string;
+  brokenUid: string;
+  brokenEvent: string;
+  reason: string;
+}
+
 function createBasePingRequest(): PingRequest {
   return {};
 }
@@ -4398,6 +4443,712 @@ export const ListKubeClustersResponse: MessageFns<ListKubeClustersResponse> = {
   },
 };
 
+function createBaseEmitAuditEventsRequest(): EmitAuditEventsRequest {
+  return { events: [] };
+}
+
+export const EmitAuditEventsRequest: MessageFns<EmitAuditEventsRequest> = {
+  encode(message: EmitAuditEventsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.events) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EmitAuditEventsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEmitAuditEventsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.events.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EmitAuditEventsRequest {
+    return {
+      events: globalThis.Array.isArray(object?.events) ? object.events.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: EmitAuditEventsRequest): unknown {
+    const obj: any = {};
+    if (message.events?.length) {
+      obj.events = message.events;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EmitAuditEventsRequest>, I>>(base?: I): EmitAuditEventsRequest {
+    return EmitAuditEventsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EmitAuditEventsRequest>, I>>(object: I): EmitAuditEventsRequest {
+    const message = createBaseEmitAuditEventsRequest();
+    message.events = object.events?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseEmitAuditEventsResponse(): EmitAuditEventsResponse {
+  return {};
+}
+
+export const EmitAuditEventsResponse: MessageFns<EmitAuditEventsResponse> = {
+  encode(_: EmitAuditEventsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EmitAuditEventsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEmitAuditEventsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): EmitAuditEventsResponse {
+    return {};
+  },
+
+  toJSON(_: EmitAuditEventsResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EmitAuditEventsResponse>, I>>(base?: I): EmitAuditEventsResponse {
+    return EmitAuditEventsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EmitAuditEventsResponse>, I>>(_: I): EmitAuditEventsResponse {
+    const message = createBaseEmitAuditEventsResponse();
+    return message;
+  },
+};
+
+function createBaseSearchEventsRequest(): SearchEventsRequest {
+  return { from: "", to: "", event: "", user: "", cluster: "", namespace: "", limit: 0, beforeId: "" };
+}
+
+export const SearchEventsRequest: MessageFns<SearchEventsRequest> = {
+  encode(message: SearchEventsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.from !== "") {
+      writer.uint32(10).string(message.from);
+    }
+    if (message.to !== "") {
+      writer.uint32(18).string(message.to);
+    }
+    if (message.event !== "") {
+      writer.uint32(26).string(message.event);
+    }
+    if (message.user !== "") {
+      writer.uint32(34).string(message.user);
+    }
+    if (message.cluster !== "") {
+      writer.uint32(42).string(message.cluster);
+    }
+    if (message.namespace !== "") {
+      writer.uint32(50).string(message.namespace);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(56).int32(message.limit);
+    }
+    if (message.beforeId !== "") {
+      writer.uint32(66).string(message.beforeId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SearchEventsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSearchEventsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.from = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.to = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.event = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.user = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.cluster = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.namespace = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.limit = reader.int32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.beforeId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SearchEventsRequest {
+    return {
+      from: isSet(object.from) ? globalThis.String(object.from) : "",
+      to: isSet(object.to) ? globalThis.String(object.to) : "",
+      event: isSet(object.event) ? globalThis.String(object.event) : "",
+      user: isSet(object.user) ? globalThis.String(object.user) : "",
+      cluster: isSet(object.cluster) ? globalThis.String(object.cluster) : "",
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      beforeId: isSet(object.beforeId)
+        ? globalThis.String(object.beforeId)
+        : isSet(object.before_id)
+        ? globalThis.String(object.before_id)
+        : "",
+    };
+  },
+
+  toJSON(message: SearchEventsRequest): unknown {
+    const obj: any = {};
+    if (message.from !== "") {
+      obj.from = message.from;
+    }
+    if (message.to !== "") {
+      obj.to = message.to;
+    }
+    if (message.event !== "") {
+      obj.event = message.event;
+    }
+    if (message.user !== "") {
+      obj.user = message.user;
+    }
+    if (message.cluster !== "") {
+      obj.cluster = message.cluster;
+    }
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    if (message.beforeId !== "") {
+      obj.beforeId = message.beforeId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SearchEventsRequest>, I>>(base?: I): SearchEventsRequest {
+    return SearchEventsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SearchEventsRequest>, I>>(object: I): SearchEventsRequest {
+    const message = createBaseSearchEventsRequest();
+    message.from = object.from ?? "";
+    message.to = object.to ?? "";
+    message.event = object.event ?? "";
+    message.user = object.user ?? "";
+    message.cluster = object.cluster ?? "";
+    message.namespace = object.namespace ?? "";
+    message.limit = object.limit ?? 0;
+    message.beforeId = object.beforeId ?? "";
+    return message;
+  },
+};
+
+function createBaseSearchEventsResponse(): SearchEventsResponse {
+  return { events: [] };
+}
+
+export const SearchEventsResponse: MessageFns<SearchEventsResponse> = {
+  encode(message: SearchEventsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.events) {
+      AuditEventMessage.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SearchEventsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSearchEventsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.events.push(AuditEventMessage.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SearchEventsResponse {
+    return {
+      events: globalThis.Array.isArray(object?.events)
+        ? object.events.map((e: any) => AuditEventMessage.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: SearchEventsResponse): unknown {
+    const obj: any = {};
+    if (message.events?.length) {
+      obj.events = message.events.map((e) => AuditEventMessage.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SearchEventsResponse>, I>>(base?: I): SearchEventsResponse {
+    return SearchEventsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SearchEventsResponse>, I>>(object: I): SearchEventsResponse {
+    const message = createBaseSearchEventsResponse();
+    message.events = object.events?.map((e) => AuditEventMessage.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseAuditEventMessage(): AuditEventMessage {
+  return { id: "", json: "", hash: "" };
+}
+
+export const AuditEventMessage: MessageFns<AuditEventMessage> = {
+  encode(message: AuditEventMessage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.json !== "") {
+      writer.uint32(18).string(message.json);
+    }
+    if (message.hash !== "") {
+      writer.uint32(26).string(message.hash);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AuditEventMessage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAuditEventMessage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.json = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.hash = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AuditEventMessage {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      json: isSet(object.json) ? globalThis.String(object.json) : "",
+      hash: isSet(object.hash) ? globalThis.String(object.hash) : "",
+    };
+  },
+
+  toJSON(message: AuditEventMessage): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.json !== "") {
+      obj.json = message.json;
+    }
+    if (message.hash !== "") {
+      obj.hash = message.hash;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AuditEventMessage>, I>>(base?: I): AuditEventMessage {
+    return AuditEventMessage.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AuditEventMessage>, I>>(object: I): AuditEventMessage {
+    const message = createBaseAuditEventMessage();
+    message.id = object.id ?? "";
+    message.json = object.json ?? "";
+    message.hash = object.hash ?? "";
+    return message;
+  },
+};
+
+function createBaseVerifyAuditChainRequest(): VerifyAuditChainRequest {
+  return { since: "" };
+}
+
+export const VerifyAuditChainRequest: MessageFns<VerifyAuditChainRequest> = {
+  encode(message: VerifyAuditChainRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.since !== "") {
+      writer.uint32(10).string(message.since);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VerifyAuditChainRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVerifyAuditChainRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.since = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VerifyAuditChainRequest {
+    return { since: isSet(object.since) ? globalThis.String(object.since) : "" };
+  },
+
+  toJSON(message: VerifyAuditChainRequest): unknown {
+    const obj: any = {};
+    if (message.since !== "") {
+      obj.since = message.since;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VerifyAuditChainRequest>, I>>(base?: I): VerifyAuditChainRequest {
+    return VerifyAuditChainRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VerifyAuditChainRequest>, I>>(object: I): VerifyAuditChainRequest {
+    const message = createBaseVerifyAuditChainRequest();
+    message.since = object.since ?? "";
+    return message;
+  },
+};
+
+function createBaseVerifyAuditChainResponse(): VerifyAuditChainResponse {
+  return { checked: 0, ok: false, brokenId: "", brokenUid: "", brokenEvent: "", reason: "" };
+}
+
+export const VerifyAuditChainResponse: MessageFns<VerifyAuditChainResponse> = {
+  encode(message: VerifyAuditChainResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.checked !== 0) {
+      writer.uint32(8).int64(message.checked);
+    }
+    if (message.ok !== false) {
+      writer.uint32(16).bool(message.ok);
+    }
+    if (message.brokenId !== "") {
+      writer.uint32(26).string(message.brokenId);
+    }
+    if (message.brokenUid !== "") {
+      writer.uint32(34).string(message.brokenUid);
+    }
+    if (message.brokenEvent !== "") {
+      writer.uint32(42).string(message.brokenEvent);
+    }
+    if (message.reason !== "") {
+      writer.uint32(50).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VerifyAuditChainResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVerifyAuditChainResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.checked = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.ok = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.brokenId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.brokenUid = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.brokenEvent = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VerifyAuditChainResponse {
+    return {
+      checked: isSet(object.checked) ? globalThis.Number(object.checked) : 0,
+      ok: isSet(object.ok) ? globalThis.Boolean(object.ok) : false,
+      brokenId: isSet(object.brokenId)
+        ? globalThis.String(object.brokenId)
+        : isSet(object.broken_id)
+        ? globalThis.String(object.broken_id)
+        : "",
+      brokenUid: isSet(object.brokenUid)
+        ? globalThis.String(object.brokenUid)
+        : isSet(object.broken_uid)
+        ? globalThis.String(object.broken_uid)
+        : "",
+      brokenEvent: isSet(object.brokenEvent)
+        ? globalThis.String(object.brokenEvent)
+        : isSet(object.broken_event)
+        ? globalThis.String(object.broken_event)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: VerifyAuditChainResponse): unknown {
+    const obj: any = {};
+    if (message.checked !== 0) {
+      obj.checked = Math.round(message.checked);
+    }
+    if (message.ok !== false) {
+      obj.ok = message.ok;
+    }
+    if (message.brokenId !== "") {
+      obj.brokenId = message.brokenId;
+    }
+    if (message.brokenUid !== "") {
+      obj.brokenUid = message.brokenUid;
+    }
+    if (message.brokenEvent !== "") {
+      obj.brokenEvent = message.brokenEvent;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VerifyAuditChainResponse>, I>>(base?: I): VerifyAuditChainResponse {
+    return VerifyAuditChainResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VerifyAuditChainResponse>, I>>(object: I): VerifyAuditChainResponse {
+    const message = createBaseVerifyAuditChainResponse();
+    message.checked = object.checked ?? 0;
+    message.ok = object.ok ?? false;
+    message.brokenId = object.brokenId ?? "";
+    message.brokenUid = object.brokenUid ?? "";
+    message.brokenEvent = object.brokenEvent ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
 /**
  * AuthService is the auth server's API. Callers authenticate with a client certificate
  * (mTLS) except for Ping, Login, GetUserToken, CompleteUserToken and Join, which carry
@@ -4591,6 +5342,39 @@ export const AuthServiceService = {
     responseSerialize: (value: HeartbeatResponse): Buffer => Buffer.from(HeartbeatResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): HeartbeatResponse => HeartbeatResponse.decode(value),
   },
+  /** Audit: proxies without a queue hand their events to the auth server; search and verify. */
+  emitAuditEvents: {
+    path: "/keyway.auth.v1.AuthService/EmitAuditEvents" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: EmitAuditEventsRequest): Buffer =>
+      Buffer.from(EmitAuditEventsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): EmitAuditEventsRequest => EmitAuditEventsRequest.decode(value),
+    responseSerialize: (value: EmitAuditEventsResponse): Buffer =>
+      Buffer.from(EmitAuditEventsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): EmitAuditEventsResponse => EmitAuditEventsResponse.decode(value),
+  },
+  searchEvents: {
+    path: "/keyway.auth.v1.AuthService/SearchEvents" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SearchEventsRequest): Buffer => Buffer.from(SearchEventsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SearchEventsRequest => SearchEventsRequest.decode(value),
+    responseSerialize: (value: SearchEventsResponse): Buffer =>
+      Buffer.from(SearchEventsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SearchEventsResponse => SearchEventsResponse.decode(value),
+  },
+  verifyAuditChain: {
+    path: "/keyway.auth.v1.AuthService/VerifyAuditChain" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: VerifyAuditChainRequest): Buffer =>
+      Buffer.from(VerifyAuditChainRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): VerifyAuditChainRequest => VerifyAuditChainRequest.decode(value),
+    responseSerialize: (value: VerifyAuditChainResponse): Buffer =>
+      Buffer.from(VerifyAuditChainResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): VerifyAuditChainResponse => VerifyAuditChainResponse.decode(value),
+  },
   /**
    * A snapshot of the requested kinds, then every change: proxies keep their caches of
    * roles, users, locks, kube clusters and proxies current with it.
@@ -4638,6 +5422,10 @@ export interface AuthServiceServer extends UntypedServiceImplementation {
   /** Hosts (proxies, kube agents): renew their certificate and announce themselves. */
   renewHostCert: handleUnaryCall<RenewHostCertRequest, JoinResponse>;
   heartbeat: handleUnaryCall<HeartbeatRequest, HeartbeatResponse>;
+  /** Audit: proxies without a queue hand their events to the auth server; search and verify. */
+  emitAuditEvents: handleUnaryCall<EmitAuditEventsRequest, EmitAuditEventsResponse>;
+  searchEvents: handleUnaryCall<SearchEventsRequest, SearchEventsResponse>;
+  verifyAuditChain: handleUnaryCall<VerifyAuditChainRequest, VerifyAuditChainResponse>;
   /**
    * A snapshot of the requested kinds, then every change: proxies keep their caches of
    * roles, users, locks, kube clusters and proxies current with it.
@@ -4919,6 +5707,52 @@ export interface AuthServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: HeartbeatResponse) => void,
+  ): ClientUnaryCall;
+  /** Audit: proxies without a queue hand their events to the auth server; search and verify. */
+  emitAuditEvents(
+    request: EmitAuditEventsRequest,
+    callback: (error: ServiceError | null, response: EmitAuditEventsResponse) => void,
+  ): ClientUnaryCall;
+  emitAuditEvents(
+    request: EmitAuditEventsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: EmitAuditEventsResponse) => void,
+  ): ClientUnaryCall;
+  emitAuditEvents(
+    request: EmitAuditEventsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: EmitAuditEventsResponse) => void,
+  ): ClientUnaryCall;
+  searchEvents(
+    request: SearchEventsRequest,
+    callback: (error: ServiceError | null, response: SearchEventsResponse) => void,
+  ): ClientUnaryCall;
+  searchEvents(
+    request: SearchEventsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SearchEventsResponse) => void,
+  ): ClientUnaryCall;
+  searchEvents(
+    request: SearchEventsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SearchEventsResponse) => void,
+  ): ClientUnaryCall;
+  verifyAuditChain(
+    request: VerifyAuditChainRequest,
+    callback: (error: ServiceError | null, response: VerifyAuditChainResponse) => void,
+  ): ClientUnaryCall;
+  verifyAuditChain(
+    request: VerifyAuditChainRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: VerifyAuditChainResponse) => void,
+  ): ClientUnaryCall;
+  verifyAuditChain(
+    request: VerifyAuditChainRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: VerifyAuditChainResponse) => void,
   ): ClientUnaryCall;
   /**
    * A snapshot of the requested kinds, then every change: proxies keep their caches of

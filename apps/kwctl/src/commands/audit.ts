@@ -1,0 +1,86 @@
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { BadParameterError } from '@keyway/errors';
+import { parseDuration } from '@keyway/resources';
+import type { CommandContext } from '../context.js';
+
+/** `kwctl audit search|verify`. */
+export function register(program: Command, ctx: CommandContext): void {
+  const audit = program.command('audit').description('search and verify the audit log');
+
+  audit
+    .command('search')
+    .description('events, newest first')
+    .option('--since <duration>', 'events of the last DURATION, e.g. 1h')
+    .option('--from <time>', 'RFC 3339 start')
+    .option('--to <time>', 'RFC 3339 end')
+    .option('--event <name>', 'e.g. kube.request, user.login')
+    .option('--user <name>')
+    .option('--cluster <name>', 'Kubernetes cluster')
+    .option('--namespace <ns>')
+    .option('--limit <n>', 'at most this many events', '100')
+    .addOption(new Option('--format <format>', 'text: a table; json: one event per line').choices(['text', 'json']).default('text'))
+    .action(
+      async (
+        opts: { since?: string; from?: string; to?: string; event?: string; user?: string; cluster?: string; namespace?: string; limit: string; format: 'text' | 'json' },
+        cmd: Command,
+      ) => {
+        const limit = Number(opts.limit);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new BadParameterError('--limit must be a whole number from 1 to 10000');
+        const from = opts.since ? new Date(Date.now() - parseDuration(opts.since)) : opts.from ? time('--from', opts.from) : undefined;
+        const to = opts.to ? time('--to', opts.to) : undefined;
+        await ctx.withClient(cmd, async (client) => {
+          const { events } = await client.call('searchEvents', {
+            from: from?.toISOString() ?? '',
+            to: to?.toISOString() ?? '',
+            event: opts.event ?? '',
+            user: opts.user ?? '',
+            cluster: opts.cluster ?? '',
+            namespace: opts.namespace ?? '',
+            limit,
+            beforeId: '',
+          });
+          if (opts.format === 'json') {
+            for (const e of events) ctx.out.write(`${e.json}\n`);
+            return;
+          }
+          const rows = events.map((e) => {
+            const d = JSON.parse(e.json) as Record<string, unknown>;
+            const what =
+              d['event'] === 'kube.request'
+                ? `${String(d['verb'] ?? '')} ${String(d['request_path'] ?? '')} -> ${String(d['response_code'] ?? '')}`
+                : String(d['name'] ?? d['error'] ?? d['kubernetes_cluster'] ?? '');
+            return [String(d['time'] ?? ''), String(d['event'] ?? ''), String(d['code'] ?? ''), String(d['user'] ?? ''), what];
+          });
+          const table = [['Time', 'Event', 'Code', 'User', 'Details'], ...rows];
+          const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
+          const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+          ctx.out.write(`${[line(table[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n')}\n`);
+        });
+      },
+    );
+
+  audit
+    .command('verify')
+    .description('recompute the hash chain of the audit log and name the first event that does not match')
+    .option('--since <duration>', 'only events of the last DURATION')
+    .action(async (opts: { since?: string }, cmd: Command) => {
+      const since = opts.since ? new Date(Date.now() - parseDuration(opts.since)).toISOString() : '';
+      await ctx.withClient(cmd, async (client) => {
+        const r = await client.call('verifyAuditChain', { since });
+        if (r.ok) {
+          ctx.out.write(`The audit log is intact: ${r.checked} event(s) checked.\n`);
+          return;
+        }
+        throw new BadParameterError(
+          `the audit log was tampered with: event ${r.brokenId} (${r.brokenEvent}, uid ${r.brokenUid}) ${r.reason}; ${r.checked} event(s) before it are intact`,
+        );
+      });
+    });
+}
+
+function time(flag: string, value: string): Date {
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime())) throw new BadParameterError(`${flag} must be an RFC 3339 time, e.g. 2026-11-21T10:00:00Z`);
+  return d;
+}
