@@ -41,6 +41,8 @@ export async function startStack(config: KeywayConfig, logger: Logger, clock?: (
       authAddr: authAddress,
       credentials: auth.issueHostCredentials('Proxy', dnsNames, ipAddresses),
       localClusters: localClusters(config),
+      // In one process the proxy writes through the auth service's own audit log.
+      audit: auth.audit,
       logger: logger.child({ component: 'proxy' }),
     });
     const bound = await proxy.serve();

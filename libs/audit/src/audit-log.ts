@@ -65,3 +65,51 @@ export class DirectAuditLog implements AuditLog {
     }
   }
 }
+
+/**
+ * A separate proxy with no queue configured hands its events to the auth server, which
+ * writes them through its own log. In order, in batches, retried while auth is away.
+ */
+export class RemoteAuditLog implements AuditLog {
+  private pending: AuditEventRecord[] = [];
+  private sending: Promise<void> | undefined;
+
+  constructor(
+    private readonly send: (events: string[]) => Promise<void>,
+    private readonly logger: Logger,
+    private readonly maxPending = 100_000,
+  ) {}
+
+  emit(event: AuditEventRecord): void {
+    if (this.pending.length >= this.maxPending) {
+      this.pending.shift();
+      this.logger.error({ max: this.maxPending }, 'audit buffer full: dropped the oldest event');
+    }
+    this.pending.push(event);
+    this.sending ??= this.drain().finally(() => (this.sending = undefined));
+  }
+
+  async flush(): Promise<void> {
+    while (this.sending) await this.sending;
+  }
+
+  close(): Promise<void> {
+    return this.flush();
+  }
+
+  private async drain(): Promise<void> {
+    let delay = 100;
+    while (this.pending.length > 0) {
+      const batch = this.pending.slice(0, 500);
+      try {
+        await this.send(batch.map((e) => JSON.stringify(e)));
+        this.pending.splice(0, batch.length);
+        delay = 100;
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message, waiting: this.pending.length }, 'sending audit events to the auth server failed; retrying');
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 5_000);
+      }
+    }
+  }
+}

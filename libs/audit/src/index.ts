@@ -1,2 +1,2 @@
 export { EVENTS, auditEvent, type EventKind } from './events.js';
-export { DirectAuditLog, type AuditLog } from './audit-log.js';
+export { DirectAuditLog, RemoteAuditLog, type AuditLog } from './audit-log.js';

@@ -1,6 +1,7 @@
 import type { X509Certificate } from 'node:crypto';
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import http2, { type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import { hostname as osHostname } from 'node:os';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { kubeStatus, normalizeRequestPath, parseRequestInfo, type KubeStatus, type RequestInfo } from '@keyway/kube';
@@ -21,9 +22,28 @@ export interface KubeHandlerOptions {
   logger: Logger;
   /** Largest request head accepted, in bytes. */
   maxHeaderBytes?: number;
+  /** Receives one kube.request event per request (uid, time, name and code are added by the caller). */
+  audit?: (fields: Record<string, unknown>) => void;
 }
 
+const PROXY_VERSION_FOR_AUDIT = '0.1.0';
+
 type Authn = { identity: Identity } | { status: KubeStatus };
+
+/** What prepare() learned about a request, for its kube.request event. */
+interface AuditContext {
+  identity?: Identity;
+  cluster?: string;
+  labels?: Record<string, string>;
+  info?: RequestInfo;
+  kubernetesUser?: string;
+  kubernetesGroups?: string[];
+  serverId?: string;
+  impersonated?: boolean;
+  remoteAddr: string;
+  path: string;
+  method: string;
+}
 
 /** A request from either HTTP/1.1 or HTTP/2, as the handler needs it. */
 interface Exchange {
@@ -48,6 +68,7 @@ interface Exchange {
 export class KubeHandler {
   private readonly h1: http.Server;
   private readonly maxHeaderBytes: number;
+  private readonly hostname = osHostname();
 
   constructor(private readonly o: KubeHandlerOptions) {
     this.maxHeaderBytes = o.maxHeaderBytes ?? 64 * 1024;
@@ -139,11 +160,13 @@ export class KubeHandler {
   }
 
   /** Authorizes one request; returns where it goes or the Status to answer with. */
-  private prepare(x: Pick<Exchange, 'method' | 'url' | 'headers' | 'rawHeaders' | 'authn'>):
-    | { route: ClusterRoute; head: KubeRequestHead; info: RequestInfo; identity: Identity }
-    | { status: KubeStatus } {
+  private prepare(
+    x: Pick<Exchange, 'method' | 'url' | 'headers' | 'rawHeaders' | 'authn'>,
+    audit: AuditContext,
+  ): { route: ClusterRoute; head: KubeRequestHead; info: RequestInfo; identity: Identity } | { status: KubeStatus } {
     if ('status' in x.authn) return { status: x.authn.status };
     const identity = x.authn.identity;
+    audit.identity = identity;
     const { cache, registry } = this.o;
     if (!cache.users.has(identity.username)) {
       return { status: kubeStatus(403, 'Forbidden', `keyway: user "${identity.username}" no longer exists`) };
@@ -169,6 +192,7 @@ export class KubeHandler {
       }
       clusterName = visible[0] as string;
     }
+    audit.cluster = clusterName;
     const route = registry.pick(clusterName);
     const known = registry.clusters().find((c) => c.name === clusterName);
     if (!route || !known || !visible.includes(clusterName)) {
@@ -188,6 +212,8 @@ export class KubeHandler {
       const normalized = normalizeRequestPath(x.url);
       url = normalized.url;
       info = parseRequestInfo(x.method, normalized.path, normalized.query);
+      audit.info = info;
+      audit.labels = known.labels;
     } catch (err) {
       return { status: kubeStatus(400, 'BadRequest', `keyway: ${(err as Error).message}`) };
     }
@@ -205,6 +231,10 @@ export class KubeHandler {
     if (!decision.allowed) {
       return { status: kubeStatus(decision.status, decision.status === 404 ? 'NotFound' : 'Forbidden', decision.message) };
     }
+    audit.kubernetesUser = decision.kubernetesUser;
+    audit.kubernetesGroups = decision.kubernetesGroups;
+    audit.impersonated = decision.impersonatedByClient;
+    audit.serverId = route.serverId;
     const head: KubeRequestHead = {
       method: x.method,
       path: url,
@@ -217,11 +247,16 @@ export class KubeHandler {
   }
 
   private async serve(x: Exchange): Promise<void> {
-    const prepared = this.prepare(x);
-    if ('status' in prepared) return this.fail(x, prepared.status);
+    const audit: AuditContext = { remoteAddr: x.remoteAddr, path: x.url, method: x.method };
+    const prepared = this.prepare(x, audit);
+    if ('status' in prepared) {
+      this.emitKubeRequest(audit, prepared.status.code, prepared.status.message);
+      return this.fail(x, prepared.status);
+    }
     const { route, head, identity } = prepared;
     try {
       const { head: res, body } = await route.backend.request(head, x.hasBody ? x.body : null);
+      this.emitKubeRequest(audit, res.status);
       if (x.closed()) {
         body.destroy();
         return;
@@ -230,19 +265,58 @@ export class KubeHandler {
       pump(body, out as unknown as Writable);
     } catch (err) {
       this.o.logger.warn({ err: (err as Error).message, cluster: head.cluster, user: identity.username }, 'forwarding failed');
-      this.fail(x, kubeStatus(503, 'ServiceUnavailable', `keyway: cluster "${head.cluster}" is not reachable right now: ${(err as Error).message}`));
+      const status = kubeStatus(503, 'ServiceUnavailable', `keyway: cluster "${head.cluster}" is not reachable right now: ${(err as Error).message}`);
+      this.emitKubeRequest(audit, 503, status.message);
+      this.fail(x, status);
     }
+  }
+
+  /** The kube.request event (T3009I), with Teleport's field names, once the status is known. */
+  private emitKubeRequest(a: AuditContext, code: number, deniedReason?: string): void {
+    if (!this.o.audit) return;
+    const id = a.identity;
+    const info = a.info;
+    this.o.audit({
+      cluster_name: this.o.clusterName,
+      user: id?.username ?? '',
+      user_roles: id?.roles ?? [],
+      user_traits: id?.traits ?? {},
+      login: id?.username ?? '',
+      ...(a.impersonated ? { impersonator: id?.username ?? '' } : {}),
+      kubernetes_cluster: a.cluster ?? '',
+      kubernetes_users: a.kubernetesUser ? [a.kubernetesUser] : [],
+      kubernetes_groups: a.kubernetesGroups ?? [],
+      kubernetes_labels: a.labels ?? {},
+      proto: 'kube',
+      verb: a.method,
+      request_path: info?.path ?? a.path.split('?')[0],
+      resource_api_group: info ? `${info.apiGroup}${info.apiGroup ? '/' : ''}${info.apiVersion}` : '',
+      resource_kind: info?.resource ? `${info.resource}${info.subresource ? `/${info.subresource}` : ''}` : '',
+      resource_namespace: info?.namespace ?? '',
+      resource_name: info?.name ?? '',
+      response_code: code,
+      'addr.remote': a.remoteAddr,
+      server_id: a.serverId ?? '',
+      server_hostname: this.hostname,
+      server_version: PROXY_VERSION_FOR_AUDIT,
+      ...(deniedReason !== undefined && code >= 400 ? { denied_reason: deniedReason } : {}),
+    });
   }
 
   private async onUpgrade(req: IncomingMessage, socket: Duplex, clientHead: Buffer): Promise<void> {
     socket.on('error', () => undefined);
     const authn = authns.get(req.socket as TLSSocket) ?? { status: kubeStatus(401, 'Unauthorized', 'keyway: unknown connection') };
-    const prepared = this.prepare({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders, authn });
-    if ('status' in prepared) return writeRawResponse(socket, prepared.status.code, prepared.status);
+    const audit: AuditContext = { remoteAddr: req.socket.remoteAddress ?? '', path: req.url ?? '/', method: req.method ?? 'GET' };
+    const prepared = this.prepare({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders, authn }, audit);
+    if ('status' in prepared) {
+      this.emitKubeRequest(audit, prepared.status.code, prepared.status.message);
+      return writeRawResponse(socket, prepared.status.code, prepared.status);
+    }
     const { route, head } = prepared;
     head.upgrade = String(req.headers['upgrade'] ?? '');
     try {
       const { head: res, stream } = await route.backend.upgrade(head, clientHead);
+      this.emitKubeRequest(audit, res.status);
       if (res.status !== 101) {
         socket.write(rawHead(res.status, res.headers, true));
         pump(stream, socket);
@@ -251,6 +325,7 @@ export class KubeHandler {
       socket.write(rawHead(101, { ...res.headers, connection: 'Upgrade', upgrade: head.upgrade }, false));
       splice(socket, stream);
     } catch (err) {
+      this.emitKubeRequest(audit, 503, (err as Error).message);
       writeRawResponse(socket, 503, kubeStatus(503, 'ServiceUnavailable', `keyway: cluster "${head.cluster}" is not reachable right now: ${(err as Error).message}`));
     }
   }

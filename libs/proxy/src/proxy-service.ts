@@ -8,6 +8,7 @@ import { KubeForwarder, type ClusterCredentials } from '@keyway/forwarder';
 import type { Logger } from '@keyway/log';
 import { verifyCertificate } from '@keyway/pki';
 import { GRPC_ALPN, TUNNEL_ALPN, TunnelSession } from '@keyway/tunnel';
+import { EVENTS, RemoteAuditLog, auditEvent, type AuditLog } from '@keyway/audit';
 import { ClusterCache } from './cache.js';
 import { KubeHandler } from './kube-handler.js';
 import { ClusterRegistry } from './registry.js';
@@ -32,6 +33,8 @@ export interface ProxyServiceConfig {
   localClusters?: { creds: ClusterCredentials; labels: Record<string, string> }[];
   /** Where renewed credentials are saved, if anywhere. */
   identityPath?: string;
+  /** Where kube.request events go; by default, to the auth server. */
+  audit?: AuditLog;
   logger: Logger;
 }
 
@@ -49,6 +52,7 @@ export class ProxyService {
   private readonly forwarder: KubeForwarder | undefined;
   private readonly tunnels = new Set<TunnelSession>();
   private address = '';
+  private readonly audit: AuditLog;
 
   constructor(private readonly config: ProxyServiceConfig) {
     this.creds = config.credentials;
@@ -58,7 +62,18 @@ export class ProxyService {
       web: this.tlsServer('web', (socket) => this.web.emit('connection', socket)),
     };
     this.cache = new ClusterCache(() => this.authClient(), config.logger);
+    this.audit =
+      config.audit ??
+      new RemoteAuditLog(async (events) => {
+        const client = this.authClient();
+        try {
+          await client.call('emitAuditEvents', { events });
+        } finally {
+          client.close();
+        }
+      }, config.logger);
     this.kube = new KubeHandler({
+      audit: (fields) => this.audit.emit(auditEvent(EVENTS.kubeRequest, fields)),
       clusterName: config.clusterName,
       userCas: () => this.creds.userCaPems.map((p) => new X509Certificate(p)),
       cache: this.cache,
@@ -107,6 +122,7 @@ export class ProxyService {
     for (const t of this.timers) clearInterval(t);
     if (this.renewTimer) clearTimeout(this.renewTimer);
     this.cache.stop();
+    await this.audit.flush();
     for (const t of this.tunnels) t.destroy();
     this.forwarder?.close();
     await Promise.all(

@@ -95,6 +95,14 @@ describe.skipIf(!adminKubeconfig || !agentKubeconfig)('agent pool and proxy pool
     expect([...lb.counts.values()].every((n) => n > 0)).toBe(true);
   });
 
+  it('records kube.request events from separate proxy processes', async () => {
+    const r = await kwctl(['audit', 'search', '--event', 'kube.request', '--user', 'jimbo', '--format', 'json', '--limit', '100']);
+    const events = r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const pods = events.filter((e) => e['resource_kind'] === 'pods');
+    expect(pods.length).toBeGreaterThanOrEqual(4);
+    expect(pods.every((e) => e['response_code'] === 200 && e['kubernetes_cluster'] !== '')).toBe(true);
+  });
+
   it('keeps serving within 2 s after a proxy and an agent die', async () => {
     proxies[0]?.child.kill('SIGKILL');
     agents[0]?.child.kill('SIGKILL');

@@ -135,6 +135,35 @@ describe('kubectl streaming through Keyway', () => {
     });
   }
 
+  it('audits every request, allowed or denied, as kube.request', async () => {
+    const denied = await kubectl(['get', 'secrets', '-n', 'kube-system']);
+    expect(denied.code).not.toBe(0);
+    const out = (await kwctl(['audit', 'search', '--event', 'kube.request', '--user', 'jimbo', '--format', 'json', '--limit', '1000'])).out;
+    const events = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const list = events.find((e) => e['request_path'] === '/api/v1/namespaces/default/pods' && e['response_code'] === 200);
+    expect(list).toMatchObject({
+      event: 'kube.request',
+      code: 'T3009I',
+      user: 'jimbo',
+      user_roles: ['junior-devs'],
+      proto: 'kube',
+      verb: 'GET',
+      kubernetes_cluster: 'kubernetes',
+      kubernetes_users: ['jimbo'],
+      kubernetes_labels: { env: 'dev' },
+      resource_kind: 'pods',
+      resource_namespace: 'default',
+      cluster_name: 'acme',
+    });
+    expect(list?.['kubernetes_groups']).toEqual(expect.arrayContaining(['teleport-view', 'system:authenticated']));
+    expect(list?.['server_id']).toEqual(expect.any(String));
+    const refused = events.find((e) => e['request_path'] === '/api/v1/namespaces/kube-system/secrets');
+    expect(refused).toMatchObject({ response_code: 403, resource_kind: 'secrets', resource_namespace: 'kube-system' });
+    expect(refused?.['denied_reason']).toMatch(/jimbo.*junior-devs/);
+    const exec = events.find((e) => String(e['request_path']).endsWith('/pods/web/exec') && e['response_code'] === 101);
+    expect(exec).toMatchObject({ resource_kind: 'pods/exec', resource_name: 'web' });
+  });
+
   it('refuses exec when the role does not allow it', async () => {
     const narrower = RESOURCES.replace('[get, list, watch, exec, portforward]', '[get, list, watch]');
     expect((await kwctl(['create', '--force', '-f', '-'], narrower)).code).toBe(0);
