@@ -10,7 +10,7 @@ import type { Logger } from '@keyway/log';
 import { decodeIdentity, generateKeyPair } from '@keyway/pki';
 import { PRESET_ROLES } from '@keyway/rbac';
 import { Store } from '@keyway/store';
-import { DirectAuditLog, type AuditLog } from '@keyway/audit';
+import { AuditWorker, DirectAuditLog, QueueAuditLog, type AuditLog } from '@keyway/audit';
 import { AuthApi, HOST_CERT_TTL_MS } from './api/auth-api.js';
 import { ChangeFeed } from './api/change-feed.js';
 import { serveGrpc } from './api/grpc-server.js';
@@ -42,6 +42,7 @@ export class AuthService {
   readonly adminIdentityPath: string;
   /** Where this process's events go; the in-process proxy shares it. */
   readonly audit: AuditLog;
+  private readonly auditWorker: AuditWorker | undefined;
   private server: Server | undefined;
   private port = 0;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -63,7 +64,20 @@ export class AuthService {
       logger,
       ...(deps.clock ? { now: deps.clock } : {}),
     });
-    this.audit = new DirectAuditLog(store, logger);
+    const redisUrl = config.auth_service.redis_url;
+    if (redisUrl) {
+      // Events go through the queue; this server's worker writes them to the store.
+      this.audit = new QueueAuditLog({
+        redisUrl,
+        spoolPath: join(config.dataDir, 'audit-spool.jsonl'),
+        spoolMaxBytes: config.audit.spool_max_bytes,
+        mode: config.audit.mode,
+        logger,
+      });
+      this.auditWorker = new AuditWorker({ redisUrl, store, logger });
+    } else {
+      this.audit = new DirectAuditLog(store, logger);
+    }
     this.api = new AuthApi({
       feed: new ChangeFeed(),
       audit: this.audit,
@@ -153,6 +167,7 @@ export class AuthService {
       });
     }
     await this.audit.close();
+    await this.auditWorker?.close();
     await this.store.close();
   }
 

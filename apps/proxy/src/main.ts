@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
+import { QueueAuditLog } from '@keyway/audit';
 import { loadOrJoin } from '@keyway/client';
 import { loadConfig } from '@keyway/config';
 import { BadParameterError, KeywayError } from '@keyway/errors';
@@ -50,6 +51,17 @@ const program = new Command('keyway-proxy')
       authAddr: config.auth_server,
       credentials,
       identityPath,
+      ...(p.redis_url
+        ? {
+            audit: new QueueAuditLog({
+              redisUrl: p.redis_url,
+              spoolPath: join(config.dataDir, 'audit-spool.jsonl'),
+              spoolMaxBytes: config.audit.spool_max_bytes,
+              mode: config.audit.mode,
+              logger,
+            }),
+          }
+        : {}),
       localClusters: p.kubernetes.kubeconfig_file ? loadKubeconfig(p.kubernetes.kubeconfig_file).map((creds) => ({ creds, labels: {} })) : [],
       logger,
     });

@@ -89,6 +89,13 @@ export const configSchema = z
     join_params: z.object({ token_name: z.string(), method: z.literal('token').default('token') }).strict().optional(),
     /** sha256:<hex> of the host CA's public key (kwctl status prints it); without it the first contact is trusted. */
     ca_pin: z.array(z.string()).default([]),
+    audit: z
+      .object({
+        mode: z.enum(['best-effort', 'strict']).default('best-effort'),
+        spool_max_bytes: z.number().int().positive().default(256 * 1024 * 1024),
+      })
+      .strict()
+      .prefault({}),
     log: z.object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info') }).strict().prefault({}),
     auth_service: authService.prefault({}),
     proxy_service: proxyService.prefault({}),

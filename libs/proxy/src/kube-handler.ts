@@ -24,6 +24,8 @@ export interface KubeHandlerOptions {
   maxHeaderBytes?: number;
   /** Receives one kube.request event per request (uid, time, name and code are added by the caller). */
   audit?: (fields: Record<string, unknown>) => void;
+  /** False while events cannot be recorded and audit.mode is strict: requests are refused. */
+  auditAccepting?: () => boolean;
 }
 
 const PROXY_VERSION_FOR_AUDIT = '0.1.0';
@@ -151,7 +153,16 @@ export class KubeHandler {
       remoteAddr: req.socket.remoteAddress ?? '',
       authn,
       respond: (status, h) => {
-        if (!res.headersSent) res.writeHead(status, h);
+        if (!res.headersSent) {
+          // The head, a small body and its end leave in one write (one TLS record, one
+          // syscall): uncorked, the end of the body is a write of its own.
+          const socket = res.socket;
+          if (socket) {
+            socket.cork();
+            setImmediate(() => socket.uncork());
+          }
+          res.writeHead(status, h);
+        }
         return res;
       },
       closed: () => res.destroyed,
@@ -167,6 +178,9 @@ export class KubeHandler {
     if ('status' in x.authn) return { status: x.authn.status };
     const identity = x.authn.identity;
     audit.identity = identity;
+    if (this.o.auditAccepting && !this.o.auditAccepting()) {
+      return { status: kubeStatus(503, 'ServiceUnavailable', 'keyway: requests cannot be audited right now (audit.mode strict); try again shortly') };
+    }
     const { cache, registry } = this.o;
     if (!cache.users.has(identity.username)) {
       return { status: kubeStatus(403, 'Forbidden', `keyway: user "${identity.username}" no longer exists`) };

@@ -8,7 +8,7 @@ import { KubeForwarder, type ClusterCredentials } from '@keyway/forwarder';
 import type { Logger } from '@keyway/log';
 import { verifyCertificate } from '@keyway/pki';
 import { GRPC_ALPN, TUNNEL_ALPN, TunnelSession } from '@keyway/tunnel';
-import { EVENTS, RemoteAuditLog, auditEvent, type AuditLog } from '@keyway/audit';
+import { EVENTS, QueueAuditLog, RemoteAuditLog, auditEvent, type AuditLog } from '@keyway/audit';
 import { ClusterCache } from './cache.js';
 import { KubeHandler } from './kube-handler.js';
 import { ClusterRegistry } from './registry.js';
@@ -74,6 +74,7 @@ export class ProxyService {
       }, config.logger);
     this.kube = new KubeHandler({
       audit: (fields) => this.audit.emit(auditEvent(EVENTS.kubeRequest, fields)),
+      auditAccepting: () => !(this.audit instanceof QueueAuditLog) || this.audit.accepting,
       clusterName: config.clusterName,
       userCas: () => this.creds.userCaPems.map((p) => new X509Certificate(p)),
       cache: this.cache,

@@ -11,7 +11,7 @@ export interface TcpBalancer {
  * A round-robin TCP load balancer on loopback, like the one in front of a proxy pool: each
  * connection goes to the next backend; a backend that refuses is skipped for that connection.
  */
-export function startTcpBalancer(backends: string[]): Promise<TcpBalancer> {
+export function startTcpBalancer(backends: string[], opts: { port?: number } = {}): Promise<TcpBalancer> {
   let next = 0;
   const counts = new Map<string, number>(backends.map((b) => [b, 0]));
   const sockets = new Set<net.Socket>();
@@ -44,7 +44,7 @@ export function startTcpBalancer(backends: string[]): Promise<TcpBalancer> {
     tryBackend(0);
   });
   return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(opts.port ?? 0, '127.0.0.1', () => {
       const { port } = server.address() as net.AddressInfo;
       resolve({
         address: `127.0.0.1:${port}`,
