@@ -1,6 +1,7 @@
 import type { X509Certificate } from 'node:crypto';
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import http2, { type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import { randomUUID } from 'node:crypto';
 import { hostname as osHostname } from 'node:os';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
@@ -285,6 +286,54 @@ export class KubeHandler {
     }
   }
 
+  /**
+   * exec/attach are sessions (session.start now, session.end and exec when the stream
+   * closes); port-forward is a port_forward event. Fields as Teleport's.
+   */
+  private auditSession(a: AuditContext, head: KubeRequestHead, socket: Duplex): void {
+    const emit = this.o.audit;
+    const info = a.info;
+    if (!emit || !info) return;
+    const query = new URLSearchParams(head.path.split('?')[1] ?? '');
+    const common = {
+      cluster_name: this.o.clusterName,
+      user: a.identity?.username ?? '',
+      user_roles: a.identity?.roles ?? [],
+      login: a.identity?.username ?? '',
+      kubernetes_cluster: a.cluster ?? '',
+      kubernetes_users: a.kubernetesUser ? [a.kubernetesUser] : [],
+      kubernetes_groups: a.kubernetesGroups ?? [],
+      kubernetes_pod_namespace: info.namespace,
+      kubernetes_pod_name: info.name,
+      'addr.remote': a.remoteAddr,
+      server_id: a.serverId ?? '',
+      server_hostname: this.hostname,
+      proto: 'kube',
+    };
+    if (info.subresource === 'portforward') {
+      emit({ ...common, $event: 'port_forward', addr: query.getAll('ports').join(','), success: true });
+      return;
+    }
+    if (info.subresource !== 'exec' && info.subresource !== 'attach') return;
+    const sid = randomUUID();
+    const started = new Date();
+    const session = {
+      ...common,
+      sid,
+      kubernetes_container_name: query.get('container') ?? '',
+      command: query.getAll('command'),
+      interactive: query.get('stdin') === 'true' || query.get('stdin') === '1',
+      tty: query.get('tty') === 'true' || query.get('tty') === '1',
+      session_type: info.subresource,
+    };
+    emit({ ...session, $event: 'session.start', session_start: started.toISOString() });
+    socket.once('close', () => {
+      const ended = new Date();
+      emit({ ...session, $event: 'session.end', participants: [common.user], session_start: started.toISOString(), session_stop: ended.toISOString() });
+      emit({ ...session, $event: 'exec' });
+    });
+  }
+
   /** The kube.request event (T3009I), with Teleport's field names, once the status is known. */
   private emitKubeRequest(a: AuditContext, code: number, deniedReason?: string): void {
     if (!this.o.audit) return;
@@ -337,6 +386,7 @@ export class KubeHandler {
         return;
       }
       socket.write(rawHead(101, { ...res.headers, connection: 'Upgrade', upgrade: head.upgrade }, false));
+      this.auditSession(audit, head, socket);
       splice(socket, stream);
     } catch (err) {
       this.emitKubeRequest(audit, 503, (err as Error).message);

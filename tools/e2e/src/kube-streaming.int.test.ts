@@ -162,6 +162,13 @@ describe('kubectl streaming through Keyway', () => {
     expect(refused?.['denied_reason']).toMatch(/jimbo.*junior-devs/);
     const exec = events.find((e) => String(e['request_path']).endsWith('/pods/web/exec') && e['response_code'] === 101);
     expect(exec).toMatchObject({ resource_kind: 'pods/exec', resource_name: 'web' });
+    const sessions = (await kwctl(['audit', 'search', '--event', 'session.end', '--user', 'jimbo', '--format', 'json'])).out.trim().split('\n');
+    const end = JSON.parse(sessions.at(-1) as string) as Record<string, unknown>;
+    expect(end).toMatchObject({ code: 'T2004I', kubernetes_pod_name: 'web', kubernetes_pod_namespace: 'default', command: ['echo', 'hi'], participants: ['jimbo'] });
+    const started = (await kwctl(['audit', 'search', '--event', 'session.start', '--format', 'json'])).out;
+    expect(started).toContain(String(end['sid']));
+    const forwards = (await kwctl(['audit', 'search', '--event', 'port_forward', '--format', 'json'])).out;
+    expect(forwards).toMatch(/"code":"T3003I".*"kubernetes_pod_name":"web"|"kubernetes_pod_name":"web".*"code":"T3003I"/);
   });
 
   it('refuses exec when the role does not allow it', async () => {
