@@ -17,6 +17,10 @@ const benchmarks: Record<string, { description: string; load: () => Promise<{ be
     description: 'user certificate issuance vs raw ECDSA P-256 signing, one core',
     load: () => import('./cert-issue.js'),
   },
+  audit: {
+    description: 'audit events/s through Redis + worker into Postgres vs a plain insert; p99 delay (--quick)',
+    load: () => import('./audit.js'),
+  },
   'kw-credentials': {
     description: 'wall time of `kw kube credentials` from the cache vs `node -e 0`',
     load: () => import('./kw-credentials.js'),

@@ -70,30 +70,29 @@ export async function appendAuditEvents(store: Store, events: AuditEventRecord[]
     );
     const last = await trx.selectFrom('audit_events').select('hash').orderBy('id', 'desc').limit(1).executeTakeFirst();
     let prev = last?.hash ?? GENESIS;
-    let added = 0;
+    const rows = [];
     for (const e of events) {
       if (existing.has(e.uid)) continue;
       existing.add(e.uid);
       const hash = chainHash(prev, e);
-      await trx
-        .insertInto('audit_events')
-        .values({
-          uid: e.uid,
-          time: e.time,
-          event: e.event,
-          code: e.code,
-          cluster_name: str(e['cluster_name']),
-          username: str(e['user']),
-          kubernetes_cluster: str(e['kubernetes_cluster']),
-          namespace: str(e['resource_namespace'] ?? e['kubernetes_pod_namespace']),
-          data: JSON.stringify(e),
-          prev_hash: prev,
-          hash,
-        })
-        .execute();
+      rows.push({
+        uid: e.uid,
+        time: e.time,
+        event: e.event,
+        code: e.code,
+        cluster_name: str(e['cluster_name']),
+        username: str(e['user']),
+        kubernetes_cluster: str(e['kubernetes_cluster']),
+        namespace: str(e['resource_namespace'] ?? e['kubernetes_pod_namespace']),
+        data: JSON.stringify(e),
+        prev_hash: prev,
+        hash,
+      });
       prev = hash;
-      added++;
     }
+    // One multi-row insert per thousand rows: row-by-row inserts would cap the rate far lower.
+    for (let i = 0; i < rows.length; i += 1000) await trx.insertInto('audit_events').values(rows.slice(i, i + 1000)).execute();
+    const added = rows.length;
     return added;
   });
 }
