@@ -3,3 +3,4 @@ export { KubeHandler, type KubeHandlerOptions } from './kube-handler.js';
 export { ProxyService, PROXY_VERSION, classify, type ProxyServiceConfig } from './proxy-service.js';
 export { ClusterRegistry, type ClusterRoute } from './registry.js';
 export { createRouter, type Route, type RouterOptions } from './router.js';
+export { SessionObserver, SessionRecorder, tapSession, type RecordingSink, type SessionChunk, type SessionEvent, type SessionMeta } from './recording/index.js';

@@ -12,6 +12,7 @@ import { authorizeKubeRequest, visibleKubeClusters } from '@keyway/rbac';
 import type { RoleResource } from '@keyway/resources';
 import { endToEndHeaders, pump, splice, type Headers, type KubeRequestHead } from '@keyway/tunnel';
 import type { ClusterCache } from './cache.js';
+import { tapSession, type RecordingSink } from './recording/index.js';
 import type { ClusterRegistry, ClusterRoute } from './registry.js';
 
 export interface KubeHandlerOptions {
@@ -27,6 +28,8 @@ export interface KubeHandlerOptions {
   audit?: (fields: Record<string, unknown>) => void;
   /** False while events cannot be recorded and audit.mode is strict: requests are refused. */
   auditAccepting?: () => boolean;
+  /** Where exec/attach session recordings go; without it sessions are not recorded. */
+  recordings?: RecordingSink;
 }
 
 const PROXY_VERSION_FOR_AUDIT = '0.1.0';
@@ -290,7 +293,7 @@ export class KubeHandler {
    * exec/attach are sessions (session.start now, session.end and exec when the stream
    * closes); port-forward is a port_forward event. Fields as Teleport's.
    */
-  private auditSession(a: AuditContext, head: KubeRequestHead, socket: Duplex): void {
+  private auditSession(a: AuditContext, head: KubeRequestHead, socket: Duplex, upstream?: { stream: Duplex; clientHead: Buffer; headers: Headers }): void {
     const emit = this.o.audit;
     const info = a.info;
     if (!emit || !info) return;
@@ -327,10 +330,25 @@ export class KubeHandler {
       session_type: info.subresource,
     };
     emit({ ...session, $event: 'session.start', session_start: started.toISOString() });
+    const meta = { id: sid, user: common.user, cluster: common.kubernetes_cluster, namespace: info.namespace, pod: info.name, started };
+    const tap =
+      this.o.recordings && upstream
+        ? tapSession(
+            { meta: { ...meta, container: session.kubernetes_container_name, command: session.command }, upgrade: head.upgrade ?? '', responseHeaders: upstream.headers, sink: this.o.recordings, logger: this.o.logger },
+            socket,
+            upstream.stream,
+            upstream.clientHead,
+          )
+        : undefined;
     socket.once('close', () => {
       const ended = new Date();
       emit({ ...session, $event: 'session.end', participants: [common.user], session_start: started.toISOString(), session_stop: ended.toISOString() });
-      emit({ ...session, $event: 'exec' });
+      const { exitCode, error } = tap?.outcome() ?? {};
+      void tap?.done();
+      const failed = error !== undefined || (exitCode !== undefined && exitCode !== 0);
+      // The exit code as the error channel reported it (T3002E when the command failed).
+      const outcome = { ...(exitCode !== undefined ? { exitCode: String(exitCode) } : {}), ...(error !== undefined ? { error } : {}) };
+      emit({ ...session, $event: failed ? 'exec.failure' : 'exec', ...outcome });
     });
   }
 
@@ -386,7 +404,7 @@ export class KubeHandler {
         return;
       }
       socket.write(rawHead(101, { ...res.headers, connection: 'Upgrade', upgrade: head.upgrade }, false));
-      this.auditSession(audit, head, socket);
+      this.auditSession(audit, head, socket, { stream, clientHead, headers: res.headers });
       splice(socket, stream);
     } catch (err) {
       this.emitKubeRequest(audit, 503, (err as Error).message);

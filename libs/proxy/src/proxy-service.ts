@@ -11,6 +11,7 @@ import { GRPC_ALPN, TUNNEL_ALPN, TunnelSession } from '@keyway/tunnel';
 import { EVENTS, QueueAuditLog, RemoteAuditLog, auditEvent, type AuditLog, type EventKind } from '@keyway/audit';
 import { ClusterCache } from './cache.js';
 import { KubeHandler } from './kube-handler.js';
+import type { SessionChunk } from './recording/index.js';
 import { ClusterRegistry } from './registry.js';
 import { createRouter, type Route } from './router.js';
 
@@ -20,6 +21,7 @@ const SESSION_EVENTS: Record<string, EventKind> = {
   'session.start': EVENTS.sessionStart,
   'session.end': EVENTS.sessionEnd,
   exec: EVENTS.exec,
+  'exec.failure': EVENTS.execFailure,
   port_forward: EVENTS.portForward,
 };
 const HEARTBEAT_INTERVAL_MS = 2_000;
@@ -81,6 +83,7 @@ export class ProxyService {
       }, config.logger);
     this.kube = new KubeHandler({
       audit: ({ $event, ...fields }) => this.audit.emit(auditEvent(SESSION_EVENTS[String($event)] ?? EVENTS.kubeRequest, fields)),
+      recordings: (chunk) => this.uploadSessionChunk(chunk),
       auditAccepting: () => !(this.audit instanceof QueueAuditLog) || this.audit.accepting,
       clusterName: config.clusterName,
       userCas: () => this.creds.userCaPems.map((p) => new X509Certificate(p)),
@@ -142,6 +145,21 @@ export class ProxyService {
           }),
       ),
     );
+  }
+
+  private async uploadSessionChunk(chunk: SessionChunk): Promise<void> {
+    const { meta } = chunk;
+    const client = this.authClient();
+    try {
+      await client.call('uploadSessionChunk', {
+        session: { ...meta, started: meta.started.toISOString(), ended: '' },
+        seq: chunk.seq,
+        events: chunk.events,
+        ended: chunk.ended?.toISOString() ?? '',
+      });
+    } finally {
+      client.close();
+    }
   }
 
   private authClient(): AuthClient {

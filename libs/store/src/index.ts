@@ -12,3 +12,11 @@ export {
   type ChainVerification,
   type StoredAuditEvent,
 } from './audit.js';
+export {
+  findSessionRecording,
+  getSessionChunks,
+  listSessionRecordings,
+  putSessionChunk,
+  type SessionChunkRecord,
+  type SessionRecordingRecord,
+} from './recordings.js';

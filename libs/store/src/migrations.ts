@@ -109,6 +109,31 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('audit_events_cluster_time').on('audit_events').columns(['kubernetes_cluster', 'time']).execute();
     },
   },
+  '0004_session_recordings': {
+    async up(db: Kysely<unknown>) {
+      // Exec/attach recordings: one row per session, its events in chunks numbered by the proxy.
+      await db.schema
+        .createTable('session_recordings')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('username', 'text', (c) => c.notNull())
+        .addColumn('cluster', 'text', (c) => c.notNull())
+        .addColumn('namespace', 'text', (c) => c.notNull())
+        .addColumn('pod', 'text', (c) => c.notNull())
+        .addColumn('container', 'text', (c) => c.notNull())
+        .addColumn('command', 'jsonb', (c) => c.notNull())
+        .addColumn('started', 'timestamptz', (c) => c.notNull())
+        .addColumn('ended', 'timestamptz')
+        .execute();
+      await db.schema.createIndex('session_recordings_started').on('session_recordings').column('started').execute();
+      await db.schema
+        .createTable('session_chunks')
+        .addColumn('session_id', 'text', (c) => c.notNull().references('session_recordings.id').onDelete('cascade'))
+        .addColumn('seq', 'integer', (c) => c.notNull())
+        .addColumn('data', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('session_chunks_pkey', ['session_id', 'seq'])
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -72,6 +72,24 @@ export interface ClusterStateTable {
   value: Json;
 }
 
+export interface SessionRecordingsTable {
+  id: string;
+  username: string;
+  cluster: string;
+  namespace: string;
+  pod: string;
+  container: string;
+  command: ColumnType<string[], string, string>;
+  started: Timestamp;
+  ended: NullableTimestamp;
+}
+
+export interface SessionChunksTable {
+  session_id: string;
+  seq: number;
+  data: string;
+}
+
 export interface Database {
   users: UsersTable;
   roles: ResourceRow;
@@ -84,4 +102,6 @@ export interface Database {
   audit_events: AuditEventsTable;
   cluster_state: ClusterStateTable;
   presence: PresenceTable;
+  session_recordings: SessionRecordingsTable;
+  session_chunks: SessionChunksTable;
 }

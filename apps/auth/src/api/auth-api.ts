@@ -12,7 +12,16 @@ import { DEFAULT_USER_TOKEN_TTL_MS, checkUserTokenTtl, type IssuedUserToken, typ
 import { describeCaller, requireAuthenticated, type Caller } from './caller.js';
 import type { Change, ChangeFeed, WatchKind } from './change-feed.js';
 import { EVENTS, auditEvent, type AuditLog, type EventKind } from '@keyway/audit';
-import { searchAuditEvents, verifyAuditChain, type AuditEventRecord } from '@keyway/store';
+import {
+  findSessionRecording,
+  getSessionChunks,
+  listSessionRecordings,
+  putSessionChunk,
+  searchAuditEvents,
+  verifyAuditChain,
+  type AuditEventRecord,
+  type SessionRecordingRecord,
+} from '@keyway/store';
 
 export const SERVER_VERSION = '0.1.0';
 /** Host certificates last long enough to survive a long weekend offline; agents renew them. */
@@ -541,6 +550,36 @@ export class AuthApi {
     await this.authorize(caller, 'event', 'read');
     await this.o.audit.flush();
     return verifyAuditChain(this.o.store, since);
+  }
+
+  // ---- session recordings ----------------------------------------------------------------
+
+  /** Proxies upload recordings chunk by chunk; a retried chunk is stored once. */
+  async uploadSessionChunk(caller: Caller, session: SessionRecordingRecord, seq: number, events: string): Promise<void> {
+    const c = requireAuthenticated(caller);
+    if (c.kind !== 'host' || !(c.identity.systemRoles.includes('Proxy') || c.identity.systemRoles.includes('Admin'))) {
+      throw new AccessDeniedError(`${describeCaller(c)} may not upload session recordings`);
+    }
+    if (!UUID.test(session.id)) throw new BadParameterError('session id must be a UUID');
+    if (!Number.isInteger(seq) || seq < 0) throw new BadParameterError('chunk sequence number must be a whole number ≥ 0');
+    if (Number.isNaN(session.started.getTime()) || (session.ended && Number.isNaN(session.ended.getTime()))) {
+      throw new BadParameterError('session start and end must be RFC 3339 times');
+    }
+    await putSessionChunk(this.o.store, session, seq, events);
+  }
+
+  async listSessions(caller: Caller, limit = 100): Promise<SessionRecordingRecord[]> {
+    await this.authorize(caller, 'session', 'list');
+    await this.authorize(caller, 'session', 'read');
+    return listSessionRecordings(this.o.store, Math.min(Math.max(limit || 100, 1), 1000));
+  }
+
+  async getSessionEvents(caller: Caller, id: string, afterSeq: number, limit = 100) {
+    await this.authorize(caller, 'session', 'read');
+    const session = await findSessionRecording(this.o.store, id);
+    if (!session) throw new NotFoundError(`session recording "${id}" is not found`, { session: id });
+    const chunks = await getSessionChunks(this.o.store, id, afterSeq, Math.min(Math.max(limit || 100, 1), 1000));
+    return { session, chunks };
   }
 
   private auditResource(caller: Caller, kind: string, name: string, op: 'create' | 'update' | 'delete', extra: Record<string, unknown> = {}): void {

@@ -10,8 +10,16 @@ import {
 import { AUTH_SERVER_NAME } from '@keyway/client';
 import { BadParameterError, KeywayError, toGrpcError } from '@keyway/errors';
 import type { Logger } from '@keyway/log';
-import { AuthServiceService, type AuthServiceServer, type Certificates, type Resource, type WatchEvent, type WatchEventsRequest } from '@keyway/proto';
-import type { StoredResource } from '@keyway/store';
+import {
+  AuthServiceService,
+  type AuthServiceServer,
+  type Certificates,
+  type Resource,
+  type SessionRecording,
+  type WatchEvent,
+  type WatchEventsRequest,
+} from '@keyway/proto';
+import type { SessionRecordingRecord, StoredResource } from '@keyway/store';
 import type { AuthApi, CertificatesResult } from './auth-api.js';
 import { callerFromCertificate, type Caller, type CallerCas } from './caller.js';
 import type { Change } from './change-feed.js';
@@ -227,6 +235,22 @@ function handlers(o: GrpcServerOptions): AuthServiceServer {
         reason: r.broken?.reason ?? '',
       };
     }),
+    uploadSessionChunk: unary('UploadSessionChunk', async (req, caller) => {
+      const s = req.session;
+      if (!s) throw new BadParameterError('session is required');
+      await api.uploadSessionChunk(
+        caller,
+        { ...s, started: new Date(s.started), ended: req.ended ? new Date(req.ended) : null },
+        req.seq,
+        req.events,
+      );
+      return {};
+    }),
+    listSessions: unary('ListSessions', async (req, caller) => ({ sessions: (await api.listSessions(caller, req.limit)).map(sessionMessage) })),
+    getSessionEvents: unary('GetSessionEvents', async (req, caller) => {
+      const r = await api.getSessionEvents(caller, req.sessionId, req.afterSeq, req.limit);
+      return { session: sessionMessage(r.session), chunks: r.chunks.map((c) => ({ seq: c.seq, events: c.data })) };
+    }),
     listKubeClusters: unary('ListKubeClusters', async (_req, caller) => ({ clusters: await api.listKubeClustersForUser(caller) })),
     join: unary('Join', async (req, _caller, remoteIp) => {
       const r = await api.join({
@@ -296,6 +320,10 @@ function handlers(o: GrpcServerOptions): AuthServiceServer {
         });
     },
   };
+}
+
+function sessionMessage(s: SessionRecordingRecord): SessionRecording {
+  return { ...s, started: s.started.toISOString(), ended: s.ended?.toISOString() ?? '' };
 }
 
 function changeResource(change: Change): Resource {

@@ -319,6 +319,59 @@ export interface VerifyAuditChainResponse {
   reason: string;
 }
 
+export interface SessionRecording {
+  id: string;
+  user: string;
+  cluster: string;
+  namespace: string;
+  pod: string;
+  container: string;
+  command: string[];
+  /** RFC 3339 */
+  started: string;
+  /** RFC 3339; empty while the session runs */
+  ended: string;
+}
+
+export interface UploadSessionChunkRequest {
+  /** The session's details (only the first upload of a session creates the row). */
+  session: SessionRecording | undefined;
+  seq: number;
+  /** Events as JSON lines. */
+  events: string;
+  /** The session has ended (set on the last chunk). */
+  ended: string;
+}
+
+export interface UploadSessionChunkResponse {
+}
+
+export interface ListSessionsRequest {
+  limit: number;
+}
+
+export interface ListSessionsResponse {
+  sessions: SessionRecording[];
+}
+
+export interface GetSessionEventsRequest {
+  sessionId: string;
+  /** Chunks after this sequence number (-1: from the start). */
+  afterSeq: number;
+  /** chunks; 0: a server default */
+  limit: number;
+}
+
+export interface GetSessionEventsResponse {
+  session: SessionRecording | undefined;
+  chunks: SessionChunkMessage[];
+}
+
+export interface SessionChunkMessage {
+  seq: number;
+  events: string;
+}
+
 function createBasePingRequest(): PingRequest {
   return {};
 }
@@ -5149,6 +5202,795 @@ export const VerifyAuditChainResponse: MessageFns<VerifyAuditChainResponse> = {
   },
 };
 
+function createBaseSessionRecording(): SessionRecording {
+  return { id: "", user: "", cluster: "", namespace: "", pod: "", container: "", command: [], started: "", ended: "" };
+}
+
+export const SessionRecording: MessageFns<SessionRecording> = {
+  encode(message: SessionRecording, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.user !== "") {
+      writer.uint32(18).string(message.user);
+    }
+    if (message.cluster !== "") {
+      writer.uint32(26).string(message.cluster);
+    }
+    if (message.namespace !== "") {
+      writer.uint32(34).string(message.namespace);
+    }
+    if (message.pod !== "") {
+      writer.uint32(42).string(message.pod);
+    }
+    if (message.container !== "") {
+      writer.uint32(50).string(message.container);
+    }
+    for (const v of message.command) {
+      writer.uint32(58).string(v!);
+    }
+    if (message.started !== "") {
+      writer.uint32(66).string(message.started);
+    }
+    if (message.ended !== "") {
+      writer.uint32(74).string(message.ended);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SessionRecording {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSessionRecording();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.user = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.cluster = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.namespace = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.pod = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.container = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.command.push(reader.string());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.started = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.ended = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SessionRecording {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      user: isSet(object.user) ? globalThis.String(object.user) : "",
+      cluster: isSet(object.cluster) ? globalThis.String(object.cluster) : "",
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      pod: isSet(object.pod) ? globalThis.String(object.pod) : "",
+      container: isSet(object.container) ? globalThis.String(object.container) : "",
+      command: globalThis.Array.isArray(object?.command) ? object.command.map((e: any) => globalThis.String(e)) : [],
+      started: isSet(object.started) ? globalThis.String(object.started) : "",
+      ended: isSet(object.ended) ? globalThis.String(object.ended) : "",
+    };
+  },
+
+  toJSON(message: SessionRecording): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.user !== "") {
+      obj.user = message.user;
+    }
+    if (message.cluster !== "") {
+      obj.cluster = message.cluster;
+    }
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.pod !== "") {
+      obj.pod = message.pod;
+    }
+    if (message.container !== "") {
+      obj.container = message.container;
+    }
+    if (message.command?.length) {
+      obj.command = message.command;
+    }
+    if (message.started !== "") {
+      obj.started = message.started;
+    }
+    if (message.ended !== "") {
+      obj.ended = message.ended;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SessionRecording>, I>>(base?: I): SessionRecording {
+    return SessionRecording.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SessionRecording>, I>>(object: I): SessionRecording {
+    const message = createBaseSessionRecording();
+    message.id = object.id ?? "";
+    message.user = object.user ?? "";
+    message.cluster = object.cluster ?? "";
+    message.namespace = object.namespace ?? "";
+    message.pod = object.pod ?? "";
+    message.container = object.container ?? "";
+    message.command = object.command?.map((e) => e) || [];
+    message.started = object.started ?? "";
+    message.ended = object.ended ?? "";
+    return message;
+  },
+};
+
+function createBaseUploadSessionChunkRequest(): UploadSessionChunkRequest {
+  return { session: undefined, seq: 0, events: "", ended: "" };
+}
+
+export const UploadSessionChunkRequest: MessageFns<UploadSessionChunkRequest> = {
+  encode(message: UploadSessionChunkRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.session !== undefined) {
+      SessionRecording.encode(message.session, writer.uint32(10).fork()).join();
+    }
+    if (message.seq !== 0) {
+      writer.uint32(16).int32(message.seq);
+    }
+    if (message.events !== "") {
+      writer.uint32(26).string(message.events);
+    }
+    if (message.ended !== "") {
+      writer.uint32(34).string(message.ended);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UploadSessionChunkRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUploadSessionChunkRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.session = SessionRecording.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.seq = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.events = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.ended = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UploadSessionChunkRequest {
+    return {
+      session: isSet(object.session) ? SessionRecording.fromJSON(object.session) : undefined,
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+      events: isSet(object.events) ? globalThis.String(object.events) : "",
+      ended: isSet(object.ended) ? globalThis.String(object.ended) : "",
+    };
+  },
+
+  toJSON(message: UploadSessionChunkRequest): unknown {
+    const obj: any = {};
+    if (message.session !== undefined) {
+      obj.session = SessionRecording.toJSON(message.session);
+    }
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    if (message.events !== "") {
+      obj.events = message.events;
+    }
+    if (message.ended !== "") {
+      obj.ended = message.ended;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UploadSessionChunkRequest>, I>>(base?: I): UploadSessionChunkRequest {
+    return UploadSessionChunkRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UploadSessionChunkRequest>, I>>(object: I): UploadSessionChunkRequest {
+    const message = createBaseUploadSessionChunkRequest();
+    message.session = (object.session !== undefined && object.session !== null)
+      ? SessionRecording.fromPartial(object.session)
+      : undefined;
+    message.seq = object.seq ?? 0;
+    message.events = object.events ?? "";
+    message.ended = object.ended ?? "";
+    return message;
+  },
+};
+
+function createBaseUploadSessionChunkResponse(): UploadSessionChunkResponse {
+  return {};
+}
+
+export const UploadSessionChunkResponse: MessageFns<UploadSessionChunkResponse> = {
+  encode(_: UploadSessionChunkResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UploadSessionChunkResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUploadSessionChunkResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): UploadSessionChunkResponse {
+    return {};
+  },
+
+  toJSON(_: UploadSessionChunkResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UploadSessionChunkResponse>, I>>(base?: I): UploadSessionChunkResponse {
+    return UploadSessionChunkResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UploadSessionChunkResponse>, I>>(_: I): UploadSessionChunkResponse {
+    const message = createBaseUploadSessionChunkResponse();
+    return message;
+  },
+};
+
+function createBaseListSessionsRequest(): ListSessionsRequest {
+  return { limit: 0 };
+}
+
+export const ListSessionsRequest: MessageFns<ListSessionsRequest> = {
+  encode(message: ListSessionsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.limit !== 0) {
+      writer.uint32(8).int32(message.limit);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListSessionsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListSessionsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.limit = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListSessionsRequest {
+    return { limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0 };
+  },
+
+  toJSON(message: ListSessionsRequest): unknown {
+    const obj: any = {};
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListSessionsRequest>, I>>(base?: I): ListSessionsRequest {
+    return ListSessionsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListSessionsRequest>, I>>(object: I): ListSessionsRequest {
+    const message = createBaseListSessionsRequest();
+    message.limit = object.limit ?? 0;
+    return message;
+  },
+};
+
+function createBaseListSessionsResponse(): ListSessionsResponse {
+  return { sessions: [] };
+}
+
+export const ListSessionsResponse: MessageFns<ListSessionsResponse> = {
+  encode(message: ListSessionsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.sessions) {
+      SessionRecording.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListSessionsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListSessionsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sessions.push(SessionRecording.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListSessionsResponse {
+    return {
+      sessions: globalThis.Array.isArray(object?.sessions)
+        ? object.sessions.map((e: any) => SessionRecording.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListSessionsResponse): unknown {
+    const obj: any = {};
+    if (message.sessions?.length) {
+      obj.sessions = message.sessions.map((e) => SessionRecording.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListSessionsResponse>, I>>(base?: I): ListSessionsResponse {
+    return ListSessionsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListSessionsResponse>, I>>(object: I): ListSessionsResponse {
+    const message = createBaseListSessionsResponse();
+    message.sessions = object.sessions?.map((e) => SessionRecording.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseGetSessionEventsRequest(): GetSessionEventsRequest {
+  return { sessionId: "", afterSeq: 0, limit: 0 };
+}
+
+export const GetSessionEventsRequest: MessageFns<GetSessionEventsRequest> = {
+  encode(message: GetSessionEventsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sessionId !== "") {
+      writer.uint32(10).string(message.sessionId);
+    }
+    if (message.afterSeq !== 0) {
+      writer.uint32(16).int32(message.afterSeq);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(24).int32(message.limit);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetSessionEventsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetSessionEventsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sessionId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.afterSeq = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.limit = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetSessionEventsRequest {
+    return {
+      sessionId: isSet(object.sessionId)
+        ? globalThis.String(object.sessionId)
+        : isSet(object.session_id)
+        ? globalThis.String(object.session_id)
+        : "",
+      afterSeq: isSet(object.afterSeq)
+        ? globalThis.Number(object.afterSeq)
+        : isSet(object.after_seq)
+        ? globalThis.Number(object.after_seq)
+        : 0,
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+    };
+  },
+
+  toJSON(message: GetSessionEventsRequest): unknown {
+    const obj: any = {};
+    if (message.sessionId !== "") {
+      obj.sessionId = message.sessionId;
+    }
+    if (message.afterSeq !== 0) {
+      obj.afterSeq = Math.round(message.afterSeq);
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetSessionEventsRequest>, I>>(base?: I): GetSessionEventsRequest {
+    return GetSessionEventsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetSessionEventsRequest>, I>>(object: I): GetSessionEventsRequest {
+    const message = createBaseGetSessionEventsRequest();
+    message.sessionId = object.sessionId ?? "";
+    message.afterSeq = object.afterSeq ?? 0;
+    message.limit = object.limit ?? 0;
+    return message;
+  },
+};
+
+function createBaseGetSessionEventsResponse(): GetSessionEventsResponse {
+  return { session: undefined, chunks: [] };
+}
+
+export const GetSessionEventsResponse: MessageFns<GetSessionEventsResponse> = {
+  encode(message: GetSessionEventsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.session !== undefined) {
+      SessionRecording.encode(message.session, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.chunks) {
+      SessionChunkMessage.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetSessionEventsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetSessionEventsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.session = SessionRecording.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.chunks.push(SessionChunkMessage.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetSessionEventsResponse {
+    return {
+      session: isSet(object.session) ? SessionRecording.fromJSON(object.session) : undefined,
+      chunks: globalThis.Array.isArray(object?.chunks)
+        ? object.chunks.map((e: any) => SessionChunkMessage.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: GetSessionEventsResponse): unknown {
+    const obj: any = {};
+    if (message.session !== undefined) {
+      obj.session = SessionRecording.toJSON(message.session);
+    }
+    if (message.chunks?.length) {
+      obj.chunks = message.chunks.map((e) => SessionChunkMessage.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetSessionEventsResponse>, I>>(base?: I): GetSessionEventsResponse {
+    return GetSessionEventsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetSessionEventsResponse>, I>>(object: I): GetSessionEventsResponse {
+    const message = createBaseGetSessionEventsResponse();
+    message.session = (object.session !== undefined && object.session !== null)
+      ? SessionRecording.fromPartial(object.session)
+      : undefined;
+    message.chunks = object.chunks?.map((e) => SessionChunkMessage.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseSessionChunkMessage(): SessionChunkMessage {
+  return { seq: 0, events: "" };
+}
+
+export const SessionChunkMessage: MessageFns<SessionChunkMessage> = {
+  encode(message: SessionChunkMessage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.seq !== 0) {
+      writer.uint32(8).int32(message.seq);
+    }
+    if (message.events !== "") {
+      writer.uint32(18).string(message.events);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SessionChunkMessage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSessionChunkMessage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.seq = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.events = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SessionChunkMessage {
+    return {
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+      events: isSet(object.events) ? globalThis.String(object.events) : "",
+    };
+  },
+
+  toJSON(message: SessionChunkMessage): unknown {
+    const obj: any = {};
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    if (message.events !== "") {
+      obj.events = message.events;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SessionChunkMessage>, I>>(base?: I): SessionChunkMessage {
+    return SessionChunkMessage.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SessionChunkMessage>, I>>(object: I): SessionChunkMessage {
+    const message = createBaseSessionChunkMessage();
+    message.seq = object.seq ?? 0;
+    message.events = object.events ?? "";
+    return message;
+  },
+};
+
 /**
  * AuthService is the auth server's API. Callers authenticate with a client certificate
  * (mTLS) except for Ping, Login, GetUserToken, CompleteUserToken and Join, which carry
@@ -5376,6 +6218,42 @@ export const AuthServiceService = {
     responseDeserialize: (value: Buffer): VerifyAuditChainResponse => VerifyAuditChainResponse.decode(value),
   },
   /**
+   * Exec/attach session recordings: proxies upload numbered chunks of events (idempotent
+   * on session id and sequence number); users with the session rule list and replay them.
+   */
+  uploadSessionChunk: {
+    path: "/keyway.auth.v1.AuthService/UploadSessionChunk" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UploadSessionChunkRequest): Buffer =>
+      Buffer.from(UploadSessionChunkRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UploadSessionChunkRequest => UploadSessionChunkRequest.decode(value),
+    responseSerialize: (value: UploadSessionChunkResponse): Buffer =>
+      Buffer.from(UploadSessionChunkResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UploadSessionChunkResponse => UploadSessionChunkResponse.decode(value),
+  },
+  listSessions: {
+    path: "/keyway.auth.v1.AuthService/ListSessions" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListSessionsRequest): Buffer => Buffer.from(ListSessionsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListSessionsRequest => ListSessionsRequest.decode(value),
+    responseSerialize: (value: ListSessionsResponse): Buffer =>
+      Buffer.from(ListSessionsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListSessionsResponse => ListSessionsResponse.decode(value),
+  },
+  getSessionEvents: {
+    path: "/keyway.auth.v1.AuthService/GetSessionEvents" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetSessionEventsRequest): Buffer =>
+      Buffer.from(GetSessionEventsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetSessionEventsRequest => GetSessionEventsRequest.decode(value),
+    responseSerialize: (value: GetSessionEventsResponse): Buffer =>
+      Buffer.from(GetSessionEventsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetSessionEventsResponse => GetSessionEventsResponse.decode(value),
+  },
+  /**
    * A snapshot of the requested kinds, then every change: proxies keep their caches of
    * roles, users, locks, kube clusters and proxies current with it.
    */
@@ -5426,6 +6304,13 @@ export interface AuthServiceServer extends UntypedServiceImplementation {
   emitAuditEvents: handleUnaryCall<EmitAuditEventsRequest, EmitAuditEventsResponse>;
   searchEvents: handleUnaryCall<SearchEventsRequest, SearchEventsResponse>;
   verifyAuditChain: handleUnaryCall<VerifyAuditChainRequest, VerifyAuditChainResponse>;
+  /**
+   * Exec/attach session recordings: proxies upload numbered chunks of events (idempotent
+   * on session id and sequence number); users with the session rule list and replay them.
+   */
+  uploadSessionChunk: handleUnaryCall<UploadSessionChunkRequest, UploadSessionChunkResponse>;
+  listSessions: handleUnaryCall<ListSessionsRequest, ListSessionsResponse>;
+  getSessionEvents: handleUnaryCall<GetSessionEventsRequest, GetSessionEventsResponse>;
   /**
    * A snapshot of the requested kinds, then every change: proxies keep their caches of
    * roles, users, locks, kube clusters and proxies current with it.
@@ -5753,6 +6638,55 @@ export interface AuthServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: VerifyAuditChainResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Exec/attach session recordings: proxies upload numbered chunks of events (idempotent
+   * on session id and sequence number); users with the session rule list and replay them.
+   */
+  uploadSessionChunk(
+    request: UploadSessionChunkRequest,
+    callback: (error: ServiceError | null, response: UploadSessionChunkResponse) => void,
+  ): ClientUnaryCall;
+  uploadSessionChunk(
+    request: UploadSessionChunkRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UploadSessionChunkResponse) => void,
+  ): ClientUnaryCall;
+  uploadSessionChunk(
+    request: UploadSessionChunkRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UploadSessionChunkResponse) => void,
+  ): ClientUnaryCall;
+  listSessions(
+    request: ListSessionsRequest,
+    callback: (error: ServiceError | null, response: ListSessionsResponse) => void,
+  ): ClientUnaryCall;
+  listSessions(
+    request: ListSessionsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListSessionsResponse) => void,
+  ): ClientUnaryCall;
+  listSessions(
+    request: ListSessionsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListSessionsResponse) => void,
+  ): ClientUnaryCall;
+  getSessionEvents(
+    request: GetSessionEventsRequest,
+    callback: (error: ServiceError | null, response: GetSessionEventsResponse) => void,
+  ): ClientUnaryCall;
+  getSessionEvents(
+    request: GetSessionEventsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetSessionEventsResponse) => void,
+  ): ClientUnaryCall;
+  getSessionEvents(
+    request: GetSessionEventsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetSessionEventsResponse) => void,
   ): ClientUnaryCall;
   /**
    * A snapshot of the requested kinds, then every change: proxies keep their caches of
