@@ -8,6 +8,9 @@ import type { ClusterCredentials } from './kubeconfig.js';
 interface Upstream {
   creds: ClusterCredentials;
   agent: https.Agent;
+  hostname: string;
+  port: string | number;
+  basePath: string;
 }
 
 /**
@@ -22,7 +25,7 @@ export class KubeForwarder implements KubeBackend {
     for (const creds of clusters) {
       this.upstreams.set(creds.name, {
         creds,
-        agent: new https.Agent({
+        agent: new UpstreamAgent({
           keepAlive: true,
           maxSockets: 512,
           ...(creds.caPem ? { ca: creds.caPem } : {}),
@@ -31,6 +34,9 @@ export class KubeForwarder implements KubeBackend {
           ...(creds.tlsServerName ? { servername: creds.tlsServerName } : {}),
           rejectUnauthorized: !creds.insecureSkipTlsVerify,
         }),
+        hostname: creds.server.hostname.replace(/^\[|\]$/g, ''),
+        port: creds.server.port || 443,
+        basePath: creds.server.pathname.replace(/\/$/, ''),
       });
     }
   }
@@ -70,7 +76,7 @@ export class KubeForwarder implements KubeBackend {
   private open(head: KubeRequestHead) {
     const upstream = this.upstreams.get(head.cluster);
     if (!upstream) throw new NotFoundError(`this agent does not serve cluster "${head.cluster}"`, { cluster: head.cluster });
-    const { creds, agent } = upstream;
+    const { creds, agent, hostname, port, basePath } = upstream;
     const headers: Record<string, string | string[]> = {
       ...endToEndHeaders(head.headers, (name) => name === 'authorization' || name.startsWith('impersonate-')),
       'impersonate-user': head.user,
@@ -85,11 +91,10 @@ export class KubeForwarder implements KubeBackend {
       // port-forward) chunked, and the closing chunk would land in the upgraded stream.
       headers['content-length'] = '0';
     }
-    const basePath = creds.server.pathname.replace(/\/$/, '');
     return https.request({
       protocol: 'https:',
-      hostname: creds.server.hostname.replace(/^\[|\]$/g, ''),
-      port: creds.server.port || 443,
+      hostname,
+      port,
       method: head.method,
       path: basePath + head.path,
       headers,
@@ -104,6 +109,18 @@ export class KubeForwarder implements KubeBackend {
           }
         : {}),
     });
+  }
+}
+
+/**
+ * The connection pool of one upstream. https.Agent names a pool by every connection option,
+ * the PEM-encoded CA, certificate and key included, and builds that multi-kilobyte name
+ * three times per request; this agent only ever talks to one server with one set of
+ * credentials, so one fixed name is exact and costs nothing.
+ */
+class UpstreamAgent extends https.Agent {
+  override getName(): string {
+    return 'upstream';
   }
 }
 

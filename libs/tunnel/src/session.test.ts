@@ -1,0 +1,113 @@
+import net from 'node:net';
+import { once } from 'node:events';
+import { PassThrough, Readable, type Duplex } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { KubeBackend, KubeRequestHead } from './backend.js';
+import { TunnelClosedError, TunnelSession, serveTunnel } from './session.js';
+
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
+
+async function connect(backend: KubeBackend) {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const accepted = once(server, 'connection') as Promise<[net.Socket]>;
+  const agentSide = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  await once(agentSide, 'connect');
+  const [proxySide] = await accepted;
+  server.close();
+  const served = serveTunnel(agentSide, { backend, info: () => ({ hostId: 'a1', hostname: 'h', version: '1', clusters: [{ name: 'c1', labels: { env: 'dev' } }] }) });
+  const session = new TunnelSession(proxySide);
+  cleanups.push(() => session.destroy(), () => served.close());
+  return { session, served };
+}
+
+function text(r: Readable): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let s = '';
+    r.on('data', (d: Buffer) => (s += d.toString()));
+    r.on('end', () => resolve(s));
+    r.on('error', reject);
+  });
+}
+
+const head = (extra: Partial<KubeRequestHead> = {}): KubeRequestHead => ({
+  method: 'GET',
+  path: '/api/v1/pods',
+  headers: { accept: 'application/json' },
+  cluster: 'c1',
+  user: 'alice',
+  groups: ['dev', 'system:authenticated'],
+  ...extra,
+});
+
+describe('TunnelSession and serveTunnel', () => {
+  it('hands the agent the request head as the proxy computed it, and streams both bodies', async () => {
+    const seen: { head: KubeRequestHead; body: string | null }[] = [];
+    const { session } = await connect({
+      async request(h, body) {
+        seen.push({ head: h, body: body ? await text(body) : null });
+        return { head: { status: 201, headers: { 'content-type': 'text/plain', connection: 'close', 'x-keyway-kube-user': 'x' } }, body: Readable.from([Buffer.from('one '), Buffer.from('two')]) };
+      },
+      upgrade: () => Promise.reject(new Error('no')),
+    });
+    const res = await session.request(head({ method: 'POST' }), Readable.from([Buffer.from('{"kind":'), Buffer.from('"Pod"}')]));
+    expect(res.head).toEqual({ status: 201, headers: { 'content-type': 'text/plain' } });
+    expect(await text(res.body)).toBe('one two');
+    expect(seen).toEqual([{ head: head({ method: 'POST' }), body: '{"kind":"Pod"}' }]);
+
+    const bodyless = await session.request(head(), null);
+    expect(await text(bodyless.body)).toBe('one two');
+    expect(seen[1]?.body).toBeNull();
+  });
+
+  it('answers the info request', async () => {
+    const { session } = await connect({ request: () => Promise.reject(new Error('no')), upgrade: () => Promise.reject(new Error('no')) });
+    expect(await session.info()).toEqual({ hostId: 'a1', hostname: 'h', version: '1', clusters: [{ name: 'c1', labels: { env: 'dev' } }] });
+  });
+
+  it('answers 502 when the backend fails', async () => {
+    const { session } = await connect({ request: () => Promise.reject(new Error('API server down')), upgrade: () => Promise.reject(new Error('no')) });
+    const res = await session.request(head(), null);
+    expect(res.head.status).toBe(502);
+    expect(JSON.parse(await text(res.body))).toEqual({ message: 'API server down' });
+  });
+
+  it('carries an upgraded connection both ways, the client head first', async () => {
+    const upstream = new PassThrough(); // echoes what the client sends
+    const upgrades: KubeRequestHead[] = [];
+    const { session } = await connect({
+      request: () => Promise.reject(new Error('no')),
+      upgrade(h) {
+        upgrades.push(h);
+        return Promise.resolve({ head: { status: 101, headers: { 'sec-websocket-protocol': 'v5.channel.k8s.io' } }, stream: upstream as Duplex });
+      },
+    });
+    const { head: res, stream } = await session.upgrade(head({ upgrade: 'websocket' }), Buffer.from('first-'));
+    expect(res).toEqual({ status: 101, headers: { 'sec-websocket-protocol': 'v5.channel.k8s.io' } });
+    expect(upgrades[0]?.upgrade).toBe('websocket');
+    const got = text(stream);
+    stream.end('second');
+    expect(await got).toBe('first-second');
+  });
+
+  it('passes a refused upgrade on as a plain response', async () => {
+    const { session } = await connect({
+      request: () => Promise.reject(new Error('no')),
+      upgrade: () => Promise.resolve({ head: { status: 403, headers: { 'content-type': 'application/json' } }, stream: Readable.from([Buffer.from('{"reason":"Forbidden"}')]) as unknown as Duplex }),
+    });
+    const { head: res, stream } = await session.upgrade(head({ upgrade: 'SPDY/3.1' }), Buffer.alloc(0));
+    expect(res.status).toBe(403);
+    expect(await text(stream)).toBe('{"reason":"Forbidden"}');
+  });
+
+  it('refuses new requests once the tunnel is gone', async () => {
+    const { session, served } = await connect({ request: () => Promise.reject(new Error('no')), upgrade: () => Promise.reject(new Error('no')) });
+    served.close();
+    await session.closed;
+    expect(session.isOpen).toBe(false);
+    await expect(session.request(head(), null)).rejects.toThrow(TunnelClosedError);
+  });
+});
