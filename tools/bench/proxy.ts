@@ -7,7 +7,7 @@
  * as in production, so their memory is measured apart from the load generator's.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -15,14 +15,35 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { parse as parseYaml } from 'yaml';
 import { ca as authCa } from '@keyway/auth';
 import { KUBE_SNI, readIdentityFile } from '@keyway/client';
 import { generateKeyPair } from '@keyway/pki';
 import { PROXY_SERVER_NAME, TUNNEL_ALPN, serveTunnel, type KubeBackend } from '@keyway/tunnel';
+import { adminDatabaseUrl } from '@keyway/testing';
 import type { Benchmark } from './main.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
+
+async function createDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+  const name = `keyway_bench_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: adminDatabaseUrl() });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE "${name}"`);
+  await admin.end();
+  const url = new URL(adminDatabaseUrl());
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: async () => {
+      const c = new pg.Client({ connectionString: adminDatabaseUrl() });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
 const bin = (name: string) => join(root, 'node_modules/.bin', name);
 const LIST_BYTES = 1024 ** 3;
 const POD = JSON.stringify({ kind: 'Pod', apiVersion: 'v1', metadata: { name: 'bench', namespace: 'default', uid: 'x'.repeat(36) }, spec: { containers: [{ name: 'c', image: 'busybox' }] }, status: { phase: 'Running' } });
@@ -34,9 +55,13 @@ export const benchmark: Benchmark = {
     const dir = mkdtempSync(join(tmpdir(), 'kw-bench-'));
     const procs: ChildProcess[] = [];
     const upstream = await startUpstream();
+    let dbCleanup: (() => Promise<void>) | undefined;
     try {
       // Keyway: auth + proxy in one process, an agent in another.
-      const env = { ...process.env, KEYWAY_LOG_LEVEL: 'warn' };
+      // Postgres, as in production: the embedded database would run on the proxy's own thread.
+      const database = await createDatabase();
+      dbCleanup = database.drop;
+      const env = { ...process.env, KEYWAY_LOG_LEVEL: 'warn', KEYWAY_DATABASE_URL: database.url, KEYWAY_CA_KEY: 'bench-ca-key-0123456789abcdef' };
       const kubeListener = args.includes('--kube-listener');
       const keyway = start(
         bin('keyway'),
@@ -78,8 +103,9 @@ export const benchmark: Benchmark = {
 
       const keywayPid = keyway.pid as number;
       const listBytes = quick ? LIST_BYTES / 8 : LIST_BYTES;
-      const list = await streamList(proxied, `/api/v1/namespaces/default/configmaps?bytes=${listBytes}`, keywayPid);
+      // Tunnels first: after a 1 GiB stream the heap is still settling and RSS moves by tens of MiB.
       const tunnels = await idleTunnels(proxyAddr, join(dir, 'agent', 'agent-identity.pem'), quick ? 200 : 1000, keywayPid);
+      const list = await streamList(proxied, `/api/v1/namespaces/default/configmaps?bytes=${listBytes}`, keywayPid);
 
       const addedP50 = latProxy.p50 - latDirect.p50;
       const addedP99 = latProxy.p99 - latDirect.p99;
@@ -115,6 +141,8 @@ export const benchmark: Benchmark = {
     } finally {
       for (const p of procs) p.kill('SIGTERM');
       await upstream.close();
+      await new Promise((r) => setTimeout(r, 500));
+      await dbCleanup?.();
     }
   },
 };

@@ -430,6 +430,13 @@ spec:
     expect(roles).toMatch(/"name":"junior-devs"/);
     const text = await kwctl(['audit', 'search', '--since', '1h', '--limit', '5']);
     expect(text.out.split('\n')[0]).toMatch(/^Time\s+Event\s+Code\s+User\s+Details/);
+    // Paging: the next page starts where the first ended, newest first, no overlap.
+    const first = await kwctl(['audit', 'search', '--limit', '3', '--format', 'json']);
+    const before = /--before-id=(\d+)/.exec(first.err)?.[1] as string;
+    const second = await kwctl(['audit', 'search', '--limit', '3', '--format', 'json', `--before-id=${before}`]);
+    const uids = (out: string) => out.trim().split('\n').map((l) => (JSON.parse(l) as { uid: string }).uid);
+    expect(uids(second.out)).toHaveLength(3);
+    expect(uids(second.out).some((u) => uids(first.out).includes(u))).toBe(false);
     expect((await kwctl(['audit', 'verify'])).out).toMatch(/The audit log is intact: \d+ event\(s\) checked/);
 
     const pg = await import('pg');

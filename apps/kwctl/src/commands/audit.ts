@@ -19,10 +19,22 @@ export function register(program: Command, ctx: CommandContext): void {
     .option('--cluster <name>', 'Kubernetes cluster')
     .option('--namespace <ns>')
     .option('--limit <n>', 'at most this many events', '100')
+    .option('--before-id <id>', 'the next page: events older than this id (printed after a full page)')
     .addOption(new Option('--format <format>', 'text: a table; json: one event per line').choices(['text', 'json']).default('text'))
     .action(
       async (
-        opts: { since?: string; from?: string; to?: string; event?: string; user?: string; cluster?: string; namespace?: string; limit: string; format: 'text' | 'json' },
+        opts: {
+          since?: string;
+          from?: string;
+          to?: string;
+          event?: string;
+          user?: string;
+          cluster?: string;
+          namespace?: string;
+          limit: string;
+          beforeId?: string;
+          format: 'text' | 'json';
+        },
         cmd: Command,
       ) => {
         const limit = Number(opts.limit);
@@ -38,8 +50,11 @@ export function register(program: Command, ctx: CommandContext): void {
             cluster: opts.cluster ?? '',
             namespace: opts.namespace ?? '',
             limit,
-            beforeId: '',
+            beforeId: opts.beforeId ?? '',
           });
+          // A full page may have more behind it: say how to get it (on stderr, so JSON lines stay clean).
+          const last = events.at(-1);
+          if (events.length === limit && last) ctx.err.write(`next page: --before-id=${last.id}\n`);
           if (opts.format === 'json') {
             for (const e of events) ctx.out.write(`${e.json}\n`);
             return;
