@@ -6,7 +6,7 @@ import { appendAuditEvents, type AuditEventRecord, type Store } from '@keyway/st
 import type { AuditLog } from './audit-log.js';
 
 export const AUDIT_QUEUE = 'keyway-audit';
-const BATCH = 1000;
+const BATCH = 2000;
 
 export type AuditMode = 'best-effort' | 'strict';
 

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { sql } from 'kysely';
+import { sql, type Transaction } from 'kysely';
+import type { Database } from './schema.js';
 import type { Store } from './store.js';
 
 /** An audit event as stored: Teleport's field names, flat, plus the indexed columns. */
@@ -62,39 +63,63 @@ export function chainHash(prevHash: string, event: AuditEventRecord): string {
  */
 export async function appendAuditEvents(store: Store, events: AuditEventRecord[]): Promise<number> {
   if (events.length === 0) return 0;
-  return store.transaction(async (trx) => {
-    await sql`SELECT pg_advisory_xact_lock(${CHAIN_LOCK})`.execute(trx);
-    const uids = events.map((e) => e.uid);
-    const existing = new Set(
-      (await trx.selectFrom('audit_events').select('uid').where('uid', 'in', uids).execute()).map((r) => r.uid),
-    );
-    const last = await trx.selectFrom('audit_events').select('hash').orderBy('id', 'desc').limit(1).executeTakeFirst();
-    let prev = last?.hash ?? GENESIS;
-    const rows = [];
-    for (const e of events) {
-      if (existing.has(e.uid)) continue;
-      existing.add(e.uid);
-      const hash = chainHash(prev, e);
-      rows.push({
-        uid: e.uid,
-        time: e.time,
-        event: e.event,
-        code: e.code,
-        cluster_name: str(e['cluster_name']),
-        username: str(e['user']),
-        kubernetes_cluster: str(e['kubernetes_cluster']),
-        namespace: str(e['resource_namespace'] ?? e['kubernetes_pod_namespace']),
-        data: JSON.stringify(e),
-        prev_hash: prev,
-        hash,
-      });
-      prev = hash;
-    }
-    // One multi-row insert per thousand rows: row-by-row inserts would cap the rate far lower.
-    for (let i = 0; i < rows.length; i += 1000) await trx.insertInto('audit_events').values(rows.slice(i, i + 1000)).execute();
-    const added = rows.length;
-    return added;
+  // Fast path: a new batch goes in with one multi-row insert. If any uid was already
+  // stored (a retried batch), that attempt is rolled back and the batch is chained again
+  // without the duplicates, so a duplicate never enters the chain.
+  const fast = await store.transaction((trx) => insertChained(trx, events, new Set(), true)).catch((err: unknown) => {
+    if (err instanceof DuplicateInBatch) return undefined;
+    throw err;
   });
+  if (fast !== undefined) return fast;
+  return store.transaction(async (trx) => {
+    const uids = events.map((e) => e.uid);
+    const existing = new Set((await trx.selectFrom('audit_events').select('uid').where('uid', 'in', uids).execute()).map((r) => r.uid));
+    return insertChained(trx, events, existing, false);
+  });
+}
+
+class DuplicateInBatch extends Error {}
+
+async function insertChained(trx: Transaction<Database>, events: AuditEventRecord[], skip: Set<string>, failOnDuplicate: boolean): Promise<number> {
+  await sql`SELECT pg_advisory_xact_lock(${CHAIN_LOCK})`.execute(trx);
+  const last = await trx.selectFrom('audit_events').select('hash').orderBy('id', 'desc').limit(1).executeTakeFirst();
+  let prev = last?.hash ?? GENESIS;
+  const rows = [];
+  const seen = new Set(skip);
+  for (const e of events) {
+    if (seen.has(e.uid)) continue;
+    seen.add(e.uid);
+    const hash = chainHash(prev, e);
+    rows.push({
+      uid: e.uid,
+      time: e.time,
+      event: e.event,
+      code: e.code,
+      cluster_name: str(e['cluster_name']),
+      username: str(e['user']),
+      kubernetes_cluster: str(e['kubernetes_cluster']),
+      namespace: str(e['resource_namespace'] ?? e['kubernetes_pod_namespace']),
+      data: JSON.stringify(e),
+      prev_hash: prev,
+      hash,
+    });
+    prev = hash;
+  }
+  // Multi-row inserts: row-by-row inserts would cap the rate far lower.
+  for (let i = 0; i < rows.length; i += 1000) {
+    const chunk = rows.slice(i, i + 1000);
+    const inserted = await trx
+      .insertInto('audit_events')
+      .values(chunk)
+      .onConflict((oc) => oc.column('uid').doNothing())
+      .returning('id')
+      .execute();
+    if (inserted.length !== chunk.length) {
+      if (failOnDuplicate) throw new DuplicateInBatch();
+      throw new Error('audit event uid stored concurrently during a chained insert');
+    }
+  }
+  return rows.length;
 }
 
 export async function searchAuditEvents(store: Store, q: AuditQuery): Promise<StoredAuditEvent[]> {
