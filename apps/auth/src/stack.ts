@@ -21,7 +21,7 @@ export interface Stack {
  * kubeconfig when that service is enabled here).
  */
 export async function startStack(config: KeywayConfig, logger: Logger, clock?: () => Date): Promise<Stack> {
-  const auth = await AuthService.create({ config, logger: logger.child({ component: 'auth' }), ...(clock ? { clock } : {}) });
+  const auth = await AuthService.create({ config, logger: logger.child({ service: 'auth' }), ...(clock ? { clock } : {}) });
   let proxy: ProxyService | undefined;
   try {
     const authAddress = await auth.serve();
@@ -43,7 +43,7 @@ export async function startStack(config: KeywayConfig, logger: Logger, clock?: (
       localClusters: localClusters(config),
       // In one process the proxy writes through the auth service's own audit log.
       audit: auth.audit,
-      logger: logger.child({ component: 'proxy' }),
+      logger: logger.child({ service: 'proxy' }),
     });
     const bound = await proxy.serve();
     const started = proxy;
