@@ -1,2 +1,2 @@
 export { AGENT_VERSION, KubeAgent, type KubeAgentConfig } from './agent-service.js';
-export { AgentPool, splitHostPort, type AgentPoolOptions } from './pool.js';
+export { AgentPool, type AgentPoolOptions } from './pool.js';

@@ -2,7 +2,7 @@ import tls from 'node:tls';
 import { decodeIdentity } from '@keyway/pki';
 import type { Logger } from '@keyway/log';
 import { PROXY_SERVER_NAME, TUNNEL_ALPN, serveTunnel, type KubeBackend, type TunnelInfo } from '@keyway/tunnel';
-import type { HostCredentials } from '@keyway/client';
+import { splitHostPort, type HostCredentials } from '@keyway/client';
 
 export interface AgentPoolOptions {
   /** host:port of the proxies' load balancer (or of one proxy). */
@@ -122,7 +122,8 @@ export class AgentPool {
 
   private connect(): Promise<tls.TLSSocket> {
     const creds = this.o.credentials();
-    const [host, port] = splitHostPort(this.o.proxyAddr);
+    const { host: parsedHost, port } = splitHostPort(this.o.proxyAddr);
+    const host = parsedHost || '127.0.0.1';
     return new Promise((resolve, reject) => {
       const socket = tls.connect({
         host,
@@ -149,10 +150,4 @@ export class AgentPool {
       socket.once('error', reject);
     });
   }
-}
-
-export function splitHostPort(addr: string): [string, number] {
-  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(addr);
-  if (!m) throw new Error(`"${addr}" is not host:port`);
-  return [m[1] || '127.0.0.1', Number(m[2])];
 }

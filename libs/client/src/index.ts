@@ -17,3 +17,4 @@ export {
   type HostCredentials,
   type HostJoinOptions,
 } from './host-credentials.js';
+export { splitHostPort } from './address.js';

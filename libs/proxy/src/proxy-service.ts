@@ -3,7 +3,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import tls from 'node:tls';
 import { hostname as osHostname } from 'node:os';
-import { AUTH_SERVER_NAME, AuthClient, renewHostCredentials, renewalDelayMs, toIdentityFile, type HostCredentials } from '@keyway/client';
+import { AUTH_SERVER_NAME, AuthClient, splitHostPort, renewHostCredentials, renewalDelayMs, toIdentityFile, type HostCredentials } from '@keyway/client';
 import { KubeForwarder, type ClusterCredentials } from '@keyway/forwarder';
 import type { Logger } from '@keyway/log';
 import { verifyCertificate } from '@keyway/pki';
@@ -110,7 +110,10 @@ export class ProxyService {
     this.cache.start();
     const router = createRouter({
       classify: (hello) => classify(hello.serverName, hello.alpn),
-      authAddr: () => splitHostPort(this.config.authAddr),
+      authAddr: () => {
+        const { host, port } = splitHostPort(this.config.authAddr);
+        return { host: host || '127.0.0.1', port };
+      },
       servers: this.tlsServers,
       onError: (err, route) => this.config.logger.debug({ err: err.message, route }, 'connection failed'),
     });
@@ -284,11 +287,6 @@ export function classify(serverName: string | undefined, alpn: string[]): Route 
   return 'web';
 }
 
-function splitHostPort(addr: string): { host: string; port: number } {
-  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(addr);
-  if (!m) throw new Error(`"${addr}" is not host:port`);
-  return { host: m[1] || '127.0.0.1', port: Number(m[2]) };
-}
 
 function listen(server: net.Server, addr: string): Promise<string> {
   const { host, port } = splitHostPort(addr);

@@ -5,7 +5,7 @@ import { isIP } from 'node:net';
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { stringify } from 'yaml';
-import { KUBE_SNI, writeSecretFile } from '@keyway/client';
+import { KUBE_SNI, splitHostPort, writeSecretFile } from '@keyway/client';
 import { AccessDeniedError, BadParameterError, KeywayError } from '@keyway/errors';
 import { profileClient } from '../connect.js';
 import type { CommandContext } from '../context.js';
@@ -67,7 +67,7 @@ export function register(program: Command, ctx: CommandContext): void {
       const path = kubeconfigPath();
       const written = p.profile.kubeconfig?.path === path ? p.profile.kubeconfig : { path, clusters: [], contexts: [], users: [] };
       let previous = p.profile.kubeconfig?.path === path ? p.profile.kubeconfig.previousContext : undefined;
-      const [host] = splitHost(p.profile.proxy);
+      const { host } = splitHostPort(p.profile.proxy);
       const serverName = host === 'localhost' || isIP(host) ? KUBE_SNI : `kube-teleport-proxy-alpn.${host}`;
       for (const [i, t] of targets.entries()) {
         const ctxName = opts.setContextName ?? contextName(p.profile.cluster, t);
@@ -207,9 +207,4 @@ function labelText(labels: Record<string, string>): string {
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([k, v]) => `${k}=${v}`)
     .join(' ');
-}
-
-function splitHost(addr: string): [string, string] {
-  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(addr);
-  return m ? [m[1] as string, m[2] as string] : [addr, '443'];
 }
