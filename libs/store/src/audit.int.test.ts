@@ -1,7 +1,10 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '@keyway/testing';
-import { appendAuditEvents, canonicalJson, searchAuditEvents, verifyAuditChain, type AuditEventRecord } from './audit.js';
+import { appendAuditEvents, canonicalJson, chainHash, searchAuditEvents, verifyAuditChain, type AuditEventRecord } from './audit.js';
 import { Store } from './store.js';
 
 const event = (i: number, extra: Record<string, unknown> = {}): AuditEventRecord => ({
@@ -17,13 +20,19 @@ const event = (i: number, extra: Record<string, unknown> = {}): AuditEventRecord
   ...extra,
 });
 
-describe('audit chain on Postgres', () => {
-  let tdb: TestDatabase;
+// Postgres takes the COPY path; the embedded server, which has no COPY, multi-row inserts.
+describe.each(['postgres', 'embedded'] as const)('audit chain on %s', (kind) => {
+  let tdb: TestDatabase | undefined;
   let store: Store;
   beforeAll(async () => {
-    tdb = await createTestDatabase();
-    store = await Store.open({ location: { type: 'postgres', connString: tdb.url } });
-  });
+    if (kind === 'postgres') {
+      tdb = await createTestDatabase();
+      store = await Store.open({ location: { type: 'postgres', connString: tdb.url } });
+    } else {
+      store = await Store.open({ location: { type: 'embedded', dataDir: mkdtempSync(join(tmpdir(), 'kw-audit-')) } });
+    }
+    expect(store.supportsCopy).toBe(kind === 'postgres');
+  }, 60_000);
   afterAll(async () => {
     await store?.close();
     await tdb?.drop();
@@ -50,8 +59,34 @@ describe('audit chain on Postgres', () => {
     expect(await searchAuditEvents(store, { cluster: 'staging' })).toEqual([]);
   });
 
+  it('stores and chains the exact text, whatever characters the fields carry', async () => {
+    const odd = event(5, { request_path: '/api/v1/namespaces/x\\y/pods?a=\tb', resource_name: 'line\nbreak \u00e9 \\N', user_traits: { 'k\\': ['\r'] } });
+    expect(await appendAuditEvents(store, [odd, event(6)])).toBe(2);
+    const [stored] = await searchAuditEvents(store, { limit: 1, before: (await searchAuditEvents(store, { limit: 1 }))[0]?.id });
+    expect(stored?.data).toEqual(odd);
+    const text = await sql<{ t: string }>`SELECT data::text AS t FROM audit_events WHERE uid = 'uid-5'`.execute(store.db);
+    expect(text.rows[0]?.t).toBe(JSON.stringify(odd));
+    expect(await verifyAuditChain(store)).toEqual({ checked: 6 });
+  });
+
+  it('a batch with duplicates inside it stores each uid once', async () => {
+    expect(await appendAuditEvents(store, [event(7), event(7), event(6), event(8)])).toBe(2);
+    expect(await verifyAuditChain(store)).toEqual({ checked: 8 });
+  });
+
+  it('still verifies events hashed over the canonical form (before 0005)', async () => {
+    const legacy = event(9, { b: 1, a: 2 });
+    const head = await sql<{ hash: string }>`SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1`.execute(store.db);
+    const prev = head.rows[0]?.hash ?? '';
+    await store.db
+      .insertInto('audit_events')
+      .values({ uid: legacy.uid, time: legacy.time, event: legacy.event, code: legacy.code, data: JSON.stringify(legacy), prev_hash: prev, hash: chainHash(prev, canonicalJson(legacy)) })
+      .execute();
+    expect(await verifyAuditChain(store)).toEqual({ checked: 9 });
+  });
+
   it('names the first event whose row was edited', async () => {
-    await sql`UPDATE audit_events SET data = jsonb_set(data, '{response_code}', '403') WHERE uid = 'uid-2'`.execute(store.db);
+    await sql`UPDATE audit_events SET data = jsonb_set(data::jsonb, '{response_code}', '403')::json WHERE uid = 'uid-2'`.execute(store.db);
     const result = await verifyAuditChain(store);
     expect(result.broken).toMatchObject({ uid: 'uid-2', reason: expect.stringMatching(/does not match its hash/) });
     expect(result.checked).toBe(1);

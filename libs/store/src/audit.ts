@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { sql, type Transaction } from 'kysely';
+import type { PoolClient } from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import type { Database } from './schema.js';
 import type { Store } from './store.js';
 
@@ -39,7 +41,10 @@ export interface AuditQuery {
 const CHAIN_LOCK = 0x6b77_6175;
 const GENESIS = '0'.repeat(64);
 
-/** Keys sorted at every level, so the hash of an event does not depend on key order. */
+/**
+ * Keys sorted at every level. Events stored before the data column kept its exact text
+ * (migration 0005) were hashed over this form; verification still accepts it for them.
+ */
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (value && typeof value === 'object') {
@@ -52,8 +57,29 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
-export function chainHash(prevHash: string, event: AuditEventRecord): string {
-  return createHash('sha256').update(prevHash).update('\n').update(canonicalJson(event)).digest('hex');
+/** The chain link: the predecessor's hash and the event's stored JSON text, exactly. */
+export function chainHash(prevHash: string, data: string): string {
+  return createHash('sha256').update(`${prevHash}\n${data}`).digest('hex');
+}
+
+const COLUMNS = ['uid', 'time', 'event', 'code', 'cluster_name', 'username', 'kubernetes_cluster', 'namespace', 'data', 'prev_hash', 'hash'] as const;
+
+interface PreparedEvent {
+  uid: string;
+  time: string;
+  event: string;
+  code: string;
+  cluster_name: string | null;
+  username: string | null;
+  kubernetes_cluster: string | null;
+  namespace: string | null;
+  /** The JSON text stored and hashed. */
+  data: string;
+}
+
+interface ChainedRow extends PreparedEvent {
+  prev_hash: string;
+  hash: string;
 }
 
 /**
@@ -63,34 +89,25 @@ export function chainHash(prevHash: string, event: AuditEventRecord): string {
  */
 export async function appendAuditEvents(store: Store, events: AuditEventRecord[]): Promise<number> {
   if (events.length === 0) return 0;
-  // Fast path: a new batch goes in with one multi-row insert. If any uid was already
-  // stored (a retried batch), that attempt is rolled back and the batch is chained again
-  // without the duplicates, so a duplicate never enters the chain.
-  const fast = await store.transaction((trx) => insertChained(trx, events, new Set(), true)).catch((err: unknown) => {
-    if (err instanceof DuplicateInBatch) return undefined;
+  // Serialized before the chain lock is taken, so other writers wait only for the hashing.
+  const prepared = prepare(events);
+  if (!store.supportsCopy) return appendWithInsert(store, prepared);
+  // Fast path: one COPY. If any uid was already stored (a retried batch), COPY fails on the
+  // unique index, the attempt rolls back, and the batch is chained again without them.
+  const fast = await store.withConnection((client) => copyChained(client, prepared, false)).catch((err: unknown) => {
+    if (isUidConflict(err)) return undefined;
     throw err;
   });
-  if (fast !== undefined) return fast;
-  return store.transaction(async (trx) => {
-    const uids = events.map((e) => e.uid);
-    const existing = new Set((await trx.selectFrom('audit_events').select('uid').where('uid', 'in', uids).execute()).map((r) => r.uid));
-    return insertChained(trx, events, existing, false);
-  });
+  return fast ?? store.withConnection((client) => copyChained(client, prepared, true));
 }
 
-class DuplicateInBatch extends Error {}
-
-async function insertChained(trx: Transaction<Database>, events: AuditEventRecord[], skip: Set<string>, failOnDuplicate: boolean): Promise<number> {
-  await sql`SELECT pg_advisory_xact_lock(${CHAIN_LOCK})`.execute(trx);
-  const last = await trx.selectFrom('audit_events').select('hash').orderBy('id', 'desc').limit(1).executeTakeFirst();
-  let prev = last?.hash ?? GENESIS;
-  const rows = [];
-  const seen = new Set(skip);
+function prepare(events: AuditEventRecord[]): PreparedEvent[] {
+  const seen = new Set<string>();
+  const out: PreparedEvent[] = [];
   for (const e of events) {
     if (seen.has(e.uid)) continue;
     seen.add(e.uid);
-    const hash = chainHash(prev, e);
-    rows.push({
+    out.push({
       uid: e.uid,
       time: e.time,
       event: e.event,
@@ -100,26 +117,91 @@ async function insertChained(trx: Transaction<Database>, events: AuditEventRecor
       kubernetes_cluster: str(e['kubernetes_cluster']),
       namespace: str(e['resource_namespace'] ?? e['kubernetes_pod_namespace']),
       data: JSON.stringify(e),
-      prev_hash: prev,
-      hash,
     });
+  }
+  return out;
+}
+
+function chain(events: PreparedEvent[], head: string): ChainedRow[] {
+  let prev = head;
+  return events.map((e) => {
+    const hash = chainHash(prev, e.data);
+    const row = { ...e, prev_hash: prev, hash };
     prev = hash;
-  }
-  // Multi-row inserts: row-by-row inserts would cap the rate far lower.
-  for (let i = 0; i < rows.length; i += 1000) {
-    const chunk = rows.slice(i, i + 1000);
-    const inserted = await trx
-      .insertInto('audit_events')
-      .values(chunk)
-      .onConflict((oc) => oc.column('uid').doNothing())
-      .returning('id')
-      .execute();
-    if (inserted.length !== chunk.length) {
-      if (failOnDuplicate) throw new DuplicateInBatch();
-      throw new Error('audit event uid stored concurrently during a chained insert');
+    return row;
+  });
+}
+
+async function copyChained(client: PoolClient, events: PreparedEvent[], skipStored: boolean): Promise<number> {
+  await client.query('BEGIN');
+  try {
+    await client.query('SELECT pg_advisory_xact_lock($1)', [CHAIN_LOCK]);
+    let todo = events;
+    if (skipStored) {
+      const stored = await client.query<{ uid: string }>('SELECT uid FROM audit_events WHERE uid = ANY($1::text[])', [events.map((e) => e.uid)]);
+      const existing = new Set(stored.rows.map((r) => r.uid));
+      todo = events.filter((e) => !existing.has(e.uid));
     }
+    const head = await client.query<{ hash: string | null }>('SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1');
+    const rows = chain(todo, head.rows[0]?.hash ?? GENESIS);
+    if (rows.length > 0) await copyRows(client, rows);
+    await client.query('COMMIT');
+    return rows.length;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
   }
-  return rows.length;
+}
+
+/** COPY's text format: tab-separated columns, \N for null, backslash escapes. */
+function copyRows(client: PoolClient, rows: ChainedRow[]): Promise<void> {
+  const lines = new Array<string>(rows.length);
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i] as ChainedRow;
+    lines[i] = COLUMNS.map((c) => copyField(r[c])).join('\t');
+  }
+  return new Promise((resolve, reject) => {
+    const stream = client.query(copyFrom(`COPY audit_events (${COLUMNS.join(', ')}) FROM STDIN`));
+    stream.on('finish', resolve);
+    stream.on('error', reject);
+    stream.end(`${lines.join('\n')}\n`);
+  });
+}
+
+function copyField(v: string | null): string {
+  if (v === null) return '\\N';
+  // JSON.stringify escapes control characters, but field values from elsewhere may carry them.
+  return /[\\\t\n\r]/.test(v) ? v.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c] as string) : v;
+}
+
+const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+
+function isUidConflict(err: unknown): boolean {
+  const e = err as { code?: string; constraint?: string };
+  return e.code === '23505' && (e.constraint ?? '').includes('uid');
+}
+
+/** The embedded server has no COPY: multi-row inserts, same chain, same idempotence. */
+async function appendWithInsert(store: Store, events: PreparedEvent[]): Promise<number> {
+  return store.transaction(async (trx) => {
+    await sql`SELECT pg_advisory_xact_lock(${CHAIN_LOCK})`.execute(trx);
+    const existing = new Set<string>();
+    for (let i = 0; i < events.length; i += 1000) {
+      const uids = events.slice(i, i + 1000).map((e) => e.uid);
+      for (const r of await trx.selectFrom('audit_events').select('uid').where('uid', 'in', uids).execute()) existing.add(r.uid);
+    }
+    const last = await trx.selectFrom('audit_events').select('hash').orderBy('id', 'desc').limit(1).executeTakeFirst();
+    const rows = chain(
+      events.filter((e) => !existing.has(e.uid)),
+      last?.hash ?? GENESIS,
+    );
+    for (let i = 0; i < rows.length; i += 1000) await insertRows(trx, rows.slice(i, i + 1000));
+    return rows.length;
+  });
+}
+
+function insertRows(trx: Transaction<Database>, rows: ChainedRow[]) {
+  return trx.insertInto('audit_events').values(rows).execute();
 }
 
 export async function searchAuditEvents(store: Store, q: AuditQuery): Promise<StoredAuditEvent[]> {
@@ -156,7 +238,7 @@ export async function verifyAuditChain(store: Store, since?: Date): Promise<Chai
   for (;;) {
     const rows = await store.db
       .selectFrom('audit_events')
-      .select(['id', 'uid', 'event', 'data', 'hash', 'prev_hash'])
+      .select(['id', 'uid', 'event', 'hash', 'prev_hash', sql<string>`data::text`.as('text')])
       .where('id', '>', afterId)
       .orderBy('id', 'asc')
       .limit(1000)
@@ -166,7 +248,7 @@ export async function verifyAuditChain(store: Store, since?: Date): Promise<Chai
       if (r.prev_hash !== prev) {
         return { checked, broken: { id: String(r.id), uid: r.uid, event: r.event, reason: 'does not link to the event before it' } };
       }
-      if (chainHash(prev, r.data as AuditEventRecord) !== r.hash) {
+      if (chainHash(prev, r.text) !== r.hash && chainHash(prev, canonicalJson(JSON.parse(r.text))) !== r.hash) {
         return { checked, broken: { id: String(r.id), uid: r.uid, event: r.event, reason: 'its content does not match its hash' } };
       }
       prev = r.hash ?? '';

@@ -134,6 +134,15 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0005_audit_exact_text': {
+    async up(db: Kysely<unknown>) {
+      // json keeps the exact text that was hashed, so the chain needs no canonical form
+      // (jsonb reorders keys) and the writer no second serialization.
+      await sql`ALTER TABLE audit_events ALTER COLUMN data TYPE json USING data::json`.execute(db);
+      // Search filters by namespace too, newest first.
+      await db.schema.createIndex('audit_events_namespace_id').on('audit_events').columns(['namespace', 'id']).execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -60,10 +60,32 @@ const CONNECTOR_KINDS = new Set<StoredKind>(['github', 'oidc', 'saml']);
 export class Store {
   readonly db: Kysely<Database>;
   private readonly embedded: EmbeddedPostgres | undefined;
+  private readonly pool: pg.Pool;
 
-  private constructor(db: Kysely<Database>, embedded: EmbeddedPostgres | undefined) {
+  private constructor(db: Kysely<Database>, pool: pg.Pool, embedded: EmbeddedPostgres | undefined) {
     this.db = db;
+    this.pool = pool;
     this.embedded = embedded;
+  }
+
+  /** Whether the server speaks COPY: Postgres does; the embedded PGlite server does not. */
+  get supportsCopy(): boolean {
+    return this.embedded === undefined;
+  }
+
+  /** A pooled connection of its own, for what Kysely does not do (COPY); released after fn. */
+  async withConnection<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let failed = false;
+    try {
+      return await fn(client);
+    } catch (err) {
+      failed = true;
+      throw err;
+    } finally {
+      // A connection that failed mid-protocol (COPY) is not fit for the next caller.
+      client.release(failed);
+    }
   }
 
   /** Opens the store and brings its schema up to date. */
@@ -85,7 +107,7 @@ export class Store {
     pool.on('error', (err) => options.logger?.warn({ err }, 'idle database connection failed'));
     pool.on('connect', (client) => client.on('error', (err) => options.logger?.warn({ err }, 'database connection failed')));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    const store = new Store(db, embedded);
+    const store = new Store(db, pool, embedded);
     try {
       await store.migrate(options.logger);
     } catch (err) {

@@ -443,7 +443,7 @@ spec:
     const db = new pg.default.Client({ connectionString: tdb.url });
     await db.connect();
     const victim = await db.query<{ uid: string }>("SELECT uid FROM audit_events WHERE event = 'role.created' ORDER BY id LIMIT 1");
-    await db.query("UPDATE audit_events SET data = jsonb_set(data, '{name}', '\"someone-else\"') WHERE uid = $1", [victim.rows[0]?.uid]);
+    await db.query("UPDATE audit_events SET data = jsonb_set(data::jsonb, '{name}', '\"someone-else\"')::json WHERE uid = $1", [victim.rows[0]?.uid]);
     await db.end();
     const verify = await kwctl(['audit', 'verify']);
     expect(verify.code).toBe(1);
