@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import { Queue, Worker, type ConnectionOptions } from 'bullmq';
 import type { Logger } from '@keyway/log';
 import { appendAuditEvents, type AuditEventRecord, type Store } from '@keyway/store';
-import type { AuditLog } from './audit-log.js';
+import { AUDIT_LINGER_MS, Batcher, type AuditLog } from './audit-log.js';
 
 export const AUDIT_QUEUE = 'keyway-audit';
 const BATCH = 2000;
@@ -34,6 +34,8 @@ export interface QueueAuditLogOptions {
   logger: Logger;
   /** Key prefix, so tests (and several clusters on one Redis) keep apart. */
   prefix?: string;
+  /** How long events gather before they are sent as one job. */
+  lingerMs?: number;
 }
 
 /**
@@ -49,12 +51,14 @@ export class QueueAuditLog implements AuditLog {
   private readonly maxBytes: number;
   private retryTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private readonly batcher: Batcher;
   dropped = 0;
 
   constructor(private readonly o: QueueAuditLogOptions) {
     this.queue = new Queue(AUDIT_QUEUE, { connection: redisConnection(o.redisUrl), ...(o.prefix ? { prefix: o.prefix } : {}) });
     this.queue.on('error', () => undefined); // connection errors surface as failed adds
     this.maxBytes = o.spoolMaxBytes ?? 256 * 1024 * 1024;
+    this.batcher = new Batcher(() => this.kick(), o.lingerMs ?? AUDIT_LINGER_MS, BATCH);
     mkdirSync(dirname(o.spoolPath), { recursive: true, mode: 0o700 });
     if (this.spoolBytes() > 0) this.kick();
   }
@@ -66,13 +70,13 @@ export class QueueAuditLog implements AuditLog {
 
   emit(event: AuditEventRecord): void {
     this.pending.push(event);
-    this.kick();
+    if (!this.running) this.batcher.schedule(this.pending.length);
   }
 
   /** Resolves once every event emitted so far is in Redis or, while Redis is away, in the spool. */
   async flush(): Promise<void> {
     while (this.running || this.pending.length > 0) {
-      if (!this.running) this.kick();
+      if (!this.running) this.batcher.now();
       if (!this.running) return;
       await this.running;
     }
@@ -91,7 +95,7 @@ export class QueueAuditLog implements AuditLog {
     if (this.running || this.closed) return;
     this.running = this.drain().finally(() => {
       this.running = undefined;
-      if (this.pending.length > 0) this.kick();
+      if (this.pending.length > 0) this.batcher.schedule(this.pending.length);
     });
   }
 

@@ -8,7 +8,7 @@ import { KubeForwarder, type ClusterCredentials } from '@keyway/forwarder';
 import type { Logger } from '@keyway/log';
 import { verifyCertificate } from '@keyway/pki';
 import { GRPC_ALPN, TUNNEL_ALPN, TunnelSession } from '@keyway/tunnel';
-import { EVENTS, QueueAuditLog, RemoteAuditLog, auditEvent, type AuditLog, type EventKind } from '@keyway/audit';
+import { QueueAuditLog, RemoteAuditLog, type AuditLog } from '@keyway/audit';
 import { ClusterCache } from './cache.js';
 import { KubeHandler } from './kube-handler.js';
 import type { SessionChunk } from './recording/index.js';
@@ -17,13 +17,6 @@ import { createRouter, type Route } from './router.js';
 
 export const PROXY_VERSION = '0.1.0';
 /** Events the kube handler names with `$event`; anything else is kube.request. */
-const SESSION_EVENTS: Record<string, EventKind> = {
-  'session.start': EVENTS.sessionStart,
-  'session.end': EVENTS.sessionEnd,
-  exec: EVENTS.exec,
-  'exec.failure': EVENTS.execFailure,
-  port_forward: EVENTS.portForward,
-};
 const HEARTBEAT_INTERVAL_MS = 2_000;
 const HEARTBEAT_TTL_MS = 6_000;
 
@@ -82,7 +75,7 @@ export class ProxyService {
         }
       }, config.logger);
     this.kube = new KubeHandler({
-      audit: ({ $event, ...fields }) => this.audit.emit(auditEvent(SESSION_EVENTS[String($event)] ?? EVENTS.kubeRequest, fields)),
+      audit: (event) => this.audit.emit(event),
       recordings: (chunk) => this.uploadSessionChunk(chunk),
       auditAccepting: () => !(this.audit instanceof QueueAuditLog) || this.audit.accepting,
       clusterName: config.clusterName,
