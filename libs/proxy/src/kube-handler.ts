@@ -71,6 +71,8 @@ interface Exchange {
   remoteAddr: string;
   authn: Authn;
   respond(status: number, headers: Headers): NodeJS.WritableStream;
+  /** Head and whole body in one write. */
+  respondWhole(status: number, headers: Headers, body: Buffer): void;
   closed(): boolean;
 }
 
@@ -148,6 +150,10 @@ export class KubeHandler {
           if (!stream.destroyed && !stream.headersSent) stream.respond({ ...h, ':status': status });
           return stream;
         },
+        respondWhole: (status, h, body) => {
+          if (!stream.destroyed && !stream.headersSent) stream.respond({ ...h, ':status': status });
+          stream.end(body);
+        },
         closed: () => stream.destroyed,
       };
       void this.serve(exchange);
@@ -177,6 +183,11 @@ export class KubeHandler {
           res.writeHead(status, h);
         }
         return res;
+      },
+      respondWhole: (status, h, body) => {
+        // Node's response puts the head and the first chunk in one write.
+        if (!res.headersSent) res.writeHead(status, h);
+        res.end(body);
       },
       closed: () => res.destroyed,
     };
@@ -282,12 +293,14 @@ export class KubeHandler {
     }
     const { route, head, identity } = prepared;
     try {
-      const { head: res, body } = await route.backend.request(head, x.hasBody ? x.body : null);
+      const { head: res, body, takeWhole } = await route.backend.request(head, x.hasBody ? x.body : null);
       this.emitKubeRequest(audit, res.status);
       if (x.closed()) {
         body.destroy();
         return;
       }
+      const whole = takeWhole?.();
+      if (whole) return x.respondWhole(res.status, res.headers, whole);
       const out = x.respond(res.status, res.headers);
       pump(body, out as unknown as Writable);
     } catch (err) {

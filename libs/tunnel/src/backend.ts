@@ -27,8 +27,19 @@ export interface KubeResponseHead {
  * a tunnel, or the proxy's own forwarder when it serves a cluster itself. Bodies stream
  * both ways; nothing is buffered whole.
  */
+export interface KubeResponse {
+  head: KubeResponseHead;
+  body: Readable;
+  /**
+   * The whole body, when it had already arrived with the head (most responses are small
+   * and come in one read), taken out of `body`; otherwise undefined and `body` untouched.
+   * Lets the caller answer in one write instead of piping.
+   */
+  takeWhole?: () => Buffer | undefined;
+}
+
 export interface KubeBackend {
-  request(head: KubeRequestHead, body: Readable | null): Promise<{ head: KubeResponseHead; body: Readable }>;
+  request(head: KubeRequestHead, body: Readable | null): Promise<KubeResponse>;
   /**
    * Opens an upgraded connection. With status 101, `stream` carries the raw bytes both
    * ways (clientHead is what the client sent after its request head); otherwise it is the

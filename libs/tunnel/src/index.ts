@@ -1,5 +1,5 @@
 export { peekClientHello, type ClientHelloInfo, type PeekResult } from './client-hello.js';
 export { GRPC_ALPN, H, INFO_PATH, PROXY_SERVER_NAME, TUNNEL_ALPN, endToEndHeaders, type TunnelInfo } from './protocol.js';
-export type { Headers, KubeBackend, KubeRequestHead, KubeResponseHead } from './backend.js';
+export type { Headers, KubeBackend, KubeRequestHead, KubeResponse, KubeResponseHead } from './backend.js';
 export { TunnelClosedError, TunnelSession, serveTunnel } from './session.js';
 export { pump, splice } from './pump.js';

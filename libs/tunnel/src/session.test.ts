@@ -63,6 +63,29 @@ describe('TunnelSession and serveTunnel', () => {
     expect(seen[1]?.body).toBeNull();
   });
 
+  it('hands a body that arrived with its head over whole, and leaves a streaming one alone', async () => {
+    let slow: PassThrough | undefined;
+    const { session } = await connect({
+      async request(h) {
+        if (h.path === '/small') return { head: { status: 200, headers: {} }, body: Readable.from([Buffer.from('{"kind":'), Buffer.from('"Pod"}')]) };
+        slow = new PassThrough();
+        slow.write('first ');
+        return { head: { status: 200, headers: {} }, body: slow };
+      },
+      upgrade: () => Promise.reject(new Error('no')),
+    });
+    const small = await session.request(head({ path: '/small' }), null);
+    // Head, body and end of a small response leave the agent in one write.
+    await new Promise((r) => setTimeout(r, 20));
+    expect(small.takeWhole?.()?.toString()).toBe('{"kind":"Pod"}');
+    expect(await text(small.body)).toBe('');
+
+    const streaming = await session.request(head({ path: '/watch' }), null);
+    expect(streaming.takeWhole?.()).toBeUndefined();
+    slow?.end('second');
+    expect(await text(streaming.body)).toBe('first second');
+  });
+
   it('answers the info request', async () => {
     const { session } = await connect({ request: () => Promise.reject(new Error('no')), upgrade: () => Promise.reject(new Error('no')) });
     expect(await session.info()).toEqual({ hostId: 'a1', hostname: 'h', version: '1', clusters: [{ name: 'c1', labels: { env: 'dev' } }] });

@@ -1,7 +1,7 @@
 import type { Duplex, Readable } from 'node:stream';
 import { Mux, type MuxStream } from './mux.js';
 import { pump, splice } from './pump.js';
-import type { KubeBackend, KubeRequestHead, KubeResponseHead } from './backend.js';
+import type { KubeBackend, KubeRequestHead, KubeResponse, KubeResponseHead } from './backend.js';
 import { H, INFO_PATH, endToEndHeaders, type TunnelInfo } from './protocol.js';
 
 /**
@@ -46,10 +46,11 @@ export class TunnelSession implements KubeBackend {
     }
   }
 
-  async request(head: KubeRequestHead, body: Readable | null): Promise<{ head: KubeResponseHead; body: Readable }> {
+  async request(head: KubeRequestHead, body: Readable | null): Promise<KubeResponse> {
     const stream = this.open(head, body === null);
     if (body) pump(body, stream);
-    return { head: await responseOf(stream), body: stream };
+    const res = await responseOf(stream);
+    return { head: res, body: stream, takeWhole: () => takeWhole(stream) };
   }
 
   async upgrade(head: KubeRequestHead, clientHead: Buffer): Promise<{ head: KubeResponseHead; stream: Duplex }> {
@@ -73,6 +74,17 @@ export class TunnelClosedError extends Error {
   constructor() {
     super('tunnel is closed');
   }
+}
+
+/**
+ * The agent sends a small response's head, body and end in one write, so by the time the
+ * head is handled they have all arrived: the body can be handed over whole.
+ */
+function takeWhole(stream: MuxStream): Buffer | undefined {
+  if (!stream.remoteEnded || stream.destroyed || stream.readableFlowing) return undefined;
+  const chunks: Buffer[] = [];
+  for (let c = stream.read() as Buffer | null; c !== null; c = stream.read() as Buffer | null) chunks.push(c);
+  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
 }
 
 /** The peer's answer: status and end-to-end headers (whatever else it sent is dropped). */
