@@ -216,26 +216,29 @@ export class KubeHandler {
     }
     const roles = identity.roles.map((r) => cache.roles.get(r)).filter((r): r is RoleResource => r !== undefined);
     const traits = { internal: identity.traits, external: {} };
-    const visible = visibleKubeClusters(roles, traits, registry.clusters());
+    // Only the target cluster is checked on the way through; the list of every cluster
+    // the user may see is worked out when a message needs it.
+    const visible = () => visibleKubeClusters(roles, traits, registry.clusters());
     let clusterName = identity.kubernetesCluster;
     if (!clusterName) {
-      if (visible.length !== 1) {
+      const all = visible();
+      if (all.length !== 1) {
         return {
           status: kubeStatus(
             400,
             'BadRequest',
-            `keyway: the certificate names no Kubernetes cluster; run \`kw kube login <cluster>\` (you can access: ${visible.join(', ') || 'none'})`,
+            `keyway: the certificate names no Kubernetes cluster; run \`kw kube login <cluster>\` (you can access: ${all.join(', ') || 'none'})`,
           ),
         };
       }
-      clusterName = visible[0] as string;
+      clusterName = all[0] as string;
     }
     audit.cluster = clusterName;
-    const route = registry.pick(clusterName);
-    const known = registry.clusters().find((c) => c.name === clusterName);
-    if (!route || !known || !visible.includes(clusterName)) {
+    const known = registry.cluster(clusterName);
+    const route = known && visibleKubeClusters(roles, traits, [known]).length === 1 ? registry.pick(clusterName) : undefined;
+    if (!route || !known) {
       return {
-        status: kubeStatus(404, 'NotFound', `keyway: Kubernetes cluster "${clusterName}" not found; you can access: ${visible.join(', ') || 'none'}`),
+        status: kubeStatus(404, 'NotFound', `keyway: Kubernetes cluster "${clusterName}" not found; you can access: ${visible().join(', ') || 'none'}`),
       };
     }
     for (let i = 0; i < x.rawHeaders.length; i += 2) {

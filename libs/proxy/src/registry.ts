@@ -42,6 +42,12 @@ export class ClusterRegistry {
     return (this.routes.get(cluster) ?? []).filter((r) => r !== not && r.isOpen());
   }
 
+  /** The cluster with its labels, while a route to it is open. */
+  cluster(name: string): { name: string; labels: Record<string, string> } | undefined {
+    const open = this.routes.get(name)?.find((r) => r.isOpen());
+    return open ? { name, labels: open.labels } : undefined;
+  }
+
   clusters(): { name: string; labels: Record<string, string> }[] {
     const out: { name: string; labels: Record<string, string> }[] = [];
     for (const [name, list] of this.routes) {
