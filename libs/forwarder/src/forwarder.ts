@@ -1,9 +1,9 @@
 import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
-import type { Duplex, Readable } from 'node:stream';
+import { PassThrough, type Duplex, type Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import { NotFoundError } from '@keyway/errors';
-import { endToEndHeaders, type KubeBackend, type KubeRequestHead, type KubeResponseHead } from '@keyway/tunnel';
+import { endToEndHeaders, pump, type KubeBackend, type KubeRequestHead, type KubeResponseHead } from '@keyway/tunnel';
 import type { ClusterCredentials } from './kubeconfig.js';
 
 interface Upstream {
@@ -58,11 +58,18 @@ export class KubeForwarder implements KubeBackend {
 
   async request(head: KubeRequestHead, body: Readable | null): Promise<{ head: KubeResponseHead; body: Readable }> {
     const upstream = this.upstream(head);
+    // undici destroys the body stream it was given once the request is done; the body here
+    // is often one side of a tunnel stream whose other side still carries the response.
+    let own: PassThrough | null = null;
+    if (body) {
+      own = new PassThrough();
+      pump(body, own);
+    }
     const res = await upstream.pool.request({
       method: head.method as Dispatcher.HttpMethod,
       path: upstream.basePath + head.path,
       headers: this.headers(upstream, head),
-      body,
+      body: own,
     });
     return { head: { status: res.statusCode, headers: endToEndHeaders(res.headers as Record<string, string | string[]>) }, body: res.body };
   }

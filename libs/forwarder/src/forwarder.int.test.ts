@@ -1,0 +1,78 @@
+import net from 'node:net';
+import { once } from 'node:events';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestKubeApiServer, type TestKubeApiServer } from '@keyway/testing';
+import { TunnelSession, serveTunnel, type KubeRequestHead } from '@keyway/tunnel';
+import { KubeForwarder } from './forwarder.js';
+import { loadKubeconfig } from './kubeconfig.js';
+
+function text(r: Readable): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let s = '';
+    r.on('data', (d: Buffer) => (s += d.toString()));
+    r.on('end', () => resolve(s));
+    r.on('error', reject);
+  });
+}
+
+// The agent's path end to end: tunnel stream in, forwarder out to an API server.
+describe('KubeForwarder behind a tunnel', () => {
+  let api: TestKubeApiServer;
+  let forwarder: KubeForwarder;
+  let session: TunnelSession;
+  let served: { close(): void };
+  let cluster = '';
+  beforeAll(async () => {
+    api = await startTestKubeApiServer();
+    api.setRbac([{ users: ['alice'], verbs: ['create', 'get'], resources: ['configmaps'], namespaces: ['default'] }]);
+    const creds = loadKubeconfig(api.agentKubeconfig);
+    cluster = creds[0]?.name ?? '';
+    forwarder = new KubeForwarder(creds);
+    const server = net.createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const accepted = once(server, 'connection') as Promise<[net.Socket]>;
+    const agentSide = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    await once(agentSide, 'connect');
+    const [proxySide] = await accepted;
+    server.close();
+    served = serveTunnel(agentSide, { backend: forwarder, info: () => ({ hostId: 'a', hostname: 'h', version: '1', clusters: [] }) });
+    session = new TunnelSession(proxySide);
+  });
+  afterAll(async () => {
+    session?.destroy();
+    served?.close();
+    forwarder?.close();
+    await api?.close();
+  });
+
+  const head = (extra: Partial<KubeRequestHead>): KubeRequestHead => ({
+    method: 'GET',
+    path: '/',
+    headers: { accept: 'application/json' },
+    cluster,
+    user: 'alice',
+    groups: ['system:authenticated'],
+    ...extra,
+  });
+
+  it('sends a request body and brings the answer back on the same tunnel stream', async () => {
+    const cm = JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'posted' }, data: { k: 'v' } });
+    const res = await session.request(
+      head({ method: 'POST', path: '/api/v1/namespaces/default/configmaps', headers: { 'content-type': 'application/json', 'content-length': String(cm.length) } }),
+      Readable.from([Buffer.from(cm.slice(0, 10)), Buffer.from(cm.slice(10))]),
+    );
+    expect(res.head.status).toBe(201);
+    expect(JSON.parse(res.takeWhole?.()?.toString() ?? (await text(res.body)))).toMatchObject({ metadata: { name: 'posted' }, data: { k: 'v' } });
+    expect(api.getObject('configmaps', 'default', 'posted')).toMatchObject({ data: { k: 'v' } });
+    const seen = api.requests.find((r) => r.method === 'POST');
+    expect(seen).toMatchObject({ user: { username: 'alice' } });
+  });
+
+  it('answers with the API server status for a refused request', async () => {
+    const res = await session.request(head({ path: '/api/v1/namespaces/kube-system/secrets' }), null);
+    const body = await text(res.body);
+    expect(res.head.status, body).toBe(403);
+    expect(JSON.parse(body)).toMatchObject({ kind: 'Status', code: 403, message: expect.stringMatching(/alice/) });
+  });
+});
