@@ -441,12 +441,13 @@ function expandField(roles: readonly RoleResource[], mode: Mode, field: Principa
  */
 export function authorizeKubeRequest(input: KubeAccessInput): KubeAccessResult {
   const { username, roles, traits, cluster, request } = input;
-  const who = `keyway: user ${q(username)} with roles ${roleList(roles)}`;
-  const onCluster = `on cluster ${q(cluster.name)}`;
+  // Messages are built only for a refusal: this runs on every request.
+  const who = () => `keyway: user ${q(username)} with roles ${roleList(roles)}`;
+  const onCluster = () => `on cluster ${q(cluster.name)}`;
 
   const deniedBy = deniedByLabels(roles, cluster, traits);
   if (deniedBy) {
-    return deny(`${who} has no access to cluster ${q(cluster.name)}: the deny kubernetes_labels of role ${q(deniedBy.metadata.name)} match it`, {
+    return deny(`${who()} has no access to cluster ${q(cluster.name)}: the deny kubernetes_labels of role ${q(deniedBy.metadata.name)} match it`, {
       rule: 'spec.deny.kubernetes_labels',
       role: deniedBy.metadata.name,
     });
@@ -454,16 +455,16 @@ export function authorizeKubeRequest(input: KubeAccessInput): KubeAccessResult {
   const applicable = rolesForCluster(roles, cluster, traits);
   if (applicable.length === 0) {
     const why = roles.length === 0 ? 'the user has no roles' : `no kubernetes_labels of roles ${roleList(roles)} match it`;
-    return deny(`${who} has no access to cluster ${q(cluster.name)}: ${why}`);
+    return deny(`${who()} has no access to cluster ${q(cluster.name)}: ${why}`);
   }
 
   let granting = applicable;
   if (request.isResourceRequest) {
     const t = targetOf(request);
     if (t.verb === '') {
-      return deny(`${who} may not send ${request.resource} requests with this HTTP method ${onCluster}: unsupported method`);
+      return deny(`${who()} may not send ${request.resource} requests with this HTTP method ${onCluster()}: unsupported method`);
     }
-    const action = `${who} may not ${describeTarget(t)} ${onCluster}`;
+    const action = () => `${who()} may not ${describeTarget(t)} ${onCluster()}`;
 
     for (const role of roles) {
       for (const e of entriesOf(role, 'deny', traits)) {
@@ -471,7 +472,7 @@ export function authorizeKubeRequest(input: KubeAccessInput): KubeAccessResult {
         const partial =
           t.name === '' && (!matchesEverything(e.name) || (t.scope === 'all' && e.kind !== 'namespace' && e.namespace !== undefined && !matchesEverything(e.namespace)));
         return deny(
-          `${action}: denied by the deny rule ${entryText(e.source)} of role ${q(role.metadata.name)}` +
+          `${action()}: denied by the deny rule ${entryText(e.source)} of role ${q(role.metadata.name)}` +
             (partial ? ', which covers part of this collection (Keyway does not filter collections)' : ''),
           { rule: `spec.deny.kubernetes_resources[${e.index}]`, role: role.metadata.name },
         );
@@ -491,7 +492,7 @@ export function authorizeKubeRequest(input: KubeAccessInput): KubeAccessResult {
             ? `no ${rules} allows it for any name (creating takes name: '*', since the name is in the request body)`
             : `the ${rules} that match only allow some names, and a collection takes name: '*' (Keyway does not filter lists); ask for the objects by name`;
       }
-      return deny(`${action}: ${why}`);
+      return deny(`${action()}: ${why}`);
     }
   }
 
@@ -503,20 +504,20 @@ export function authorizeKubeRequest(input: KubeAccessInput): KubeAccessResult {
     denyUsers = expandField(roles, 'deny', 'kubernetes_users', traits);
     denyGroups = expandField(roles, 'deny', 'kubernetes_groups', traits);
   } catch (err) {
-    if (err instanceof TemplateProblem) return deny(`${who} may not use cluster ${q(cluster.name)}: ${err.message}`, { role: err.role });
+    if (err instanceof TemplateProblem) return deny(`${who()} may not use cluster ${q(cluster.name)}: ${err.message}`, { role: err.role });
     throw err;
   }
 
   const users = sortedUnique([...allowUsers.keys()].filter((u) => !denyUsers.has(u)));
   const groups = sortedUnique([...allowGroups.keys()].filter((g) => !denyGroups.has(g)));
   const candidates = users.length > 0 ? users : [username];
-  const allowedGroupsText = quotedList(sortedUnique([...groups, KUBE_SYSTEM_AUTHENTICATED]));
+  const allowedGroupsText = () => quotedList(sortedUnique([...groups, KUBE_SYSTEM_AUTHENTICATED]));
 
   let kubernetesUser: string;
   if (input.impersonateUser !== undefined) {
     if (!candidates.includes(input.impersonateUser)) {
       return deny(
-        `${who} may not impersonate kubernetes user ${q(input.impersonateUser)} ${onCluster}: ` +
+        `${who()} may not impersonate kubernetes user ${q(input.impersonateUser)} ${onCluster()}: ` +
           `the kubernetes users allowed here are ${quotedList(candidates)}`,
         { rule: 'spec.allow.kubernetes_users' },
       );
@@ -524,7 +525,7 @@ export function authorizeKubeRequest(input: KubeAccessInput): KubeAccessResult {
     kubernetesUser = input.impersonateUser;
   } else if (candidates.length > 1) {
     return deny(
-      `${who} has several kubernetes users ${onCluster} (${quotedList(candidates)}) and may use only one per request; ` +
+      `${who()} has several kubernetes users ${onCluster()} (${quotedList(candidates)}) and may use only one per request; ` +
         'choose one with kubectl --as=<user>',
       { rule: 'spec.allow.kubernetes_users' },
     );
@@ -533,7 +534,7 @@ export function authorizeKubeRequest(input: KubeAccessInput): KubeAccessResult {
   }
   const deniedUserRole = denyUsers.get(kubernetesUser);
   if (deniedUserRole !== undefined) {
-    return deny(`${who} may not act as kubernetes user ${q(kubernetesUser)} ${onCluster}: denied by the deny kubernetes_users of role ${q(deniedUserRole)}`, {
+    return deny(`${who()} may not act as kubernetes user ${q(kubernetesUser)} ${onCluster()}: denied by the deny kubernetes_users of role ${q(deniedUserRole)}`, {
       rule: 'spec.deny.kubernetes_users',
       role: deniedUserRole,
     });
@@ -545,8 +546,8 @@ export function authorizeKubeRequest(input: KubeAccessInput): KubeAccessResult {
     const refused = requestedGroups.filter((g) => g !== KUBE_SYSTEM_AUTHENTICATED && !groups.includes(g));
     if (refused.length > 0) {
       return deny(
-        `${who} may not impersonate kubernetes group${refused.length > 1 ? 's' : ''} ${quotedList(refused)} ${onCluster}: ` +
-          `the kubernetes groups allowed here are ${allowedGroupsText}`,
+        `${who()} may not impersonate kubernetes group${refused.length > 1 ? 's' : ''} ${quotedList(refused)} ${onCluster()}: ` +
+          `the kubernetes groups allowed here are ${allowedGroupsText()}`,
         { rule: 'spec.allow.kubernetes_groups' },
       );
     }
