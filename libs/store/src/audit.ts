@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { sql, type Transaction } from 'kysely';
 import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
@@ -59,10 +59,9 @@ export function canonicalJson(value: unknown): string {
 
 /** The chain link: the predecessor's hash and the event's stored JSON text, exactly. */
 export function chainHash(prevHash: string, data: string): string {
-  return createHash('sha256').update(`${prevHash}\n${data}`).digest('hex');
+  // One-shot: no Hash object per event.
+  return hash('sha256', `${prevHash}\n${data}`, 'hex');
 }
-
-const COLUMNS = ['uid', 'time', 'event', 'code', 'cluster_name', 'username', 'kubernetes_cluster', 'namespace', 'data', 'prev_hash', 'hash'] as const;
 
 interface PreparedEvent {
   uid: string;
@@ -133,45 +132,56 @@ function chain(events: PreparedEvent[], head: string): ChainedRow[] {
 }
 
 async function copyChained(client: PoolClient, events: PreparedEvent[], skipStored: boolean): Promise<number> {
-  await client.query('BEGIN');
+  // One round trip to open the transaction, take the chain lock and read the chain's head.
+  const opened = (await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${CHAIN_LOCK}); SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1`)) as unknown as { rows: { hash: string | null }[] }[];
   try {
-    await client.query('SELECT pg_advisory_xact_lock($1)', [CHAIN_LOCK]);
     let todo = events;
     if (skipStored) {
       const stored = await client.query<{ uid: string }>('SELECT uid FROM audit_events WHERE uid = ANY($1::text[])', [events.map((e) => e.uid)]);
       const existing = new Set(stored.rows.map((r) => r.uid));
       todo = events.filter((e) => !existing.has(e.uid));
     }
-    const head = await client.query<{ hash: string | null }>('SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1');
-    const rows = chain(todo, head.rows[0]?.hash ?? GENESIS);
-    if (rows.length > 0) await copyRows(client, rows);
+    if (todo.length > 0) await copyRows(client, copyText(todo, opened[2]?.rows[0]?.hash ?? GENESIS));
     await client.query('COMMIT');
-    return rows.length;
+    return todo.length;
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;
   }
 }
 
-/** COPY's text format: tab-separated columns, \N for null, backslash escapes. */
-function copyRows(client: PoolClient, rows: ChainedRow[]): Promise<void> {
-  const lines = new Array<string>(rows.length);
-  for (let i = 0; i < rows.length; i++) {
-    const r = rows[i] as ChainedRow;
-    lines[i] = COLUMNS.map((c) => copyField(r[c])).join('\t');
+/**
+ * The rows in COPY's text format (tab-separated, \N for null, backslash escapes), chained
+ * as they are written: one string per batch, no row objects in between.
+ */
+function copyText(events: PreparedEvent[], head: string): string {
+  let prev = head;
+  let out = '';
+  for (const e of events) {
+    const hash = chainHash(prev, e.data);
+    // JSON text has no raw tab, newline or carriage return; only its backslashes need doubling.
+    const data = e.data.includes('\\') ? e.data.replaceAll('\\', '\\\\') : e.data;
+    out += `${copyField(e.uid)}\t${copyField(e.time)}\t${copyField(e.event)}\t${copyField(e.code)}\t${copyField(e.cluster_name)}\t${copyField(e.username)}\t${copyField(e.kubernetes_cluster)}\t${copyField(e.namespace)}\t${data}\t${prev}\t${hash}\n`;
+    prev = hash;
   }
+  return out;
+}
+
+function copyRows(client: PoolClient, text: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const stream = client.query(copyFrom(`COPY audit_events (${COLUMNS.join(', ')}) FROM STDIN`));
+    const stream = client.query(copyFrom(`COPY audit_events (${COPY_COLUMNS}) FROM STDIN`));
     stream.on('finish', resolve);
     stream.on('error', reject);
-    stream.end(`${lines.join('\n')}\n`);
+    stream.end(text);
   });
 }
 
+const COPY_COLUMNS = 'uid, time, event, code, cluster_name, username, kubernetes_cluster, namespace, data, prev_hash, hash';
+const NEEDS_COPY_ESCAPE = /[\\\t\n\r]/;
+
 function copyField(v: string | null): string {
   if (v === null) return '\\N';
-  // JSON.stringify escapes control characters, but field values from elsewhere may carry them.
-  return /[\\\t\n\r]/.test(v) ? v.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c] as string) : v;
+  return NEEDS_COPY_ESCAPE.test(v) ? v.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c] as string) : v;
 }
 
 const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
