@@ -9,7 +9,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
 import https from 'node:https';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -85,15 +87,17 @@ export const benchmark: Benchmark = {
       const direct = new Target('127.0.0.1', upstream.port, { ca: upstream.caPem, cert: upstream.client.cert, key: upstream.client.key, servername: 'localhost' });
       const proxied = new Target(proxyHost, Number(proxyPort), { ca: user.ca, cert: user.cert, key: user.key, servername: KUBE_SNI });
       const path = '/api/v1/namespaces/default/pods/bench';
-      for (const t of [direct, proxied]) await t.get(path); // connect once
       // Idle tunnels first, on a quiet proxy: right after the load phases the heap is still
       // settling and RSS moves by tens of MiB whatever the tunnels cost.
       const keywayPid = keyway.pid as number;
       const tunnels = await idleTunnels(proxyAddr, join(dir, 'agent', 'agent-identity.pem'), quick ? 200 : 1000, keywayPid);
+      // Connected after the tunnels: an idle keep-alive connection would time out meanwhile.
+      for (const t of [direct, proxied]) await t.get(path);
 
       const n = quick ? 500 : 3000;
       const latDirect = await latency(direct, path, n);
       const latProxy = await latency(proxied, path, n);
+      const floor = await relayFloor(n, procs);
       const seconds = quick ? 2 : 5;
       const tputDirect = await throughput(direct, path, 32, seconds);
       const cpuBefore = { keyway: cpuOf(keyway.pid as number), agent: cpuOf(agent.pid as number), bench: process.cpuUsage() };
@@ -121,6 +125,9 @@ export const benchmark: Benchmark = {
       out.push('');
       out.push(`  ${'measurement'.padEnd(26)} ${'direct'.padStart(10)} ${'via proxy'.padStart(10)} ${'delta'.padStart(10)}`);
       for (const r of rows) out.push(`  ${r[0].padEnd(26)} ${r[1].padStart(10)} ${r[2].padStart(10)} ${r[3].padStart(10)}`);
+      out.push(
+        `  floor: ${n} 300-byte echoes through two bare TCP relay processes (no TLS, no HTTP) add p50 +${(floor.relayed.p50 - floor.direct.p50).toFixed(3)} ms, p99 +${(floor.relayed.p99 - floor.direct.p99).toFixed(3)} ms`,
+      );
       out.push(`  CPU while proxied at c=32 (cores): auth+proxy ${cpu.keyway.toFixed(2)}, agent ${cpu.agent.toFixed(2)}, load generator + upstream ${cpu.bench.toFixed(2)}`);
       out.push('');
       out.push(`  ${(listBytes / 1024 ** 2).toFixed(0)} MiB list through the proxy: ${list.seconds.toFixed(1)} s (${(listBytes / 1024 ** 2 / list.seconds).toFixed(0)} MiB/s), proxy RSS growth ${(list.rssGrowth / 1024 ** 2).toFixed(1)} MiB`);
@@ -275,6 +282,46 @@ async function throughput(t: Target, path: string, concurrency: number, seconds:
     }),
   );
   return done / seconds;
+}
+
+/**
+ * The cost of the process hops alone: an echo in this process, reached directly and through
+ * two relay processes (as proxy and agent sit between kubectl and the API server).
+ */
+async function relayFloor(n: number, procs: ChildProcess[]) {
+  const echo = net.createServer({ noDelay: true }, (c) => c.on('data', (d: Buffer) => c.write(d)));
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', () => r()));
+  const relays: ChildProcess[] = [];
+  const relay = async (target: number) => {
+    const p = spawn(process.execPath, [join(root, 'tools/bench/relay.mjs'), String(target)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    procs.push(p);
+    relays.push(p);
+    const [line] = (await once(p.stdout, 'data')) as [Buffer];
+    return Number(line.toString().trim());
+  };
+  const rtt = async (port: number) => {
+    const socket = net.connect({ port, host: '127.0.0.1', noDelay: true });
+    await once(socket, 'connect');
+    const payload = Buffer.alloc(300, 120);
+    const samples: number[] = [];
+    for (let i = 0; i < n + 300; i++) {
+      const start = process.hrtime.bigint();
+      socket.write(payload);
+      let got = 0;
+      while (got < payload.length) got += ((await once(socket, 'data')) as [Buffer])[0].length;
+      if (i >= 300) samples.push(Number(process.hrtime.bigint() - start) / 1e6);
+    }
+    socket.destroy();
+    samples.sort((a, b) => a - b);
+    const at = (q: number) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] as number;
+    return { p50: at(0.5), p99: at(0.99) };
+  };
+  const echoPort = (echo.address() as AddressInfo).port;
+  const direct = await rtt(echoPort);
+  const relayed = await rtt(await relay(await relay(echoPort)));
+  for (const p of relays) p.kill('SIGTERM');
+  echo.close();
+  return { direct, relayed };
 }
 
 /** CPU seconds a process has used (user + system), from /proc. */
