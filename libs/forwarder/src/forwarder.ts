@@ -1,10 +1,13 @@
 import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
-import { PassThrough, type Duplex, type Readable } from 'node:stream';
+import { PassThrough, Readable, type Duplex } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import { NotFoundError } from '@keyway/errors';
-import { endToEndHeaders, pump, type KubeBackend, type KubeRequestHead, type KubeResponseHead } from '@keyway/tunnel';
+import { endToEndHeaders, pump, type KubeBackend, type KubeRequestHead, type KubeResponse, type KubeResponseHead } from '@keyway/tunnel';
 import type { ClusterCredentials } from './kubeconfig.js';
+
+/** Bodies up to this size with a Content-Length are read whole before they are passed on. */
+const WHOLE_BODY_MAX = 64 * 1024;
 
 interface Upstream {
   creds: ClusterCredentials;
@@ -56,7 +59,7 @@ export class KubeForwarder implements KubeBackend {
     return [...this.upstreams.keys()];
   }
 
-  async request(head: KubeRequestHead, body: Readable | null): Promise<{ head: KubeResponseHead; body: Readable }> {
+  async request(head: KubeRequestHead, body: Readable | null): Promise<KubeResponse> {
     const upstream = this.upstream(head);
     // undici destroys the body stream it was given once the request is done; the body here
     // is often one side of a tunnel stream whose other side still carries the response.
@@ -71,7 +74,15 @@ export class KubeForwarder implements KubeBackend {
       headers: this.headers(upstream, head),
       body: own,
     });
-    return { head: { status: res.statusCode, headers: endToEndHeaders(res.headers as Record<string, string | string[]>) }, body: res.body };
+    const responseHead = { status: res.statusCode, headers: endToEndHeaders(res.headers as Record<string, string | string[]>) };
+    // A small body of known length (most API answers) is read whole and handed over as one
+    // buffer: cheaper than piping it a chunk at a time.
+    const length = Number(res.headers['content-length'] ?? NaN);
+    if (length <= WHOLE_BODY_MAX) {
+      const whole = Buffer.from(await res.body.arrayBuffer());
+      return { head: responseHead, body: Readable.from([]), takeWhole: () => whole };
+    }
+    return { head: responseHead, body: res.body };
   }
 
   upgrade(head: KubeRequestHead, clientHead: Buffer): Promise<{ head: KubeResponseHead; stream: Duplex }> {

@@ -150,12 +150,18 @@ async function handleTunnelStream(stream: MuxStream, raw: unknown, ended: boolea
     return;
   }
   if (ended) stream.resume(); // no body: let the readable half end
-  const { head: res, body } = await opts.backend.request(head, ended ? null : stream);
+  const { head: res, body, takeWhole } = await opts.backend.request(head, ended ? null : stream);
   if (stream.destroyed) {
     body.destroy();
     return;
   }
   stream.respond(res);
+  const whole = takeWhole?.();
+  if (whole) {
+    // Head, body and end leave in one write.
+    stream.end(whole);
+    return;
+  }
   pump(body, stream);
 }
 
