@@ -79,7 +79,7 @@ export class ProxyService {
       recordings: (chunk) => this.uploadSessionChunk(chunk),
       auditAccepting: () => !(this.audit instanceof QueueAuditLog) || this.audit.accepting,
       clusterName: config.clusterName,
-      userCas: () => this.creds.userCaPems.map((p) => new X509Certificate(p)),
+      userCas: () => parsedCas(this.creds.userCaPems),
       cache: this.cache,
       registry: this.registry,
       logger: config.logger,
@@ -194,7 +194,7 @@ export class ProxyService {
     const log = this.config.logger;
     try {
       const peer = socket.getPeerX509Certificate();
-      const agent = peer ? verifyCertificate(peer, this.creds.hostCaPems.map((p) => new X509Certificate(p))) : undefined;
+      const agent = peer ? verifyCertificate(peer, parsedCas(this.creds.hostCaPems)) : undefined;
       if (!agent?.systemRoles.includes('Kube')) throw new Error('tunnel client is not a kube agent');
       const session = new TunnelSession(socket);
       this.tunnels.add(session);
@@ -282,6 +282,17 @@ export function classify(serverName: string | undefined, alpn: string[]): Route 
   return 'web';
 }
 
+
+/** CA certificates parsed once per set (a renewal brings a new set), not once per connection. */
+const parsed = new WeakMap<readonly string[], X509Certificate[]>();
+function parsedCas(pems: readonly string[]): X509Certificate[] {
+  let cas = parsed.get(pems);
+  if (!cas) {
+    cas = pems.map((p) => new X509Certificate(p));
+    parsed.set(pems, cas);
+  }
+  return cas;
+}
 
 function listen(server: net.Server, addr: string): Promise<string> {
   const { host, port } = splitHostPort(addr);

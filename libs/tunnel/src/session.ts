@@ -38,7 +38,11 @@ export class TunnelSession implements KubeBackend {
     try {
       const head = await responseOf(stream);
       const chunks: Buffer[] = [];
-      for await (const c of stream) chunks.push(c as Buffer);
+      await new Promise<void>((resolve, reject) => {
+        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.once('end', resolve);
+        stream.once('close', () => reject(stream.errored ?? new Error('tunnel stream closed before the end of the info')));
+      });
       if (head.status !== 200) throw new Error(`tunnel info answered ${head.status}`);
       return JSON.parse(Buffer.concat(chunks).toString('utf8')) as TunnelInfo;
     } finally {
