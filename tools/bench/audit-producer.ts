@@ -8,8 +8,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
-import { EVENTS, QueueAuditLog, auditEvent } from '@keyway/audit';
+import { QueueAuditLog } from '@keyway/audit';
 import { silentLogger } from '@keyway/log';
+import { benchEvent } from './audit-events.js';
 
 export interface ProducerOptions {
   n: number;
@@ -23,24 +24,6 @@ export interface ProducerOptions {
 
 const o = workerData as ProducerOptions;
 
-function event(i: number) {
-  return auditEvent(EVENTS.kubeRequest, {
-    cluster_name: 'bench',
-    user: `user-${i % 50}`,
-    user_roles: ['access'],
-    kubernetes_cluster: 'prod',
-    kubernetes_groups: ['system:authenticated', 'devs'],
-    proto: 'kube',
-    verb: 'GET',
-    request_path: `/api/v1/namespaces/default/pods/${o.tag}-${i}`,
-    resource_kind: 'pods',
-    resource_namespace: 'default',
-    resource_name: `${o.tag}-${i}`,
-    response_code: 200,
-    'addr.remote': '10.0.0.1',
-  });
-}
-
 const log = new QueueAuditLog({ redisUrl: o.redisUrl, spoolPath: join(mkdtempSync(join(tmpdir(), 'kw-audit-bench-')), 'spool.jsonl'), logger: silentLogger(), prefix: o.prefix });
 const start = Date.now();
 // Paced in 5 ms ticks: each tick emits what the rate owes so far.
@@ -50,7 +33,7 @@ while (i < o.n) {
   const due = o.rate > 0 ? Math.min(o.n, Math.floor(((Date.now() - start) * o.rate) / 1000) + 1) : Math.min(o.n, i + 2000);
   for (; i < due; i++) {
     o.emitted[i] = Date.now();
-    log.emit(event(i));
+    log.emit(benchEvent(i, o.tag));
   }
   await new Promise((r) => (o.rate > 0 ? setTimeout(r, tick) : setImmediate(r)));
 }

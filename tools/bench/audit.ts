@@ -7,10 +7,11 @@
 import { randomBytes } from 'node:crypto';
 import { Worker as Thread } from 'node:worker_threads';
 import pg from 'pg';
-import { AuditWorker, EVENTS, auditEvent } from '@keyway/audit';
+import { AuditWorker } from '@keyway/audit';
 import { silentLogger } from '@keyway/log';
-import { Store, type AuditEventRecord } from '@keyway/store';
+import { Store } from '@keyway/store';
 import { adminDatabaseUrl } from '@keyway/testing';
+import { benchEvent } from './audit-events.js';
 import type { ProducerOptions } from './audit-producer.js';
 import type { Benchmark } from './main.js';
 
@@ -29,25 +30,9 @@ export const benchmark: Benchmark = {
     const prefix = `kwbench-${randomBytes(4).toString('hex')}`;
     const logger = silentLogger();
     try {
-      const make = (i: number, tag: string): AuditEventRecord =>
-        auditEvent(EVENTS.kubeRequest, {
-          cluster_name: 'bench',
-          user: `user-${i % 50}`,
-          user_roles: ['access'],
-          kubernetes_cluster: 'prod',
-          kubernetes_groups: ['system:authenticated', 'devs'],
-          proto: 'kube',
-          verb: 'GET',
-          request_path: `/api/v1/namespaces/default/pods/${tag}-${i}`,
-          resource_kind: 'pods',
-          resource_namespace: 'default',
-          resource_name: `${tag}-${i}`,
-          response_code: 200,
-          'addr.remote': '10.0.0.1',
-        });
 
       // Baseline: the same rows and indexed columns, plain multi-row inserts, no queue, no chain.
-      const plain = Array.from({ length: n }, (_, i) => make(i, 'plain'));
+      const plain = Array.from({ length: n }, (_, i) => benchEvent(i, 'plain'));
       const start = process.hrtime.bigint();
       for (let i = 0; i < plain.length; i += 1000) {
         await store.db

@@ -1,20 +1,11 @@
-import net from 'node:net';
-import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestKubeApiServer, type TestKubeApiServer } from '@keyway/testing';
+import { readAll, socketPair, startTestKubeApiServer, type TestKubeApiServer } from '@keyway/testing';
 import { TunnelSession, serveTunnel, type KubeRequestHead } from '@keyway/tunnel';
 import { KubeForwarder } from './forwarder.js';
 import { loadKubeconfig } from './kubeconfig.js';
 
-function text(r: Readable): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let s = '';
-    r.on('data', (d: Buffer) => (s += d.toString()));
-    r.on('end', () => resolve(s));
-    r.on('error', reject);
-  });
-}
+const text = readAll;
 
 // The agent's path end to end: tunnel stream in, forwarder out to an API server.
 describe('KubeForwarder behind a tunnel', () => {
@@ -29,13 +20,7 @@ describe('KubeForwarder behind a tunnel', () => {
     const creds = loadKubeconfig(api.agentKubeconfig);
     cluster = creds[0]?.name ?? '';
     forwarder = new KubeForwarder(creds);
-    const server = net.createServer();
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    const accepted = once(server, 'connection') as Promise<[net.Socket]>;
-    const agentSide = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
-    await once(agentSide, 'connect');
-    const [proxySide] = await accepted;
-    server.close();
+    const [agentSide, proxySide] = await socketPair();
     served = serveTunnel(agentSide, { backend: forwarder, info: () => ({ hostId: 'a', hostname: 'h', version: '1', clusters: [] }) });
     session = new TunnelSession(proxySide);
   });

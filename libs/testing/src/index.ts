@@ -1,4 +1,5 @@
 export { createTestDatabase, type TestDatabase } from './database.js';
+export { readAll, socketPair } from './sockets.js';
 export { adminDatabaseUrl } from './global-setup.js';
 export { captureStream } from './capture.js';
 export { runCommand, startProcess, type LongRunning, type RunResult } from './process.js';

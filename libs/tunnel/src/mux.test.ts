@@ -1,19 +1,8 @@
-import net from 'node:net';
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
+import { socketPair } from '@keyway/testing';
 import { FRAME_HEADER_BYTES, FrameReader, FrameType, Mux, ProtocolError, STREAM_WINDOW, encodeFrame, type MuxStream } from './mux.js';
 
-/** Two connected TCP sockets. */
-async function socketPair(): Promise<[net.Socket, net.Socket]> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const accepted = once(server, 'connection') as Promise<[net.Socket]>;
-  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
-  await once(client, 'connect');
-  const [peer] = await accepted;
-  server.close();
-  return [client, peer];
-}
 
 const open: { destroy(): void }[] = [];
 afterEach(() => {

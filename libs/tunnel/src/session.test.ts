@@ -1,7 +1,6 @@
-import net from 'node:net';
-import { once } from 'node:events';
 import { PassThrough, Readable, type Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { readAll, socketPair } from '@keyway/testing';
 import type { KubeBackend, KubeRequestHead } from './backend.js';
 import { TunnelClosedError, TunnelSession, serveTunnel } from './session.js';
 
@@ -11,27 +10,14 @@ afterEach(() => {
 });
 
 async function connect(backend: KubeBackend) {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const accepted = once(server, 'connection') as Promise<[net.Socket]>;
-  const agentSide = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
-  await once(agentSide, 'connect');
-  const [proxySide] = await accepted;
-  server.close();
+  const [agentSide, proxySide] = await socketPair();
   const served = serveTunnel(agentSide, { backend, info: () => ({ hostId: 'a1', hostname: 'h', version: '1', clusters: [{ name: 'c1', labels: { env: 'dev' } }] }) });
   const session = new TunnelSession(proxySide);
   cleanups.push(() => session.destroy(), () => served.close());
   return { session, served };
 }
 
-function text(r: Readable): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let s = '';
-    r.on('data', (d: Buffer) => (s += d.toString()));
-    r.on('end', () => resolve(s));
-    r.on('error', reject);
-  });
-}
+const text = readAll;
 
 const head = (extra: Partial<KubeRequestHead> = {}): KubeRequestHead => ({
   method: 'GET',
