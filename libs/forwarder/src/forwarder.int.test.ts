@@ -1,9 +1,12 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAll, socketPair, startTestKubeApiServer, type TestKubeApiServer } from '@keyway/testing';
 import { TunnelSession, serveTunnel, type KubeRequestHead } from '@keyway/tunnel';
 import { KubeForwarder } from './forwarder.js';
-import { loadKubeconfig } from './kubeconfig.js';
+import { inClusterCredentials, loadKubeconfig } from './kubeconfig.js';
 
 const text = readAll;
 
@@ -59,5 +62,24 @@ describe('KubeForwarder behind a tunnel', () => {
     const body = await text(res.body);
     expect(res.head.status, body).toBe(403);
     expect(JSON.parse(body)).toMatchObject({ kind: 'Status', code: 403, message: expect.stringMatching(/alice/) });
+  });
+
+  it('in-cluster: authenticates with the service account token and CA, impersonating as computed', async () => {
+    const saDir = mkdtempSync(join(tmpdir(), 'kw-sa-'));
+    writeFileSync(join(saDir, 'ca.crt'), api.caPem);
+    writeFileSync(join(saDir, 'token'), 'in-cluster-token\n');
+    api.addToken('in-cluster-token', { username: api.users.agent, groups: ['system:serviceaccounts'] });
+    api.createObject('configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'seen-in-cluster' } }, { namespace: 'default' });
+    const inCluster = new KubeForwarder([inClusterCredentials('here', { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(api.port) }, saDir)]);
+    try {
+      const res = await inCluster.request({ ...head({ path: '/api/v1/namespaces/default/configmaps/seen-in-cluster' }), cluster: 'here' }, null);
+      const body = res.takeWhole?.()?.toString() ?? (await text(res.body));
+      expect(res.head.status, body).toBe(200);
+      const seen = api.requests.filter((r) => r.path === '/api/v1/namespaces/default/configmaps/seen-in-cluster').at(-1);
+      expect(seen).toMatchObject({ authenticated: { username: api.users.agent }, impersonated: true, user: { username: 'alice' } });
+    } finally {
+      inCluster.close();
+    }
+    expect(() => inClusterCredentials('here', {})).toThrow(/not running inside Kubernetes/);
   });
 });

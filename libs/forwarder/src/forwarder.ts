@@ -6,8 +6,8 @@ import { NotFoundError } from '@keyway/errors';
 import { endToEndHeaders, pump, type KubeBackend, type KubeRequestHead, type KubeResponse, type KubeResponseHead } from '@keyway/tunnel';
 import type { ClusterCredentials } from './kubeconfig.js';
 
-/** Bodies up to this size with a Content-Length are read whole before they are passed on. */
-const WHOLE_BODY_MAX = 64 * 1024;
+/** Bodies up to this size with a Content-Length are read whole before they are passed on (a single object; lists and watches stream). */
+const WHOLE_BODY_MAX = 16 * 1024;
 
 interface Upstream {
   creds: ClusterCredentials;

@@ -108,8 +108,11 @@ export function loadKubeconfig(path: string, opts: { only?: string; rename?: str
 
 const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
-/** The cluster this pod runs in, through its service account (as client-go's in-cluster config). */
-export function inClusterCredentials(name: string, env: NodeJS.ProcessEnv = process.env): ClusterCredentials {
+/**
+ * The cluster this pod runs in, through its service account (as client-go's in-cluster
+ * config). `saDir` is where Kubernetes mounts the account's token and CA.
+ */
+export function inClusterCredentials(name: string, env: NodeJS.ProcessEnv = process.env, saDir = SA_DIR): ClusterCredentials {
   const host = env['KUBERNETES_SERVICE_HOST'];
   const port = env['KUBERNETES_SERVICE_PORT'];
   if (!host || !port) {
@@ -119,9 +122,9 @@ export function inClusterCredentials(name: string, env: NodeJS.ProcessEnv = proc
   return {
     name,
     server: new URL(`https://${hostPart}:${port}`),
-    caPem: readFileSync(`${SA_DIR}/ca.crt`, 'utf8'),
+    caPem: readFileSync(`${saDir}/ca.crt`, 'utf8'),
     insecureSkipTlsVerify: false,
-    token: rereading(`${SA_DIR}/token`),
+    token: rereading(`${saDir}/token`),
   };
 }
 
