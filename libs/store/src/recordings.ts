@@ -45,9 +45,11 @@ export async function putSessionChunk(store: Store, session: SessionRecordingRec
   });
 }
 
-/** Sessions, newest first. */
-export async function listSessionRecordings(store: Store, limit = 100): Promise<SessionRecordingRecord[]> {
-  const rows = await store.db.selectFrom('session_recordings').selectAll().orderBy('started', 'desc').limit(limit).execute();
+/** Sessions, newest first; only `user`'s when given. */
+export async function listSessionRecordings(store: Store, limit = 100, user?: string): Promise<SessionRecordingRecord[]> {
+  let query = store.db.selectFrom('session_recordings').selectAll();
+  if (user !== undefined) query = query.where('username', '=', user);
+  const rows = await query.orderBy('started', 'desc').limit(limit).execute();
   return rows.map(fromRow);
 }
 

@@ -37,6 +37,12 @@ version: v2
 metadata: {name: alice}
 spec:
   roles: ['auditor']
+---
+kind: user
+version: v2
+metadata: {name: carol}
+spec:
+  roles: ['junior-devs']
 `;
 
 interface Session {
@@ -114,21 +120,25 @@ describe('exec session recording', () => {
     kubeconfig = join(dir, 'jimbo.kubeconfig');
     const signed = await kwctl(['auth', 'sign', '--user=jimbo', '--kube-cluster=kubernetes', `--proxy=${stack.proxyAddress}`, `--out=${kubeconfig}`]);
     expect(signed.code, signed.err).toBe(0);
-    // A kw profile for alice (auditor), as `kw login` would leave it.
-    const alice = join(dir, 'alice');
-    const tls = await kwctl(['auth', 'sign', '--user=alice', '--format=tls', `--out=${alice}`]);
+    process.env['KW_HOME'] = await kwHomeFor('alice');
+  }, 60_000);
+
+  /** A kw home with a profile for `user`, as `kw login` would leave it. */
+  const kwHomeFor = async (user: string): Promise<string> => {
+    const files = join(dir, user);
+    const tls = await kwctl(['auth', 'sign', `--user=${user}`, '--format=tls', `--out=${files}`]);
     expect(tls.code, tls.err).toBe(0);
     const proxy = stack.proxyAddress as string;
-    const kwHome = join(dir, 'kw');
+    const kwHome = join(dir, `kw-${user}`);
     const profileDir = join(kwHome, 'profiles', proxy.replace(/[^A-Za-z0-9._-]/g, '_'));
     mkdirSync(join(profileDir, 'kube'), { recursive: true });
-    writeFileSync(join(profileDir, 'profile.json'), JSON.stringify({ proxy, user: 'alice', cluster: 'acme', insecure: false }));
-    writeFileSync(join(profileDir, 'key.pem'), readFileSync(`${alice}.key`));
-    writeFileSync(join(profileDir, 'cert.pem'), readFileSync(`${alice}.crt`));
-    writeFileSync(join(profileDir, 'cas.pem'), readFileSync(`${alice}.cas`));
+    writeFileSync(join(profileDir, 'profile.json'), JSON.stringify({ proxy, user, cluster: 'acme', insecure: false }));
+    writeFileSync(join(profileDir, 'key.pem'), readFileSync(`${files}.key`));
+    writeFileSync(join(profileDir, 'cert.pem'), readFileSync(`${files}.crt`));
+    writeFileSync(join(profileDir, 'cas.pem'), readFileSync(`${files}.cas`));
     writeFileSync(join(kwHome, 'current-profile'), `${proxy}\n`);
-    process.env['KW_HOME'] = kwHome;
-  }, 60_000);
+    return kwHome;
+  };
 
   afterAll(async () => {
     await agent?.close();
@@ -174,6 +184,30 @@ describe('exec session recording', () => {
       expect(replay.out).toBe('first line\nsecond line\n');
     });
   }
+
+  it('shows a user without the session rule only their own sessions', async () => {
+    const all = await sessions();
+    const jimbos = all.filter((x) => x.user === 'jimbo');
+    expect(jimbos.length).toBeGreaterThan(0);
+    const auditorHome = process.env['KW_HOME'];
+    try {
+      process.env['KW_HOME'] = await kwHomeFor('jimbo');
+      const own = await kw(['recordings', 'ls', '--format', 'json']);
+      expect(own.code, own.err).toBe(0);
+      expect((JSON.parse(own.out) as Session[]).map((x) => x.id).sort()).toEqual(jimbos.map((x) => x.id).sort());
+      expect((await kw(['play', jimbos[0]!.id, '--format', 'json'])).code).toBe(0);
+
+      process.env['KW_HOME'] = await kwHomeFor('carol');
+      const none = await kw(['recordings', 'ls', '--format', 'json']);
+      expect(none.code, none.err).toBe(0);
+      expect(JSON.parse(none.out)).toEqual([]);
+      const other = await kw(['play', jimbos[0]!.id]);
+      expect(other.code).not.toBe(0);
+      expect(other.err).toMatch(/not found/);
+    } finally {
+      process.env['KW_HOME'] = auditorHome;
+    }
+  });
 
   it('puts the exit code on the exec event', async () => {
     const ok = await kubectl(['exec', 'web', '-n', 'default', '--', 'echo', 'hi']);

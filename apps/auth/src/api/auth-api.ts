@@ -568,16 +568,20 @@ export class AuthApi {
     await putSessionChunk(this.o.store, session, seq, events);
   }
 
+  /**
+   * Every session for callers whose roles allow `session` list and read (auditor, editor);
+   * otherwise, as Teleport's access role allows, the sessions the user took part in.
+   */
   async listSessions(caller: Caller, limit = 100): Promise<SessionRecordingRecord[]> {
-    await this.authorize(caller, 'session', 'list');
-    await this.authorize(caller, 'session', 'read');
-    return listSessionRecordings(this.o.store, Math.min(Math.max(limit || 100, 1), 1000));
+    const only = await this.sessionScope(caller, ['list', 'read']);
+    return listSessionRecordings(this.o.store, Math.min(Math.max(limit || 100, 1), 1000), only);
   }
 
   async getSessionEvents(caller: Caller, id: string, afterSeq: number, limit = 100) {
-    await this.authorize(caller, 'session', 'read');
+    const only = await this.sessionScope(caller, ['read']);
     const session = await findSessionRecording(this.o.store, id);
-    if (!session) throw new NotFoundError(`session recording "${id}" is not found`, { session: id });
+    // Someone else's session is "not found" to a user who may only see their own.
+    if (!session || (only !== undefined && session.user !== only)) throw new NotFoundError(`session recording "${id}" is not found`, { session: id });
     const chunks = await getSessionChunks(this.o.store, id, afterSeq, Math.min(Math.max(limit || 100, 1), 1000));
     return { session, chunks };
   }
@@ -684,6 +688,18 @@ export class AuthApi {
       roles.push(role.resource as unknown as RoleResource);
     }
     return roles;
+  }
+
+  /** undefined: every session; a username: only that user's own sessions. */
+  private async sessionScope(caller: Caller, verbs: string[]): Promise<string | undefined> {
+    try {
+      for (const verb of verbs) await this.authorize(caller, 'session', verb);
+      return undefined;
+    } catch (err) {
+      const c = requireAuthenticated(caller);
+      if (err instanceof AccessDeniedError && c.kind === 'user') return c.identity.username;
+      throw err;
+    }
   }
 
   private async authorize(caller: Caller, resource: string, verb: string): Promise<void> {
