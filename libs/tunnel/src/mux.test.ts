@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { socketPair } from '@keyway/testing';
 import { FRAME_HEADER_BYTES, FrameReader, FrameType, Mux, ProtocolError, STREAM_WINDOW, encodeFrame, type MuxStream } from './mux.js';
@@ -76,6 +77,30 @@ describe('Mux', () => {
     expect((await head)[0]).toEqual({ echo: { path: '/x' }, got: 'hello' });
     expect((await collect(stream)).toString()).toBe('reply to hello');
     await until(() => client.streamCount === 0 && server.streamCount === 0);
+  });
+
+  it('sends a bodyless request at once on a quiet tunnel, and coalesces writes on a busy one', async () => {
+    const writes: Buffer[] = [];
+    const socket = new Duplex({
+      read() {},
+      write(chunk: Buffer, _enc, cb) {
+        writes.push(chunk);
+        cb();
+      },
+    });
+    const mux = new Mux(socket, { busyIntervalMs: 60_000 });
+    mux.open({ path: '/first' }, true);
+    expect(writes).toHaveLength(1); // before open() returned
+    // Just written: the tunnel counts as busy, so the next requests wait for the end of the turn and share a write.
+    mux.open({ path: '/second' }, true);
+    mux.open({ path: '/third' }, true);
+    expect(writes).toHaveLength(1);
+    await new Promise((r) => setImmediate(r));
+    expect(writes).toHaveLength(2);
+    const frames: string[] = [];
+    new FrameReader((_t, _f, _id, payload) => frames.push((JSON.parse(payload.toString()) as { path: string }).path)).push(Buffer.concat(writes));
+    expect(frames).toEqual(['/first', '/second', '/third']);
+    mux.destroy();
   });
 
   it('tells the server a stream has no body', async () => {

@@ -10,8 +10,9 @@ import { Duplex } from 'node:stream';
  * proxy` measured it. This protocol keeps what the tunnel needs from HTTP/2 (many
  * concurrent streams on one connection, half-close, reset, per-stream flow control so one
  * slow reader cannot make the other side buffer without bound, ping) and nothing else.
- * Frames written in one turn of the event loop leave in one socket write, so under load
- * many requests share a TLS record and a syscall.
+ * Under load, frames written in one turn of the event loop leave in one socket write, so
+ * many requests share a TLS record and a syscall; on a quiet tunnel they leave as soon as
+ * the piece of work that wrote them is done, since waiting for the turn only adds latency.
  *
  * Frame: length (u32, payload bytes) | type (u8) | flags (u8) | stream id (u32) | payload.
  * The connecting side that opens streams (the proxy) is the "client"; only it opens streams.
@@ -36,6 +37,8 @@ export const MAX_FRAME_PAYLOAD = 4 * 1024 * 1024;
 export const STREAM_WINDOW = 1024 * 1024;
 /** The receiver grants credit back once this many bytes were consumed. */
 const WINDOW_UPDATE_THRESHOLD = STREAM_WINDOW / 4;
+/** A tunnel that wrote this recently counts as busy: its writes wait to be coalesced. */
+const BUSY_FLUSH_INTERVAL_MS = 0.5;
 /** Queued socket bytes above which stream writes wait for the socket to drain. */
 const SOCKET_HIGH_WATER = 256 * 1024;
 
@@ -128,6 +131,8 @@ export interface MuxOptions {
   /** Client side: ping the peer this often and close the tunnel when it does not answer in time. */
   pingIntervalMs?: number;
   onError?: (err: Error) => void;
+  /** How recently the tunnel must have written to count as busy (default 0.5 ms). */
+  busyIntervalMs?: number;
 }
 
 interface PendingWrite {
@@ -142,6 +147,7 @@ export class Mux {
   private out: Buffer[] = [];
   private outBytes = 0;
   private flushScheduled = false;
+  private lastFlush = -Infinity;
   private drainWaiters: (() => void)[] = [];
   private closing = false;
   private dead = false;
@@ -180,6 +186,11 @@ export class Mux {
     }
   }
 
+  /** Wrote recently: writes wait for the end of the event-loop turn to be coalesced. */
+  private get busy(): boolean {
+    return performance.now() - this.lastFlush < (this.o.busyIntervalMs ?? BUSY_FLUSH_INTERVAL_MS);
+  }
+
   get isOpen(): boolean {
     return !this.dead && !this.closing;
   }
@@ -198,7 +209,11 @@ export class Mux {
     const stream = new MuxStream(this, id);
     this.streams.set(id, stream);
     this.send(encodeFrame(FrameType.headers, ended ? FLAG_END : 0, id, JSON.stringify(head)));
-    if (ended) stream.localEnded = true;
+    if (ended) {
+      stream.localEnded = true;
+      // The whole request is in that frame: on a quiet tunnel nothing is gained by waiting.
+      if (!this.busy) this.flushNow();
+    }
     return stream;
   }
 
@@ -229,14 +244,15 @@ export class Mux {
 
   // --- used by MuxStream ---
 
-  /** @internal Queues a frame; everything queued in one event-loop turn leaves in one write. */
+  /** @internal Queues a frame (see the class comment for when queued frames leave). */
   send(frame: Buffer): void {
     if (this.dead) return;
     this.out.push(frame);
     this.outBytes += frame.length;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      setImmediate(this.flush);
+      if (this.busy) setImmediate(this.flush);
+      else queueMicrotask(this.flush);
     }
   }
 
@@ -323,6 +339,7 @@ export class Mux {
   private flushNow(): void {
     this.flushScheduled = false;
     if (this.dead || this.out.length === 0) return;
+    this.lastFlush = performance.now();
     const data = this.out.length === 1 ? (this.out[0] as Buffer) : Buffer.concat(this.out, this.outBytes);
     this.out = [];
     this.outBytes = 0;
