@@ -45,7 +45,16 @@ function hexValue(c: string | undefined): number {
 }
 
 /** Decodes one raw segment (percent-escapes once) and checks every decoded byte. */
+/** A segment of plain characters only (nothing encoded): the common case, checked at once. */
+const PLAIN_SEGMENT = /^[A-Za-z0-9\-._~!$&'()*+,;=:@]+$/;
+/** A query of plain characters only (no percent-encoding). */
+const PLAIN_QUERY = /^[A-Za-z0-9\-._~!$&'()*+,=:@/?]*$/;
+
 function decodeSegment(raw: string, segment: string): string {
+  if (PLAIN_SEGMENT.test(segment)) {
+    if (segment === '.' || segment === '..') fail(raw, `"${segment}" segments (dot segments) are not allowed`);
+    return segment;
+  }
   let out = '';
   for (let i = 0; i < segment.length; i++) {
     let c = segment[i]!;
@@ -75,6 +84,7 @@ function decodeSegment(raw: string, segment: string): string {
  * that both parses agree: `;` (Go drops such pairs), malformed escapes, spaces, control bytes.
  */
 export function validateQuery(query: string, raw = query): void {
+  if (PLAIN_QUERY.test(query)) return;
   for (let i = 0; i < query.length; i++) {
     const c = query[i]!;
     if (c === '%') {

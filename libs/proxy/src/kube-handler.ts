@@ -241,11 +241,9 @@ export class KubeHandler {
         status: kubeStatus(404, 'NotFound', `keyway: Kubernetes cluster "${clusterName}" not found; you can access: ${visible().join(', ') || 'none'}`),
       };
     }
-    for (let i = 0; i < x.rawHeaders.length; i += 2) {
-      const name = (x.rawHeaders[i] as string).toLowerCase();
-      if (name.startsWith('impersonate-') && name !== 'impersonate-user' && name !== 'impersonate-group') {
-        return { status: kubeStatus(403, 'Forbidden', `keyway: the ${x.rawHeaders[i]} header is not allowed; only Impersonate-User and Impersonate-Group are`) };
-      }
+    const impersonation = impersonationHeaders(x.rawHeaders);
+    if (typeof impersonation === 'string') {
+      return { status: kubeStatus(403, 'Forbidden', `keyway: the ${impersonation} header is not allowed; only Impersonate-User and Impersonate-Group are`) };
     }
     let info: RequestInfo;
     let url: string;
@@ -258,8 +256,8 @@ export class KubeHandler {
     } catch (err) {
       return { status: kubeStatus(400, 'BadRequest', `keyway: ${(err as Error).message}`) };
     }
-    const impersonateUser = headerValues(x.rawHeaders, 'impersonate-user')[0];
-    const impersonateGroups = headerValues(x.rawHeaders, 'impersonate-group');
+    const impersonateUser = impersonation.users[0];
+    const impersonateGroups = impersonation.groups;
     const decision = authorizeKubeRequest({
       username: identity.username,
       roles,
@@ -458,10 +456,24 @@ export class KubeHandler {
 /** Authentication results per TLS connection, for the HTTP/1.1 server's requests. */
 const authns = new WeakMap<object, Authn>();
 
-function headerValues(raw: string[], name: string): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).toLowerCase() === name) out.push(raw[i + 1] as string);
-  return out;
+/**
+ * The client's Impersonate-User and Impersonate-Group values, in one pass over the raw
+ * headers; or the name of any other Impersonate-* header, which is refused.
+ */
+function impersonationHeaders(raw: string[]): { users: string[]; groups: string[] } | string {
+  const users: string[] = [];
+  const groups: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const rawName = raw[i] as string;
+    // Only names that start with i/I and are long enough are lower-cased and looked at.
+    if (rawName.length < 12 || (rawName.charCodeAt(0) | 0x20) !== 0x69) continue;
+    const name = rawName.toLowerCase();
+    if (!name.startsWith('impersonate-')) continue;
+    if (name === 'impersonate-user') users.push(raw[i + 1] as string);
+    else if (name === 'impersonate-group') groups.push(raw[i + 1] as string);
+    else return rawName;
+  }
+  return { users, groups };
 }
 
 function rawHead(status: number, headers: Headers, close: boolean): string {
