@@ -34,6 +34,8 @@ export interface KubeHandlerOptions {
 }
 
 const PROXY_VERSION_FOR_AUDIT = '0.1.0';
+/** How long an idle kubectl connection stays open. */
+const KEEP_ALIVE_MS = 90_000;
 
 const SESSION_EVENTS: Record<string, (typeof EVENTS)[keyof typeof EVENTS]> = {
   'session.start': EVENTS.sessionStart,
@@ -86,10 +88,14 @@ export class KubeHandler {
   private readonly h1: http.Server;
   private readonly maxHeaderBytes: number;
   private readonly hostname = osHostname();
+  private readonly sockets = new Set<TLSSocket>();
 
   constructor(private readonly o: KubeHandlerOptions) {
     this.maxHeaderBytes = o.maxHeaderBytes ?? 64 * 1024;
+    // kubectl keeps its connections and reuses them; Node's 5 s idle timeout would close them
+    // between commands and race a reused connection (the client sees "socket hang up").
     this.h1 = http.createServer({ maxHeaderSize: this.maxHeaderBytes, requestTimeout: 0 });
+    this.h1.keepAliveTimeout = KEEP_ALIVE_MS;
     this.h1.on('request', (req: IncomingMessage, res: ServerResponse) => this.onHttp1(req, res));
     this.h1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
     this.h1.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
@@ -109,6 +115,8 @@ export class KubeHandler {
   handleConnection(socket: TLSSocket): void {
     const authn = this.authenticate(socket);
     authns.set(socket, authn);
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
     if (socket.alpnProtocol === 'h2') {
       const session = http2.performServerHandshake(socket, {
         settings: { initialWindowSize: 8 * 1024 * 1024, maxConcurrentStreams: 1000, maxHeaderListSize: this.maxHeaderBytes },
@@ -117,6 +125,12 @@ export class KubeHandler {
     } else {
       this.h1.emit('connection', socket);
     }
+  }
+
+  /** Drops every kubectl connection (idle ones would otherwise hold a shutdown for the keep-alive). */
+  close(): void {
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
   }
 
   private authenticate(socket: TLSSocket): Authn {

@@ -131,6 +131,7 @@ export class ProxyService {
     this.cache.stop();
     await this.audit.flush();
     for (const t of this.tunnels) t.destroy();
+    this.kube.close();
     this.forwarder?.close();
     await Promise.all(
       this.servers.map(

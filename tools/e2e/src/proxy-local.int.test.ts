@@ -1,10 +1,10 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '@keyway/auth';
-import { readIdentityFile } from '@keyway/client';
+import { KUBE_SNI, readIdentityFile } from '@keyway/client';
 import { loadConfig } from '@keyway/config';
 import { silentLogger } from '@keyway/log';
 import { kwctlIn } from './harness.js';
@@ -87,5 +87,28 @@ describe('proxy serving a cluster itself', () => {
         .on('error', reject);
     });
     expect(JSON.parse(body)).toMatchObject({ cluster_name: 'edge', proxy: { kube: { enabled: true } } });
+  });
+
+  // Last: it shuts the stack down.
+  it('shuts down at once while kubectl connections sit idle in keep-alive', async () => {
+    const cluster = stack.proxy?.registry.clusters()[0]?.name as string;
+    const files = join(dir, 'ada-tls');
+    expect((await kwctl(['auth', 'sign', '--user=ada', `--kube-cluster=${cluster}`, '--format=tls', `--out=${files}`])).code).toBe(0);
+    const [host, port] = (stack.proxyAddress as string).split(':');
+    const agent = new https.Agent({ keepAlive: true, cert: readFileSync(`${files}.crt`), key: readFileSync(`${files}.key`), ca: readFileSync(`${files}.cas`), servername: KUBE_SNI });
+    const status = await new Promise<number>((resolve, reject) => {
+      https
+        .get({ host, port: Number(port), path: '/api/v1/namespaces/default/pods', agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        })
+        .on('error', reject);
+    });
+    expect(status).toBe(200);
+    const started = Date.now();
+    await stack.close();
+    // Well under the 90 s keep-alive: the idle connection was dropped, not waited for.
+    expect(Date.now() - started).toBeLessThan(10_000);
+    agent.destroy();
   });
 });
