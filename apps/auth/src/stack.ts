@@ -47,15 +47,20 @@ export async function startStack(config: KeywayConfig, logger: Logger, clock?: (
     });
     const bound = await proxy.serve();
     const started = proxy;
+    let closing: Promise<void> | undefined;
     return {
       auth,
       proxy,
       authAddress,
       proxyAddress: bound.address,
       ...(bound.kubeAddress ? { kubeAddress: bound.kubeAddress } : {}),
-      async close() {
-        await started.close();
-        await auth.close();
+      // Once: a second close (a signal during shutdown, a test's cleanup) waits for the first.
+      close() {
+        closing ??= (async () => {
+          await started.close();
+          await auth.close();
+        })();
+        return closing;
       },
     };
   } catch (err) {
