@@ -6,18 +6,11 @@
  */
 import type { Duplex } from 'node:stream';
 import type { Logger } from '@keyway/log';
+import type { SessionRecordingRecord } from '@keyway/store';
 import { SessionObserver, type ExecOutcome, type SessionEvent } from './observer.js';
 
-export interface SessionMeta {
-  id: string;
-  user: string;
-  cluster: string;
-  namespace: string;
-  pod: string;
-  container: string;
-  command: string[];
-  started: Date;
-}
+/** What the auth service stores about a session, as known when it starts. */
+export type SessionMeta = Omit<SessionRecordingRecord, 'ended'>;
 
 export interface SessionChunk {
   meta: SessionMeta;
