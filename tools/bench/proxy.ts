@@ -3,28 +3,25 @@
  * in the same run, a stand-in API server directly (TLS) and the same server through the
  * proxy and an agent (mTLS, authorization on): latency at concurrency 1, throughput at
  * concurrency 32, proxy memory while a 1 GiB list streams through, and proxy memory per
- * idle agent tunnel (1,000 tunnels). The proxy and the agent run as their own processes,
- * as in production, so their memory is measured apart from the load generator's.
+ * idle agent tunnel (1,000 tunnels). The stand-in, the proxy and the agent each run as their
+ * own process, as in production, so memory and wake-ups are measured as they would be there.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import https from 'node:https';
 import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { parse as parseYaml } from 'yaml';
-import { ca as authCa } from '@keyway/auth';
 import { KUBE_SNI, readIdentityFile } from '@keyway/client';
-import { generateKeyPair } from '@keyway/pki';
 import { PROXY_SERVER_NAME, TUNNEL_ALPN, serveTunnel, type KubeBackend } from '@keyway/tunnel';
 import { adminDatabaseUrl } from '@keyway/testing';
 import type { Benchmark } from './main.js';
+import type { UpstreamInfo } from './upstream.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -48,7 +45,6 @@ async function createDatabase(): Promise<{ url: string; drop: () => Promise<void
 }
 const bin = (name: string) => join(root, 'node_modules/.bin', name);
 const LIST_BYTES = 1024 ** 3;
-const POD = JSON.stringify({ kind: 'Pod', apiVersion: 'v1', metadata: { name: 'bench', namespace: 'default', uid: 'x'.repeat(36) }, spec: { containers: [{ name: 'c', image: 'busybox' }] }, status: { phase: 'Running' } });
 
 export const benchmark: Benchmark = {
   description: 'kubectl-style requests direct vs through proxy + agent: latency, throughput, memory',
@@ -56,9 +52,9 @@ export const benchmark: Benchmark = {
     const quick = args.includes('--quick');
     const dir = mkdtempSync(join(tmpdir(), 'kw-bench-'));
     const procs: ChildProcess[] = [];
-    const upstream = await startUpstream();
     let dbCleanup: (() => Promise<void>) | undefined;
     try {
+      const upstream = await startUpstream(procs);
       // Keyway: auth + proxy in one process, an agent in another.
       // Postgres, as in production: the embedded database would run on the proxy's own thread.
       const database = await createDatabase();
@@ -95,17 +91,22 @@ export const benchmark: Benchmark = {
       for (const t of [direct, proxied]) await t.get(path);
 
       const n = quick ? 500 : 3000;
-      const latDirect = await latency(direct, path, n);
-      const latProxy = await latency(proxied, path, n);
-      const floor = await relayFloor(n, procs);
+      const cpuAtRest = { keyway: cpuOf(keywayPid), agent: cpuOf(agent.pid as number) };
+      const warmup = quick ? 200 : 1000;
+      const [latDirect, latProxy] = await latency(() => direct.get(path), () => proxied.get(path), warmup, n);
+      // Per proxied request at c=1, idle-time work (heartbeats) included.
+      const perRequest = (cpu: number) => (cpu / (warmup + n)) * 1e6;
+      const cpuPerRequest = { keyway: perRequest(cpuOf(keywayPid) - cpuAtRest.keyway), agent: perRequest(cpuOf(agent.pid as number) - cpuAtRest.agent) };
+      const floor = await relayFloor(warmup, n, procs);
       const seconds = quick ? 2 : 5;
       const tputDirect = await throughput(direct, path, 32, seconds);
-      const cpuBefore = { keyway: cpuOf(keyway.pid as number), agent: cpuOf(agent.pid as number), bench: process.cpuUsage() };
+      const cpuBefore = { keyway: cpuOf(keyway.pid as number), agent: cpuOf(agent.pid as number), upstream: cpuOf(upstream.pid), bench: process.cpuUsage() };
       const tputProxy = await throughput(proxied, path, 32, seconds);
       const benchCpu = process.cpuUsage(cpuBefore.bench);
       const cpu = {
         keyway: (cpuOf(keyway.pid as number) - cpuBefore.keyway) / seconds,
         agent: (cpuOf(agent.pid as number) - cpuBefore.agent) / seconds,
+        upstream: (cpuOf(upstream.pid) - cpuBefore.upstream) / seconds,
         bench: (benchCpu.user + benchCpu.system) / 1e6 / seconds,
       };
 
@@ -121,14 +122,15 @@ export const benchmark: Benchmark = {
         ['throughput (req/s), c=32', tputDirect.toFixed(0), tputProxy.toFixed(0), `${(ratio * 100).toFixed(1)}%`],
       ];
       const out: string[] = [];
-      out.push(`proxy: node ${process.version}, ${n} sequential requests, ${seconds} s at concurrency 32, GET ${path}`);
+      out.push(`proxy: node ${process.version}, ${n} sequential requests each (direct and proxied in turn), ${seconds} s at concurrency 32, GET ${path}`);
       out.push('');
       out.push(`  ${'measurement'.padEnd(26)} ${'direct'.padStart(10)} ${'via proxy'.padStart(10)} ${'delta'.padStart(10)}`);
       for (const r of rows) out.push(`  ${r[0].padEnd(26)} ${r[1].padStart(10)} ${r[2].padStart(10)} ${r[3].padStart(10)}`);
       out.push(
-        `  floor: ${n} 300-byte echoes through two bare TCP relay processes (no TLS, no HTTP) add p50 +${(floor.relayed.p50 - floor.direct.p50).toFixed(3)} ms, p99 +${(floor.relayed.p99 - floor.direct.p99).toFixed(3)} ms`,
+        `  floor: ${n} 300-byte echoes through two bare TCP relay processes (no TLS, no HTTP) add p50 +${(floor.relayed.p50 - floor.direct.p50).toFixed(3)} ms, p99 +${(floor.relayed.p99 - floor.direct.p99).toFixed(3)} ms; each relay spends ${floor.relayCpuMicros.toFixed(0)} µs CPU per round trip`,
       );
-      out.push(`  CPU while proxied at c=32 (cores): auth+proxy ${cpu.keyway.toFixed(2)}, agent ${cpu.agent.toFixed(2)}, load generator + upstream ${cpu.bench.toFixed(2)}`);
+      out.push(`  CPU per proxied request at c=1 (µs): auth+proxy ${cpuPerRequest.keyway.toFixed(0)}, agent ${cpuPerRequest.agent.toFixed(0)}`);
+      out.push(`  CPU while proxied at c=32 (cores): auth+proxy ${cpu.keyway.toFixed(2)}, agent ${cpu.agent.toFixed(2)}, upstream ${cpu.upstream.toFixed(2)}, load generator ${cpu.bench.toFixed(2)}`);
       out.push('');
       out.push(`  ${(listBytes / 1024 ** 2).toFixed(0)} MiB list through the proxy: ${list.seconds.toFixed(1)} s (${(listBytes / 1024 ** 2 / list.seconds).toFixed(0)} MiB/s), proxy RSS growth ${(list.rssGrowth / 1024 ** 2).toFixed(1)} MiB`);
       out.push(`  ${tunnels.count} idle tunnels: proxy RSS +${(tunnels.rssGrowth / 1024 ** 2).toFixed(1)} MiB, ${(tunnels.rssGrowth / tunnels.count / 1024).toFixed(1)} KiB per tunnel`);
@@ -148,7 +150,6 @@ export const benchmark: Benchmark = {
       return targets.every((t) => t[3]);
     } finally {
       for (const p of procs) p.kill('SIGTERM');
-      await upstream.close();
       await new Promise((r) => setTimeout(r, 500));
       await dbCleanup?.();
     }
@@ -172,63 +173,22 @@ metadata: {name: bench}
 spec: {roles: [bench]}
 `;
 
-/** A stand-in API server: a pod GET, and a list of any size generated as it streams. */
-export async function startUpstream() {
-  const hostCa = authCa.createCertAuthority({ type: 'host', clusterName: 'upstream' });
-  const signer = new authCa.CertSigner({ certPem: hostCa.certPem, privateKey: hostCa.privateKeyPem });
-  const identity = (name: string, role: 'Auth' | 'Kube') => ({
-    username: name,
-    roles: [role],
-    traits: {},
-    kubernetesUsers: [],
-    kubernetesGroups: [],
-    clusterName: 'upstream',
-    mfaVerified: false,
-    systemRoles: [role],
+/**
+ * The stand-in API server in a process of its own, as a real one is: sharing the load
+ * generator's event loop would make the direct path free of any process wake-up.
+ */
+async function startUpstream(procs: ChildProcess[]): Promise<UpstreamInfo & { pid: number }> {
+  const p = spawn(process.execPath, ['--import', 'tsx', join(root, 'tools/bench/upstream.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  procs.push(p);
+  const line = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    p.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('\n')) resolve(out);
+    });
+    p.once('exit', (code) => reject(new Error(`bench upstream exited with ${code}`)));
   });
-  const serverKey = generateKeyPair();
-  const server = signer.signHostCertificate({ publicKey: serverKey.publicKeyPem, identity: identity('apiserver', 'Auth'), dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], notAfter: new Date(Date.now() + 86_400_000) });
-  const clientKey = generateKeyPair();
-  const client = signer.signHostCertificate({ publicKey: clientKey.publicKeyPem, identity: identity('agent', 'Kube'), dnsNames: [], ipAddresses: [], notAfter: new Date(Date.now() + 86_400_000) });
-  const item = Buffer.from(`{"metadata":{"name":"cm","namespace":"default"},"data":{"k":"${'v'.repeat(900)}"}},`);
-  const srv = https.createServer({ cert: server.certPem, key: serverKey.privateKeyPem, ca: hostCa.certPem, requestCert: true, rejectUnauthorized: true, keepAliveTimeout: 60_000 }, (req, res) => {
-    if (req.url?.startsWith('/api/v1/namespaces/default/configmaps')) {
-      const total = Number(new URL(req.url, 'https://x').searchParams.get('bytes') ?? LIST_BYTES);
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.write('{"kind":"ConfigMapList","apiVersion":"v1","items":[');
-      let sent = 0;
-      const chunk = Buffer.concat(Array.from({ length: 64 }, () => item));
-      const pump = () => {
-        while (sent < total) {
-          sent += chunk.length;
-          if (!res.write(chunk)) return void res.once('drain', pump);
-        }
-        res.end('{}]}');
-      };
-      pump();
-      return;
-    }
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(POD) });
-    res.end(POD);
-  });
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const port = (srv.address() as AddressInfo).port;
-  const b64 = (s: string) => Buffer.from(s).toString('base64');
-  const kubeconfig = `apiVersion: v1
-kind: Config
-clusters: [{name: bench, cluster: {server: 'https://127.0.0.1:${port}', certificate-authority-data: ${b64(hostCa.certPem)}}}]
-users: [{name: bench, user: {client-certificate-data: ${b64(client.certPem)}, client-key-data: ${b64(clientKey.privateKeyPem)}}}]
-contexts: [{name: bench, context: {cluster: bench, user: bench}}]
-current-context: bench
-`;
-  parseYaml(kubeconfig);
-  return {
-    port,
-    caPem: hostCa.certPem,
-    client: { cert: client.certPem, key: clientKey.privateKeyPem },
-    kubeconfig,
-    close: () => new Promise<void>((r) => srv.close(() => r())),
-  };
+  return { ...(JSON.parse(line) as UpstreamInfo), pid: p.pid as number };
 }
 
 class Target {
@@ -257,17 +217,34 @@ class Target {
   }
 }
 
-async function latency(t: Target, path: string, n: number) {
-  for (let i = 0; i < Math.min(300, n / 5); i++) await t.get(path);
-  const samples: number[] = [];
+/**
+ * Sequential round trips, one per target in turn, so that every target sees the same moments
+ * of this machine: on a shared VM, speed drifts within seconds and a block of samples for one
+ * target, then a block for the other, would measure the drift as much as the targets.
+ */
+interface Percentiles {
+  p50: number;
+  p99: number;
+}
+
+async function latency(a: () => Promise<void>, b: () => Promise<void>, warmup: number, n: number): Promise<[Percentiles, Percentiles]> {
+  const targets = [a, b];
+  // Warm: JIT-compiled code and open connections, as on a proxy that has been serving a while.
+  for (let i = 0; i < warmup; i++) for (const t of targets) await t();
+  const samples = targets.map(() => [] as number[]);
   for (let i = 0; i < n; i++) {
-    const start = process.hrtime.bigint();
-    await t.get(path);
-    samples.push(Number(process.hrtime.bigint() - start) / 1e6);
+    for (const [k, t] of targets.entries()) {
+      const start = process.hrtime.bigint();
+      await t();
+      samples[k]?.push(Number(process.hrtime.bigint() - start) / 1e6);
+    }
   }
-  samples.sort((a, b) => a - b);
-  const at = (q: number) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] as number;
-  return { p50: at(0.5), p99: at(0.99) };
+  const percentiles = (s: number[]): Percentiles => {
+    s.sort((x, y) => x - y);
+    const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))] as number;
+    return { p50: at(0.5), p99: at(0.99) };
+  };
+  return [percentiles(samples[0] ?? []), percentiles(samples[1] ?? [])];
 }
 
 async function throughput(t: Target, path: string, concurrency: number, seconds: number) {
@@ -285,49 +262,56 @@ async function throughput(t: Target, path: string, concurrency: number, seconds:
 }
 
 /**
- * The cost of the process hops alone: an echo in this process, reached directly and through
- * two relay processes (as proxy and agent sit between kubectl and the API server).
+ * The cost of the process hops alone: an echo process reached directly and through two relay
+ * processes (as proxy and agent sit between kubectl and the API server).
  */
-async function relayFloor(n: number, procs: ChildProcess[]) {
-  const echo = net.createServer({ noDelay: true }, (c) => c.on('data', (d: Buffer) => c.write(d)));
-  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', () => r()));
-  const relays: ChildProcess[] = [];
-  const relay = async (target: number) => {
-    const p = spawn(process.execPath, [join(root, 'tools/bench/relay.mjs'), String(target)], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function relayFloor(warmup: number, n: number, procs: ChildProcess[]) {
+  const helpers: ChildProcess[] = [];
+  const helper = async (arg: string) => {
+    const p = spawn(process.execPath, [join(root, 'tools/bench/relay.mjs'), arg], { stdio: ['ignore', 'pipe', 'inherit'] });
     procs.push(p);
-    relays.push(p);
+    helpers.push(p);
     const [line] = (await once(p.stdout, 'data')) as [Buffer];
     return Number(line.toString().trim());
   };
-  const rtt = async (port: number) => {
+  const echo = async (port: number) => {
     const socket = net.connect({ port, host: '127.0.0.1', noDelay: true });
     await once(socket, 'connect');
-    const payload = Buffer.alloc(300, 120);
-    const samples: number[] = [];
-    for (let i = 0; i < n + 300; i++) {
-      const start = process.hrtime.bigint();
-      socket.write(payload);
-      let got = 0;
-      while (got < payload.length) got += ((await once(socket, 'data')) as [Buffer])[0].length;
-      if (i >= 300) samples.push(Number(process.hrtime.bigint() - start) / 1e6);
-    }
-    socket.destroy();
-    samples.sort((a, b) => a - b);
-    const at = (q: number) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] as number;
-    return { p50: at(0.5), p99: at(0.99) };
+    return socket;
   };
-  const echoPort = (echo.address() as AddressInfo).port;
-  const direct = await rtt(echoPort);
-  const relayed = await rtt(await relay(await relay(echoPort)));
-  for (const p of relays) p.kill('SIGTERM');
-  echo.close();
-  return { direct, relayed };
+  const payload = Buffer.alloc(300, 120);
+  const roundTrip = (socket: net.Socket) => async () => {
+    socket.write(payload);
+    let got = 0;
+    while (got < payload.length) got += ((await once(socket, 'data')) as [Buffer])[0].length;
+  };
+  const echoPort = await helper('echo');
+  const direct = await echo(echoPort);
+  const relayed = await echo(await helper(String(await helper(String(echoPort)))));
+  const relays = helpers.slice(1).map((h) => h.pid as number);
+  const cpuBefore = relays.map(cpuOf);
+  const [directLatency, relayedLatency] = await latency(roundTrip(direct), roundTrip(relayed), warmup, n);
+  // What a relay that does nothing but copy 300 bytes each way spends per round trip.
+  const relayCpuMicros = (relays.reduce((sum, pid, i) => sum + cpuOf(pid) - (cpuBefore[i] ?? 0), 0) / relays.length / (warmup + n)) * 1e6;
+  for (const s of [direct, relayed]) s.destroy();
+  for (const p of helpers) p.kill('SIGTERM');
+  return { direct: directLatency, relayed: relayedLatency, relayCpuMicros };
 }
 
-/** CPU seconds a process has used (user + system), from /proc. */
+/**
+ * CPU seconds a process has used, all its threads, from the scheduler's nanosecond run times
+ * (/proc/PID/stat's tick-sampled times overcharge a process that wakes briefly and often).
+ */
 function cpuOf(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  let ns = 0;
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return ns / 1e9;
 }
 
 function rssOf(pid: number): number {

@@ -1,11 +1,17 @@
-// A bare TCP relay for the proxy benchmark's floor measurement: what two extra processes on
-// the request path cost on this machine before any TLS, HTTP or Keyway logic.
-// Usage: node relay.mjs TARGET_PORT; prints the port it listens on.
+// Helpers for the proxy benchmark's floor measurement: what two extra processes on the request
+// path cost on this machine before any TLS, HTTP or Keyway logic.
+// Usage: node relay.mjs TARGET_PORT (a bare TCP relay) or node relay.mjs echo (the far end);
+// prints the port it listens on.
 import net from 'node:net';
 
-const target = Number(process.argv[2]);
+const mode = process.argv[2];
 const server = net.createServer({ noDelay: true }, (client) => {
-  const upstream = net.connect({ port: target, host: '127.0.0.1', noDelay: true });
+  if (mode === 'echo') {
+    client.on('data', (d) => client.write(d));
+    client.on('error', () => client.destroy());
+    return;
+  }
+  const upstream = net.connect({ port: Number(mode), host: '127.0.0.1', noDelay: true });
   client.pipe(upstream);
   upstream.pipe(client);
   const close = () => {
