@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Runs the TypeScript entry point through tsx's loader, so the repository needs no build step.
-import { register } from 'tsx/esm/api';
+// Runs the bundle in ../dist when it is up to date with the sources, else the TypeScript
+// sources through tsx (tools/build/launch.mjs).
+import { launch } from '../../../tools/build/launch.mjs';
 
-register();
-await import('../src/main.ts');
+await launch(new URL('..', import.meta.url));
