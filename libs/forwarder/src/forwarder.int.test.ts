@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { readAll, socketPair, startTestKubeApiServer, type TestKubeApiServer } from '@keyway/testing';
 import { TunnelSession, serveTunnel, type KubeRequestHead } from '@keyway/tunnel';
 import { KubeForwarder } from './forwarder.js';
@@ -81,5 +81,54 @@ describe('KubeForwarder behind a tunnel', () => {
       inCluster.close();
     }
     expect(() => inClusterCredentials('here', {})).toThrow(/not running inside Kubernetes/);
+  });
+
+  it('streams a large list with backpressure: a slow reader gets every byte', async () => {
+    api.setRbac([{ users: ['alice'], verbs: ['list'], resources: ['configmaps'], namespaces: ['default'] }]);
+    api.setSyntheticList({ namespace: 'default', count: 3000, itemBytes: 1024 });
+    try {
+      const res = await forwarder.request(head({ path: '/api/v1/namespaces/default/configmaps' }), null);
+      expect(res.head.status).toBe(200);
+      expect(res.takeWhole?.()).toBeUndefined();
+      const chunks: Buffer[] = [];
+      let paused = 0;
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        chunks.push(chunk);
+        // Slower than the server: the body must wait for us rather than pile up or drop.
+        if (chunks.length % 50 === 0) {
+          paused++;
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      }
+      const list = JSON.parse(Buffer.concat(chunks).toString()) as { items: unknown[] };
+      expect(list.items.length).toBeGreaterThanOrEqual(3000);
+      expect(paused).toBeGreaterThan(0);
+    } finally {
+      api.setSyntheticList(null);
+    }
+  });
+
+  it('abandoning a streaming body ends that request and leaves the forwarder usable', async () => {
+    api.setRbac([{ users: ['alice'], verbs: ['watch', 'get'], resources: ['configmaps'], namespaces: ['default'] }]);
+    const res = await forwarder.request(head({ path: '/api/v1/namespaces/default/configmaps?watch=1' }), null);
+    expect(res.head.status).toBe(200);
+    expect(res.takeWhole?.()).toBeUndefined();
+    // Events for what exists come first; then the one created below.
+    let seen = '';
+    const sawIt = new Promise<void>((resolve) =>
+      res.body.on('data', (d: Buffer) => {
+        seen += d.toString();
+        if (seen.includes('"watched"')) resolve();
+      }),
+    );
+    api.createObject('configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'watched' } }, { namespace: 'default' });
+    await sawIt;
+    expect(api.openWatches).toBe(1);
+    res.body.destroy();
+    // The API server sees the request end: nothing holds its connection open.
+    await vi.waitFor(() => expect(api.openWatches).toBe(0), { timeout: 5_000 });
+    const again = await forwarder.request(head({ path: '/api/v1/namespaces/default/configmaps/watched' }), null);
+    expect(again.head.status).toBe(200);
+    expect(JSON.parse(again.takeWhole?.()?.toString() ?? '{}')).toMatchObject({ metadata: { name: 'watched' } });
   });
 });

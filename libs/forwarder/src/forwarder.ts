@@ -59,7 +59,7 @@ export class KubeForwarder implements KubeBackend {
     return [...this.upstreams.keys()];
   }
 
-  async request(head: KubeRequestHead, body: Readable | null): Promise<KubeResponse> {
+  request(head: KubeRequestHead, body: Readable | null): Promise<KubeResponse> {
     const upstream = this.upstream(head);
     // undici destroys the body stream it was given once the request is done; the body here
     // is often one side of a tunnel stream whose other side still carries the response.
@@ -68,21 +68,12 @@ export class KubeForwarder implements KubeBackend {
       own = new PassThrough();
       pump(body, own);
     }
-    const res = await upstream.pool.request({
-      method: head.method as Dispatcher.HttpMethod,
-      path: upstream.basePath + head.path,
-      headers: this.headers(upstream, head),
-      body: own,
+    return new Promise((resolve, reject) => {
+      upstream.pool.dispatch(
+        { method: head.method as Dispatcher.HttpMethod, path: upstream.basePath + head.path, headers: this.headers(upstream, head), body: own },
+        new ResponseHandler(resolve, reject),
+      );
     });
-    const responseHead = { status: res.statusCode, headers: endToEndHeaders(res.headers as Record<string, string | string[]>) };
-    // A small body of known length (most API answers) is read whole and handed over as one
-    // buffer: cheaper than piping it a chunk at a time.
-    const length = Number(res.headers['content-length'] ?? NaN);
-    if (length <= WHOLE_BODY_MAX) {
-      const whole = Buffer.from(await res.body.arrayBuffer());
-      return { head: responseHead, body: Readable.from([]), takeWhole: () => whole };
-    }
-    return { head: responseHead, body: res.body };
   }
 
   upgrade(head: KubeRequestHead, clientHead: Buffer): Promise<{ head: KubeResponseHead; stream: Duplex }> {
@@ -141,6 +132,74 @@ export class KubeForwarder implements KubeBackend {
       agent: false,
       ...upstream.tls,
     });
+  }
+}
+
+/**
+ * Takes undici's response callbacks straight into a KubeResponse: a small body of known
+ * length (most API answers) is gathered and handed over whole; any other body (lists,
+ * watches, logs) streams through a Readable that pauses the upstream connection while the
+ * reader is behind. Cheaper per request than undici's request(), whose body stream and
+ * consumers we would only unwrap again.
+ */
+class ResponseHandler implements Dispatcher.DispatchHandler {
+  private whole: Buffer[] | undefined;
+  private body: Readable | undefined;
+  private head: KubeResponseHead | undefined;
+  private ended = false;
+
+  constructor(
+    private readonly resolve: (res: KubeResponse) => void,
+    private readonly reject: (err: Error) => void,
+  ) {}
+
+  /** Present so undici uses these (current) callbacks rather than its legacy ones. */
+  onRequestStart(): void {}
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    if (statusCode < 200) return; // 1xx: the final answer follows
+    this.head = { status: statusCode, headers: endToEndHeaders(headers) };
+    const length = Number(headers['content-length'] ?? NaN);
+    if (length <= WHOLE_BODY_MAX) {
+      this.whole = [];
+      return;
+    }
+    const body = new Readable({
+      read: () => controller.resume(),
+      destroy: (err, done) => {
+        if (!controller.aborted && !this.ended) controller.abort(err ?? new Error('response body abandoned'));
+        done(err);
+      },
+    });
+    this.body = body;
+    this.resolve({ head: this.head, body });
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.whole) this.whole.push(chunk);
+    else if (this.body && !this.body.push(chunk)) controller.pause();
+  }
+
+  onResponseEnd(): void {
+    this.ended = true;
+    if (this.whole && this.head) {
+      const whole = this.whole.length === 1 ? (this.whole[0] as Buffer) : Buffer.concat(this.whole);
+      // The body stream is made only for a caller that reads it instead of takeWhole().
+      this.resolve({
+        head: this.head,
+        takeWhole: () => whole,
+        get body() {
+          return Readable.from([whole]);
+        },
+      });
+    } else {
+      this.body?.push(null);
+    }
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    if (this.body) this.body.destroy(err);
+    else this.reject(err);
   }
 }
 

@@ -308,16 +308,16 @@ export class KubeHandler {
     }
     const { route, head, identity } = prepared;
     try {
-      const { head: res, body, takeWhole } = await route.backend.request(head, x.hasBody ? x.body : null);
-      this.emitKubeRequest(audit, res.status);
+      const res = await route.backend.request(head, x.hasBody ? x.body : null);
+      this.emitKubeRequest(audit, res.head.status);
+      const whole = res.takeWhole?.();
       if (x.closed()) {
-        body.destroy();
+        if (!whole) res.body.destroy();
         return;
       }
-      const whole = takeWhole?.();
-      if (whole) return x.respondWhole(res.status, res.headers, whole);
-      const out = x.respond(res.status, res.headers);
-      pump(body, out as unknown as Writable);
+      if (whole) return x.respondWhole(res.head.status, res.head.headers, whole);
+      const out = x.respond(res.head.status, res.head.headers);
+      pump(res.body, out as unknown as Writable);
     } catch (err) {
       this.o.logger.warn({ err: (err as Error).message, cluster: head.cluster, user: identity.username }, 'forwarding failed');
       const status = kubeStatus(503, 'ServiceUnavailable', `keyway: cluster "${head.cluster}" is not reachable right now: ${(err as Error).message}`);

@@ -33,7 +33,8 @@ export interface KubeResponse {
   /**
    * The whole body, when it had already arrived with the head (most responses are small
    * and come in one read), taken out of `body`; otherwise undefined and `body` untouched.
-   * Lets the caller answer in one write instead of piping.
+   * Lets the caller answer in one write instead of piping. Call it before touching `body`,
+   * which a backend may make only on demand.
    */
   takeWhole?: () => Buffer | undefined;
 }

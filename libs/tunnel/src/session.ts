@@ -154,19 +154,19 @@ async function handleTunnelStream(stream: MuxStream, raw: unknown, ended: boolea
     return;
   }
   if (ended) stream.resume(); // no body: let the readable half end
-  const { head: res, body, takeWhole } = await opts.backend.request(head, ended ? null : stream);
+  const res = await opts.backend.request(head, ended ? null : stream);
+  const whole = res.takeWhole?.();
   if (stream.destroyed) {
-    body.destroy();
+    if (!whole) res.body.destroy();
     return;
   }
-  stream.respond(res);
-  const whole = takeWhole?.();
+  stream.respond(res.head);
   if (whole) {
     // Head, body and end leave in one write.
     stream.end(whole);
     return;
   }
-  pump(body, stream);
+  pump(res.body, stream);
 }
 
 /** The request head the proxy sent, checked for shape (the proxy is trusted, not its bugs). */

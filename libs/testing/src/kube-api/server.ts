@@ -145,6 +145,8 @@ export interface TestKubeApiServer {
   readonly users: { admin: string; agent: string; nobody: string };
   /** Every request seen, in arrival order. */
   requests: RecordedRequest[];
+  /** Watch responses still open (a client that went away no longer counts). */
+  readonly openWatches: number;
   /** What non-admin identities (normally the impersonated ones) may do; replaces the previous rules. */
   setRbac(rules: TestRbacRule[]): void;
   /** Called for each request once its identity is known; returns an unsubscribe function. */
@@ -341,6 +343,10 @@ class TestKubeApiServerImpl implements TestKubeApiServer {
   nobodyKubeconfig = '';
   readonly users = { admin: ADMIN, agent: AGENT, nobody: NOBODY };
   requests: RecordedRequest[] = [];
+
+  get openWatches(): number {
+    return this.store.subscribers;
+  }
 
   private readonly ca: TestCa;
   private readonly server: Server;

@@ -112,6 +112,11 @@ export class ObjectStore {
     for (const l of this.listeners) l(ev);
   }
 
+  /** How many listeners (open watches) there are. */
+  get subscribers(): number {
+    return this.listeners.size;
+  }
+
   /** Calls listener for every change from now on. */
   subscribe(listener: (e: StoreEvent) => void): () => void {
     this.listeners.add(listener);
