@@ -1,9 +1,10 @@
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
-import { KubeAgent, AGENT_VERSION } from '@keyway/agent';
-import { loadConfig } from '@keyway/config';
+import { KubeAgent, AGENT_VERSION, secretIdentityStore } from '@keyway/agent';
+import { fileIdentityStore, type IdentityStore } from '@keyway/client';
+import { loadConfig, type ParsedConfig } from '@keyway/config';
 import { BadParameterError, KeywayError } from '@keyway/errors';
-import { inClusterCredentials, loadKubeconfig } from '@keyway/forwarder';
+import { inClusterCredentials, inClusterNamespace, loadKubeconfig, type ClusterCredentials } from '@keyway/forwarder';
 import { createLogger } from '@keyway/log';
 
 const program = new Command('keyway-kube-agent')
@@ -17,8 +18,21 @@ const program = new Command('keyway-kube-agent')
   .option('--labels <k=v,...>', 'static labels of the cluster(s)')
   .option('--ca-pin <pin>', 'sha256:<hex> of the host CA (kwctl status)')
   .option('-d, --data-dir <dir>', 'where the agent keeps its credentials')
+  .option('--identity-secret <name>', 'keep the credentials in this Secret of the cluster the agent runs in instead (survives rescheduling)')
+  .option('--identity-secret-namespace <ns>', "the Secret's namespace (default: the pod's own)")
   .action(
-    async (opts: { config?: string; proxy?: string; token?: string; kubeconfig?: string; kubeClusterName?: string; labels?: string; caPin?: string; dataDir?: string }) => {
+    async (opts: {
+      config?: string;
+      proxy?: string;
+      token?: string;
+      kubeconfig?: string;
+      kubeClusterName?: string;
+      labels?: string;
+      caPin?: string;
+      dataDir?: string;
+      identitySecret?: string;
+      identitySecretNamespace?: string;
+    }) => {
       const env = { ...process.env };
       if (opts.proxy) env['KEYWAY_KUBERNETES_SERVICE__PROXY_ADDR'] = opts.proxy;
       if (opts.token) env['KEYWAY_KUBERNETES_SERVICE__JOIN_PARAMS__TOKEN_NAME'] = opts.token;
@@ -26,6 +40,8 @@ const program = new Command('keyway-kube-agent')
       if (opts.kubeClusterName) env['KEYWAY_KUBERNETES_SERVICE__KUBE_CLUSTER_NAME'] = opts.kubeClusterName;
       if (opts.dataDir) env['KEYWAY_DATA_DIR'] = opts.dataDir;
       if (opts.caPin) env['KEYWAY_CA_PIN'] = `[${opts.caPin}]`;
+      if (opts.identitySecret) env['KEYWAY_KUBERNETES_SERVICE__IDENTITY_SECRET'] = opts.identitySecret;
+      if (opts.identitySecretNamespace) env['KEYWAY_KUBERNETES_SERVICE__IDENTITY_SECRET_NAMESPACE'] = opts.identitySecretNamespace;
       const config = loadConfig({ ...(opts.config ? { file: opts.config } : {}), env });
       const ks = config.kubernetes_service;
       if (!ks.proxy_addr) throw new BadParameterError('set kubernetes_service.proxy_addr (or --proxy)');
@@ -38,7 +54,7 @@ const program = new Command('keyway-kube-agent')
       const agent = await KubeAgent.create({
         proxyAddr: ks.proxy_addr,
         token: ks.join_params.token_name,
-        identityPath: join(config.dataDir, 'agent-identity.pem'),
+        identityStore: identityStore(ks, clusters, config.dataDir),
         caPins: config.ca_pin,
         clusters: clusters.map((creds) => ({ creds, labels })),
         logger,
@@ -50,6 +66,19 @@ const program = new Command('keyway-kube-agent')
       process.once('SIGINT', stop);
     },
   );
+
+/**
+ * A Secret in the cluster the agent runs in (the in-cluster one, or the kubeconfig's first),
+ * when identity_secret is set; otherwise a file in the data dir.
+ */
+function identityStore(ks: ParsedConfig['kubernetes_service'], clusters: ClusterCredentials[], dataDir: string): IdentityStore {
+  if (!ks.identity_secret) return fileIdentityStore(join(dataDir, 'agent-identity.pem'));
+  const namespace = ks.identity_secret_namespace ?? inClusterNamespace();
+  if (!namespace) throw new BadParameterError('set kubernetes_service.identity_secret_namespace (or --identity-secret-namespace): not running in a pod');
+  const creds = clusters[0];
+  if (!creds) throw new BadParameterError('no cluster to keep the identity Secret in');
+  return secretIdentityStore({ creds, namespace, name: ks.identity_secret });
+}
 
 function parseLabels(s: string | undefined): Record<string, string> {
   const out: Record<string, string> = {};

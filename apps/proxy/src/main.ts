@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { QueueAuditLog } from '@keyway/audit';
-import { loadOrJoin } from '@keyway/client';
+import { fileIdentityStore, loadOrJoin } from '@keyway/client';
 import { loadConfig } from '@keyway/config';
 import { BadParameterError, KeywayError } from '@keyway/errors';
 import { loadKubeconfig } from '@keyway/forwarder';
@@ -31,12 +31,12 @@ const program = new Command('keyway-proxy')
     const hosts = [...p.public_addr, ...p.kubernetes.public_addr].map((a) => a.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''));
     const dnsNames = [PROXY_SERVER_NAME, '*.keyway.cluster.local', 'localhost', ...hosts.filter((h) => !isIP(h)).flatMap((h) => [h, `*.${h}`])];
     const ipAddresses = ['127.0.0.1', '::1', ...hosts.filter((h) => isIP(h))];
-    const identityPath = join(config.dataDir, 'proxy-identity.pem');
+    const identityStore = fileIdentityStore(join(config.dataDir, 'proxy-identity.pem'));
     const credentials = await loadOrJoin({
       authAddr: config.auth_server,
       token: config.join_params?.token_name ?? '',
       role: 'Proxy',
-      identityPath,
+      store: identityStore,
       caPins: config.ca_pin,
       dnsNames,
       ipAddresses,
@@ -50,7 +50,7 @@ const program = new Command('keyway-proxy')
       kubePublicAddrs: p.kubernetes.public_addr,
       authAddr: config.auth_server,
       credentials,
-      identityPath,
+      identityStore,
       ...(p.redis_url
         ? {
             audit: new QueueAuditLog({

@@ -1,5 +1,5 @@
 import { hostname as osHostname } from 'node:os';
-import { AuthClient, loadOrJoin, renewHostCredentials, renewalDelayMs, toIdentityFile, type HostCredentials } from '@keyway/client';
+import { AuthClient, loadOrJoin, renewHostCredentials, renewalDelayMs, toIdentityFile, type HostCredentials, type IdentityStore } from '@keyway/client';
 import { KubeForwarder, type ClusterCredentials } from '@keyway/forwarder';
 import type { Logger } from '@keyway/log';
 import type { TunnelInfo } from '@keyway/tunnel';
@@ -14,8 +14,8 @@ export interface KubeAgentConfig {
   proxyAddr: string;
   /** Join token, for the first start. */
   token: string;
-  /** Where the agent keeps its credentials. */
-  identityPath: string;
+  /** Where the agent keeps its credentials: a file, or a Secret in its cluster. */
+  identityStore: IdentityStore;
   caPins: string[];
   clusters: { creds: ClusterCredentials; labels: Record<string, string> }[];
   logger: Logger;
@@ -53,7 +53,7 @@ export class KubeAgent {
       authAddr: config.proxyAddr,
       token: config.token,
       role: 'Kube',
-      identityPath: config.identityPath,
+      store: config.identityStore,
       caPins: config.caPins,
       logger: config.logger,
     });
@@ -116,7 +116,7 @@ export class KubeAgent {
   private scheduleRenewal(): void {
     if (this.closed) return;
     this.renewTimer = setTimeout(() => {
-      renewHostCredentials(this.config.proxyAddr, this.creds, { identityPath: this.config.identityPath })
+      renewHostCredentials(this.config.proxyAddr, this.creds, { store: this.config.identityStore })
         .then((creds) => {
           this.creds = creds;
           this.config.logger.info({ expires: creds.identity.expires }, 'host certificate renewed');

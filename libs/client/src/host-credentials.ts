@@ -1,11 +1,11 @@
 import { X509Certificate } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { AccessDeniedError } from '@keyway/errors';
 import type { Logger } from '@keyway/log';
 import { decodeIdentity, generateKeyPair, type Identity, type SystemRole } from '@keyway/pki';
 import { AuthClient, trustOnPin } from './auth-client.js';
-import { readIdentityFile, writeIdentityFile, type IdentityFile } from './identity-file.js';
+import type { IdentityFile } from './identity-file.js';
+import type { IdentityStore } from './identity-store.js';
 
 /** A host's (proxy's, agent's) certificate, key, and the cluster's CA certificates. */
 export interface HostCredentials {
@@ -22,7 +22,7 @@ export interface HostJoinOptions {
   token: string;
   role: Extract<SystemRole, 'Kube' | 'Proxy'>;
   /** Where the credentials are kept between restarts. */
-  identityPath: string;
+  store: IdentityStore;
   /** Accepted host CA pins (sha256:<hex>); with none, the first contact is trusted, with a warning. */
   caPins: string[];
   dnsNames?: string[];
@@ -33,17 +33,19 @@ export interface HostJoinOptions {
 const CA_ORG = { host: 'keyway host CA', user: 'keyway user CA' };
 
 /**
- * Loads the host's credentials from disk, or joins the cluster with the token to get them.
- * Credentials near their end (less than a third of their life left) are renewed right away.
+ * Loads the host's stored credentials, or joins the cluster with the token to get them (and
+ * stores them). Stored credentials that expire within a minute, or are for another role,
+ * are replaced by joining again.
  */
 export async function loadOrJoin(o: HostJoinOptions): Promise<HostCredentials> {
-  if (existsSync(o.identityPath)) {
-    const creds = fromIdentityFile(readIdentityFile(o.identityPath));
+  const stored = await o.store.load();
+  if (stored) {
+    const creds = fromIdentityFile(stored);
     if (creds.identity.systemRoles.includes(o.role) && creds.identity.expires.getTime() > Date.now() + 60_000) {
-      o.logger.info({ hostId: creds.identity.username, expires: creds.identity.expires }, 'loaded host credentials');
+      o.logger.info({ hostId: creds.identity.username, expires: creds.identity.expires, from: o.store.location }, 'loaded host credentials');
       return creds;
     }
-    o.logger.warn({ path: o.identityPath }, 'stored host credentials are expired or for another role: joining again');
+    o.logger.warn({ from: o.store.location }, 'stored host credentials are expired or for another role: joining again');
   }
   const caPems = await learnCas(o);
   const client = new AuthClient({ address: o.authAddr, caPems });
@@ -59,7 +61,7 @@ export async function loadOrJoin(o: HostJoinOptions): Promise<HostCredentials> {
       ipAddresses: o.ipAddresses ?? [],
     });
     const creds = build(key.privateKeyPem, joined.certPem, joined.hostCaPems, joined.userCaPems);
-    save(o.identityPath, creds);
+    await o.store.save(toIdentityFile(creds));
     o.logger.info({ hostId: creds.identity.username, role: o.role, expires: creds.identity.expires }, 'joined the cluster');
     return creds;
   } finally {
@@ -92,14 +94,14 @@ async function learnCas(o: HostJoinOptions): Promise<string[]> {
 export async function renewHostCredentials(
   authAddr: string,
   current: HostCredentials,
-  opts: { identityPath?: string; dnsNames?: string[]; ipAddresses?: string[] } = {},
+  opts: { store?: IdentityStore; dnsNames?: string[]; ipAddresses?: string[] } = {},
 ): Promise<HostCredentials> {
   const client = new AuthClient({ address: authAddr, identity: toIdentityFile(current), caPems: current.hostCaPems });
   try {
     const key = generateKeyPair();
     const r = await client.call('renewHostCert', { publicKeyPem: key.publicKeyPem, dnsNames: opts.dnsNames ?? [], ipAddresses: opts.ipAddresses ?? [] });
     const creds = build(key.privateKeyPem, r.certPem, r.hostCaPems, r.userCaPems);
-    if (opts.identityPath) save(opts.identityPath, creds);
+    await opts.store?.save(toIdentityFile(creds));
     return creds;
   } finally {
     client.close();
@@ -129,8 +131,4 @@ export function fromIdentityFile(f: IdentityFile): HostCredentials {
 
 function build(privateKeyPem: string, certPem: string, hostCaPems: string[], userCaPems: string[]): HostCredentials {
   return { privateKeyPem, certPem, hostCaPems, userCaPems, identity: decodeIdentity(certPem) };
-}
-
-function save(path: string, creds: HostCredentials): void {
-  writeIdentityFile(path, toIdentityFile(creds));
 }

@@ -7,6 +7,7 @@ export {
   writeSecretFile,
   type IdentityFile,
 } from './identity-file.js';
+export { fileIdentityStore, type IdentityStore } from './identity-store.js';
 export { buildKubeconfig, contextName, KUBE_SNI, type KubeconfigOptions } from './kubeconfig.js';
 export {
   fromIdentityFile,

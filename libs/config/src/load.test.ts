@@ -106,6 +106,8 @@ describe('loadConfig', () => {
 
     err = fail({ KEYWAY_CLUSTER_NAME: 'not a name!' });
     expect(err.message).toContain('cluster_name (set by KEYWAY_CLUSTER_NAME): letters, digits');
+    err = fail({ KEYWAY_KUBERNETES_SERVICE__IDENTITY_SECRET: 'Agent_0' });
+    expect(err.message).toContain('kubernetes_service.identity_secret (set by KEYWAY_KUBERNETES_SERVICE__IDENTITY_SECRET): a Kubernetes object name');
     err = fail({ KEYWAY_PROXY_SERVICE__ENABLED: 'sometimes' });
     expect(err.message).toMatch(/proxy_service\.enabled \(set by KEYWAY_PROXY_SERVICE__ENABLED\): .*boolean/i);
     err = fail({ KEYWAY_AUTH_SERVICE__COLOUR: 'blue' });

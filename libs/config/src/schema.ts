@@ -72,6 +72,16 @@ const kubernetesService = z
     kubeconfig_file: z.string().optional(),
     kube_cluster_name: z.string().optional(),
     labels: z.record(z.string(), z.string()).default({}),
+    /**
+     * Keep the agent's credentials in this Secret of the cluster it runs in, not in data_dir:
+     * a rescheduled pod keeps its identity without a new join token.
+     */
+    identity_secret: z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'a Kubernetes object name: lower-case letters, digits, "-" and "."')
+      .optional(),
+    /** The Secret's namespace; by default the pod's own (from its service account). */
+    identity_secret_namespace: z.string().optional(),
   })
   .strict();
 

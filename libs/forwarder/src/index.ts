@@ -1,2 +1,2 @@
 export { KubeForwarder } from './forwarder.js';
-export { inClusterCredentials, loadKubeconfig, type ClusterCredentials } from './kubeconfig.js';
+export { inClusterCredentials, inClusterNamespace, loadKubeconfig, type ClusterCredentials } from './kubeconfig.js';

@@ -128,6 +128,15 @@ export function inClusterCredentials(name: string, env: NodeJS.ProcessEnv = proc
   };
 }
 
+/** The namespace this pod runs in, from its service account; undefined outside Kubernetes. */
+export function inClusterNamespace(saDir = SA_DIR): string | undefined {
+  try {
+    return readFileSync(`${saDir}/namespace`, 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Bound service account tokens are rotated by the kubelet: re-read the file each minute. */
 function rereading(path: string): () => string {
   let value = '';

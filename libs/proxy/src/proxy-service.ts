@@ -3,7 +3,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import tls from 'node:tls';
 import { hostname as osHostname } from 'node:os';
-import { AUTH_SERVER_NAME, AuthClient, splitHostPort, renewHostCredentials, renewalDelayMs, toIdentityFile, type HostCredentials } from '@keyway/client';
+import { AUTH_SERVER_NAME, AuthClient, splitHostPort, renewHostCredentials, renewalDelayMs, toIdentityFile, type HostCredentials, type IdentityStore } from '@keyway/client';
 import { KubeForwarder, type ClusterCredentials } from '@keyway/forwarder';
 import type { Logger } from '@keyway/log';
 import { verifyCertificate } from '@keyway/pki';
@@ -34,7 +34,7 @@ export interface ProxyServiceConfig {
   /** Clusters this proxy serves itself (proxy_service.kubernetes.kubeconfig_file). */
   localClusters?: { creds: ClusterCredentials; labels: Record<string, string> }[];
   /** Where renewed credentials are saved, if anywhere. */
-  identityPath?: string;
+  identityStore?: IdentityStore;
   /** Where kube.request events go; by default, to the auth server. */
   audit?: AuditLog;
   logger: Logger;
@@ -260,7 +260,7 @@ export class ProxyService {
 
   private scheduleRenewal(): void {
     this.renewTimer = setTimeout(() => {
-      renewHostCredentials(this.config.authAddr, this.creds, { ...(this.config.identityPath ? { identityPath: this.config.identityPath } : {}) })
+      renewHostCredentials(this.config.authAddr, this.creds, { ...(this.config.identityStore ? { store: this.config.identityStore } : {}) })
         .then((creds) => {
           this.creds = creds;
           this.refreshContexts();

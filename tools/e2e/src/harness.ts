@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { KubeAgent } from '@keyway/agent';
+import { fileIdentityStore } from '@keyway/client';
 import type { Stack } from '@keyway/auth';
 import { loadKubeconfig } from '@keyway/forwarder';
 import { runKwctl } from '@keyway/kwctl';
@@ -38,7 +39,7 @@ export async function startTestAgent(
   const agent = await KubeAgent.create({
     proxyAddr: stack.proxyAddress as string,
     token,
-    identityPath: join(o.dir, `agent-${o.cluster}.pem`),
+    identityStore: fileIdentityStore(join(o.dir, `agent-${o.cluster}.pem`)),
     caPins: [],
     clusters: [{ creds: { ...creds, name: o.cluster }, labels: o.labels }],
     logger: o.logger ?? silentLogger(),
