@@ -59,7 +59,7 @@ export class KubeForwarder implements KubeBackend {
     return [...this.upstreams.keys()];
   }
 
-  request(head: KubeRequestHead, body: Readable | null): Promise<KubeResponse> {
+  async request(head: KubeRequestHead, body: Readable | null): Promise<KubeResponse> {
     const upstream = this.upstream(head);
     // undici destroys the body stream it was given once the request is done; the body here
     // is often one side of a tunnel stream whose other side still carries the response.
