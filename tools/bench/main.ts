@@ -1,7 +1,8 @@
 /**
- * `npm run bench -- <name> [options]`: runs one benchmark. Each benchmark prints its own
- * table and PASS/FAIL lines; the exit code is 0 when all its targets pass, 1 otherwise,
- * and 2 for an unknown name.
+ * `npm run bench -- <name> [options]`: runs one benchmark, after `npm run build`, so the
+ * processes it starts run the current code as production runs it (bundled). Each benchmark
+ * prints its own table and PASS/FAIL lines; the exit code is 0 when all its targets pass,
+ * 1 otherwise, and 2 for an unknown name.
  */
 import process from 'node:process';
 
