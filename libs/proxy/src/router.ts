@@ -38,6 +38,9 @@ export function createRouter(o: RouterOptions): net.Server {
       if (!peek.done) return;
       clearTimeout(timer);
       socket.off('data', onData);
+      // The error listener above shares this scope and lives as long as the connection:
+      // without this, every connection would keep its ClientHello.
+      chunks.length = 0;
       socket.pause();
       if (!peek.hello) {
         socket.destroy();
