@@ -1,4 +1,4 @@
-// Starts an app from its bundle (apps/<app>/dist/main.mjs, built by tools/build/servers.mjs),
+// Starts an app from its bundle (apps/<app>/dist/main.mjs, built by tools/build/bundles.mjs),
 // or from its TypeScript sources through tsx's loader when there is no bundle or any source
 // it was built from changed since: an edited checkout never runs stale code.
 import { readFileSync, statSync } from 'node:fs';
