@@ -100,11 +100,11 @@ export const benchmark: Benchmark = {
       const floor = await relayFloor(warmup, n, procs);
       const seconds = quick ? 2 : 5;
       const tputDirect = await throughput(direct, path, 32, seconds);
-      const cpuBefore = { keyway: cpuOf(keyway.pid as number), agent: cpuOf(agent.pid as number), upstream: cpuOf(upstream.pid), bench: process.cpuUsage() };
+      const cpuBefore = { keyway: cpuOf(keywayPid), agent: cpuOf(agent.pid as number), upstream: cpuOf(upstream.pid), bench: process.cpuUsage() };
       const tputProxy = await throughput(proxied, path, 32, seconds);
       const benchCpu = process.cpuUsage(cpuBefore.bench);
       const cpu = {
-        keyway: (cpuOf(keyway.pid as number) - cpuBefore.keyway) / seconds,
+        keyway: (cpuOf(keywayPid) - cpuBefore.keyway) / seconds,
         agent: (cpuOf(agent.pid as number) - cpuBefore.agent) / seconds,
         upstream: (cpuOf(upstream.pid) - cpuBefore.upstream) / seconds,
         bench: (benchCpu.user + benchCpu.system) / 1e6 / seconds,
