@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { Duplex } from 'node:stream';
+import { Duplex, type Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { socketPair } from '@keyway/testing';
 import { FRAME_HEADER_BYTES, FrameReader, FrameType, Mux, ProtocolError, STREAM_WINDOW, encodeFrame, type MuxStream } from './mux.js';
@@ -19,8 +19,12 @@ async function pair(onStream: (s: MuxStream, head: unknown, ended: boolean) => v
   return { client, server, a, b };
 }
 
-function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
+/** Everything the stream yields; rejects with its error, also one it had before this was called. */
+function collect(stream: Readable): Promise<Buffer> {
   return new Promise((resolve, reject) => {
+    // Frames that arrive in one read (head, data, reset) are handled before the caller's
+    // next await resumes: the stream may have failed already.
+    if (stream.destroyed && !stream.readableEnded) return reject(stream.errored ?? new Error('stream closed'));
     const chunks: Buffer[] = [];
     stream.on('data', (c: Buffer) => chunks.push(c));
     stream.on('end', () => resolve(Buffer.concat(chunks)));

@@ -10,6 +10,9 @@ export function pump(src: Readable, dst: Writable): void {
     if (!src.destroyed) src.destroy(err ?? undefined);
     if (!dst.destroyed) dst.destroy(err ?? undefined);
   };
+  // Either may be gone already (a tunnel stream reset in the same read as its head): its
+  // error and close were emitted before anyone here listened.
+  if (src.destroyed || dst.destroyed) return fail(src.errored ?? dst.errored ?? new Error('stream closed before it could be piped'));
   src.once('error', fail);
   dst.once('error', fail);
   // A destination that goes away early (client disconnected) stops the source.
@@ -25,6 +28,7 @@ export function splice(a: Readable & Writable, b: Readable & Writable): void {
     a.destroy();
     b.destroy();
   };
+  if (a.destroyed || b.destroyed) return fail();
   a.once('error', fail);
   b.once('error', fail);
   a.once('close', () => b.destroy());

@@ -1,7 +1,10 @@
 import { PassThrough, Readable, type Duplex } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readAll, socketPair } from '@keyway/testing';
 import type { KubeBackend, KubeRequestHead } from './backend.js';
+import { FrameType, encodeFrame } from './mux.js';
+import { pump } from './pump.js';
 import { TunnelClosedError, TunnelSession, serveTunnel } from './session.js';
 
 const cleanups: (() => void)[] = [];
@@ -118,5 +121,28 @@ describe('TunnelSession and serveTunnel', () => {
     await session.closed;
     expect(session.isOpen).toBe(false);
     await expect(session.request(head(), null)).rejects.toThrow(TunnelClosedError);
+  });
+
+  it('fails the response when the agent resets the stream in the same read as its head', async () => {
+    // A hand-written agent, so that head, data and reset are one write (on a busy tunnel the
+    // real one coalesces them too): the body has failed before the proxy gets to pipe it.
+    const [agentSide, proxySide] = await socketPair();
+    const session = new TunnelSession(proxySide);
+    cleanups.push(() => session.destroy(), () => agentSide.destroy());
+    agentSide.once('data', () => {
+      const id = 1;
+      agentSide.write(
+        Buffer.concat([
+          encodeFrame(FrameType.headers, 0, id, JSON.stringify({ status: 200, headers: { 'content-type': 'application/json' } })),
+          encodeFrame(FrameType.data, 0, id, '{"kind":'),
+          encodeFrame(FrameType.reset, 0, id, 'upstream went away'),
+        ]),
+      );
+    });
+    const res = await session.request(head(), null);
+    expect(res.takeWhole?.()).toBeUndefined();
+    const out = new PassThrough();
+    pump(res.body, out);
+    await expect(finished(out)).rejects.toThrow(/reset by the other end: upstream went away/);
   });
 });
