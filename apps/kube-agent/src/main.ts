@@ -1,10 +1,10 @@
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
-import { KubeAgent, AGENT_VERSION, secretIdentityStore } from '@keyway/agent';
+import { KubeAgent, AGENT_VERSION } from '@keyway/agent';
 import { fileIdentityStore, type IdentityStore } from '@keyway/client';
 import { loadConfig, type ParsedConfig } from '@keyway/config';
 import { BadParameterError, KeywayError } from '@keyway/errors';
-import { inClusterCredentials, inClusterNamespace, loadKubeconfig, type ClusterCredentials } from '@keyway/forwarder';
+import { inClusterCredentials, inClusterNamespace, loadKubeconfig, secretIdentityStore, type ClusterCredentials } from '@keyway/forwarder';
 import { createLogger } from '@keyway/log';
 
 const program = new Command('keyway-kube-agent')

@@ -2,10 +2,10 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { QueueAuditLog } from '@keyway/audit';
-import { fileIdentityStore, loadOrJoin } from '@keyway/client';
+import { fileIdentityStore, loadOrJoin, type IdentityStore } from '@keyway/client';
 import { loadConfig } from '@keyway/config';
 import { BadParameterError, KeywayError } from '@keyway/errors';
-import { loadKubeconfig } from '@keyway/forwarder';
+import { inClusterCredentials, inClusterNamespace, loadKubeconfig, secretIdentityStore } from '@keyway/forwarder';
 import { createLogger } from '@keyway/log';
 import { ProxyService, PROXY_VERSION } from '@keyway/proxy';
 import { PROXY_SERVER_NAME } from '@keyway/tunnel';
@@ -18,12 +18,16 @@ const program = new Command('keyway-proxy')
   .option('--token <token>', 'join token (kwctl tokens add --type=proxy)')
   .option('--listen-addr <host:port>', 'listen address (default 0.0.0.0:3080)')
   .option('-d, --data-dir <dir>', 'where the proxy keeps its credentials')
-  .action(async (opts: { config?: string; authServer?: string; token?: string; listenAddr?: string; dataDir?: string }) => {
+  .option('--identity-secret <name>', "keep the credentials in this Secret of the pod's cluster instead (survives rescheduling)")
+  .option('--identity-secret-namespace <ns>', "the Secret's namespace (default: the pod's own)")
+  .action(async (opts: { config?: string; authServer?: string; token?: string; listenAddr?: string; dataDir?: string; identitySecret?: string; identitySecretNamespace?: string }) => {
     const env = { ...process.env };
     if (opts.authServer) env['KEYWAY_AUTH_SERVER'] = opts.authServer;
     if (opts.token) env['KEYWAY_JOIN_PARAMS__TOKEN_NAME'] = opts.token;
     if (opts.listenAddr) env['KEYWAY_PROXY_LISTEN_ADDR'] = opts.listenAddr;
     if (opts.dataDir) env['KEYWAY_DATA_DIR'] = opts.dataDir;
+    if (opts.identitySecret) env['KEYWAY_PROXY_SERVICE__IDENTITY_SECRET'] = opts.identitySecret;
+    if (opts.identitySecretNamespace) env['KEYWAY_PROXY_SERVICE__IDENTITY_SECRET_NAMESPACE'] = opts.identitySecretNamespace;
     const config = loadConfig({ ...(opts.config ? { file: opts.config } : {}), env });
     const logger = createLogger('proxy', { level: config.log.level });
     if (!config.auth_server) throw new BadParameterError('set auth_server (or --auth-server) to the auth service address');
@@ -31,7 +35,7 @@ const program = new Command('keyway-proxy')
     const hosts = [...p.public_addr, ...p.kubernetes.public_addr].map((a) => a.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''));
     const dnsNames = [PROXY_SERVER_NAME, '*.keyway.cluster.local', 'localhost', ...hosts.filter((h) => !isIP(h)).flatMap((h) => [h, `*.${h}`])];
     const ipAddresses = ['127.0.0.1', '::1', ...hosts.filter((h) => isIP(h))];
-    const identityStore = fileIdentityStore(join(config.dataDir, 'proxy-identity.pem'));
+    const identityStore = p.identity_secret ? podSecretStore(p.identity_secret, p.identity_secret_namespace) : fileIdentityStore(join(config.dataDir, 'proxy-identity.pem'));
     const credentials = await loadOrJoin({
       authAddr: config.auth_server,
       token: config.join_params?.token_name ?? '',
@@ -71,6 +75,13 @@ const program = new Command('keyway-proxy')
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });
+
+/** The proxy's credentials in a Secret of the cluster its pod runs in, reached through the pod's service account. */
+function podSecretStore(name: string, namespace: string | undefined): IdentityStore {
+  const ns = namespace ?? inClusterNamespace();
+  if (!ns) throw new BadParameterError('set proxy_service.identity_secret_namespace (or --identity-secret-namespace): not running in a pod');
+  return secretIdentityStore({ creds: inClusterCredentials('local'), namespace: ns, name });
+}
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`keyway-proxy: ${err instanceof KeywayError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

@@ -1,3 +1,2 @@
 export { AGENT_VERSION, KubeAgent, type KubeAgentConfig } from './agent-service.js';
 export { AgentPool, type AgentPoolOptions } from './pool.js';
-export { IDENTITY_SECRET_KEY, secretIdentityStore, type SecretIdentityStoreOptions } from './secret-store.js';

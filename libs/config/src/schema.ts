@@ -54,6 +54,8 @@ const proxyKubernetes = z
   })
   .strict();
 
+const kubeObjectName = z.string().regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'a Kubernetes object name: lower-case letters, digits, "-" and "."');
+
 const proxyService = z
   .object({
     enabled: z.boolean().default(true),
@@ -61,6 +63,13 @@ const proxyService = z
     public_addr: z.array(z.string()).default([]),
     redis_url: z.string().optional(),
     kubernetes: proxyKubernetes.prefault({}),
+    /**
+     * Keep the proxy's credentials in this Secret of the cluster its pod runs in (through its
+     * service account), not in data_dir: a rescheduled pod keeps its identity without a new token.
+     */
+    identity_secret: kubeObjectName.optional(),
+    /** The Secret's namespace; by default the pod's own. */
+    identity_secret_namespace: z.string().optional(),
   })
   .strict();
 
@@ -76,10 +85,7 @@ const kubernetesService = z
      * Keep the agent's credentials in this Secret of the cluster it runs in, not in data_dir:
      * a rescheduled pod keeps its identity without a new join token.
      */
-    identity_secret: z
-      .string()
-      .regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'a Kubernetes object name: lower-case letters, digits, "-" and "."')
-      .optional(),
+    identity_secret: kubeObjectName.optional(),
     /** The Secret's namespace; by default the pod's own (from its service account). */
     identity_secret_namespace: z.string().optional(),
   })

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IdentityFile } from '@keyway/client';
 import { AccessDeniedError } from '@keyway/errors';
-import { loadKubeconfig, type ClusterCredentials } from '@keyway/forwarder';
+import { loadKubeconfig, type ClusterCredentials } from './kubeconfig.js';
 import { startTestKubeApiServer, type TestKubeApiServer } from '@keyway/testing';
-import { IDENTITY_SECRET_KEY, secretIdentityStore } from './secret-store.js';
+import { IDENTITY_SECRET_KEY, secretIdentityStore } from './identity-secret.js';
 
 describe('secretIdentityStore', () => {
   let api: TestKubeApiServer;

@@ -1,7 +1,7 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import { formatIdentityFile, parseIdentityFile, type IdentityFile, type IdentityStore } from '@keyway/client';
 import { AccessDeniedError, ConnectionProblemError, KeywayError } from '@keyway/errors';
-import type { ClusterCredentials } from '@keyway/forwarder';
+import type { ClusterCredentials } from './kubeconfig.js';
 
 export interface SecretIdentityStoreOptions {
   /** The cluster the agent runs in (its service account, or a kubeconfig's credentials). */

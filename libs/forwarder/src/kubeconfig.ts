@@ -109,10 +109,18 @@ export function loadKubeconfig(path: string, opts: { only?: string; rename?: str
 const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 /**
+ * Where the pod's service account is mounted: Kubernetes' default, or KEYWAY_SERVICE_ACCOUNT_DIR
+ * for a pod that mounts a projected token elsewhere (automountServiceAccountToken: false).
+ */
+export function serviceAccountDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env['KEYWAY_SERVICE_ACCOUNT_DIR'] || SA_DIR;
+}
+
+/**
  * The cluster this pod runs in, through its service account (as client-go's in-cluster
  * config). `saDir` is where Kubernetes mounts the account's token and CA.
  */
-export function inClusterCredentials(name: string, env: NodeJS.ProcessEnv = process.env, saDir = SA_DIR): ClusterCredentials {
+export function inClusterCredentials(name: string, env: NodeJS.ProcessEnv = process.env, saDir = serviceAccountDir(env)): ClusterCredentials {
   const host = env['KUBERNETES_SERVICE_HOST'];
   const port = env['KUBERNETES_SERVICE_PORT'];
   if (!host || !port) {
@@ -129,7 +137,7 @@ export function inClusterCredentials(name: string, env: NodeJS.ProcessEnv = proc
 }
 
 /** The namespace this pod runs in, from its service account; undefined outside Kubernetes. */
-export function inClusterNamespace(saDir = SA_DIR): string | undefined {
+export function inClusterNamespace(saDir = serviceAccountDir()): string | undefined {
   try {
     return readFileSync(`${saDir}/namespace`, 'utf8').trim() || undefined;
   } catch {

@@ -5,17 +5,17 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { KubeAgent, secretIdentityStore } from '@keyway/agent';
+import { KubeAgent } from '@keyway/agent';
 import { startStack, type Stack } from '@keyway/auth';
 import { loadConfig } from '@keyway/config';
-import { inClusterCredentials, inClusterNamespace, loadKubeconfig, type ClusterCredentials } from '@keyway/forwarder';
+import { inClusterCredentials, inClusterNamespace, loadKubeconfig, secretIdentityStore, type ClusterCredentials } from '@keyway/forwarder';
 import { silentLogger } from '@keyway/log';
 import { createTestDatabase, runCommand, startProcess, type LongRunning, type TestDatabase } from '@keyway/testing';
 import { kwctlIn } from './harness.js';
 
-// The agent as k8s/agent deploys it, against a real kube-apiserver: its manifests, its service
-// account (token, CA, namespace) and the RBAC they grant, and its identity kept in a Secret
-// so that a replaced pod (no disk kept, join token spent) comes back as the same host.
+// Keyway as k8s/ deploys it, against a real kube-apiserver: the manifests, the agent's and the
+// proxy's service accounts (token, CA, namespace) and the RBAC they grant, and identities kept
+// in Secrets so that a replaced pod (no disk kept, join token spent) comes back as the same host.
 const adminKubeconfig = process.env['KEYWAY_E2E_KUBECONFIG'];
 const agentKubeconfig = process.env['KEYWAY_E2E_AGENT_KUBECONFIG'];
 
@@ -28,7 +28,7 @@ function certificateUser(kubeconfig: string | undefined): string | undefined {
 const agentUser = certificateUser(agentKubeconfig);
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 
-describe.skipIf(!adminKubeconfig || !agentUser)('the agent as k8s/agent deploys it (real kube-apiserver)', () => {
+describe.skipIf(!adminKubeconfig || !agentUser)('Keyway as k8s/ deploys it (real kube-apiserver)', () => {
   const namespace = `keyway-e2e-${randomBytes(3).toString('hex')}`;
   let tdb: TestDatabase;
   let stack: Stack;
@@ -90,6 +90,45 @@ roleRef: {kind: Role, name: e2e-agent-user-identity, apiGroup: rbac.authorizatio
     }
   });
 
+  /**
+   * A manifest of k8s/ moved into this test's namespace; cluster-scoped names get the
+   * namespace as prefix, so a real installation in the same cluster is untouched.
+   */
+  const manifest = (path: string) =>
+    readFileSync(join(root, 'k8s', path), 'utf8')
+      .replaceAll('namespace: keyway', `namespace: ${namespace}`)
+      .replace(/name: keyway\n/, `name: ${namespace}\n`)
+      .replaceAll('name: keyway-kube-agent-impersonation', `name: ${namespace}-impersonation`);
+
+  /** The service account's token, CA and namespace laid out as the kubelet mounts them. */
+  const mountServiceAccount = async (account: string): Promise<string> => {
+    const secret = `apiVersion: v1
+kind: Secret
+metadata:
+  name: ${account}-token
+  namespace: ${namespace}
+  annotations: {kubernetes.io/service-account.name: ${account}}
+type: kubernetes.io/service-account-token
+`;
+    writeFileSync(join(dir, `${account}-token.yaml`), secret);
+    const applied = await admin(['apply', '-f', join(dir, `${account}-token.yaml`)]);
+    expect(applied.code, applied.stderr).toBe(0);
+    const saDir = join(dir, `${account}-serviceaccount`);
+    mkdirSync(saDir);
+    await vi.waitFor(
+      async () => {
+        const got = await admin(['get', 'secret', `${account}-token`, '-n', namespace, '-o', 'json']);
+        const data = (JSON.parse(got.stdout) as { data?: Record<string, string> }).data ?? {};
+        for (const key of ['token', 'ca.crt', 'namespace']) {
+          expect(data[key], `the token controller fills ${key}`).toBeTruthy();
+          writeFileSync(join(saDir, key), Buffer.from(data[key] as string, 'base64'));
+        }
+      },
+      { timeout: 30_000, interval: 500 },
+    );
+    return saDir;
+  };
+
   const startAgent = async (token: string) => {
     const agent = await KubeAgent.create({
       proxyAddr: stack.proxyAddress as string,
@@ -104,56 +143,30 @@ roleRef: {kind: Role, name: e2e-agent-user-identity, apiGroup: rbac.authorizatio
     return agent;
   };
 
-  it('the agent manifests (k8s/agent) are accepted by the API server', async () => {
-    for (const file of ['namespace.yaml', 'serviceaccount.yaml', 'join-token.yaml', 'statefulset.yaml']) {
-      // Into this test's namespace, and only as a server-side dry run: nothing is created.
-      const manifest = readFileSync(join(root, 'k8s/agent', file), 'utf8').replaceAll('namespace: keyway', `namespace: ${namespace}`).replace(/name: keyway\n/, `name: ${namespace}\n`);
-      writeFileSync(join(dir, file), manifest);
-      const r = await admin(['apply', '--dry-run=server', '-f', join(dir, file)]);
+  it('the manifests (k8s/agent, k8s/auth, k8s/proxy) are accepted by the API server', async () => {
+    const files = ['agent/namespace.yaml', 'agent/serviceaccount.yaml', 'agent/join-token.yaml', 'agent/statefulset.yaml', 'auth/secret.yaml', 'auth/deployment.yaml', 'proxy/serviceaccount.yaml', 'proxy/join-token.yaml', 'proxy/statefulset.yaml', 'proxy/service.yaml'];
+    for (const file of files) {
+      // Only as a server-side dry run: nothing is created.
+      const path = join(dir, file.replace('/', '-'));
+      writeFileSync(path, manifest(file));
+      const r = await admin(['apply', '--dry-run=server', '-f', path]);
       expect(r.code, `${file}: ${r.stderr}`).toBe(0);
     }
   });
 
   it('in-cluster: with the manifests\' service account, forwards as the user and keeps its identity in a Secret', async () => {
-    // The cluster-scoped objects get names of this test's own, so a real installation is untouched.
-    const manifest = ['namespace.yaml', 'serviceaccount.yaml']
-      .map((f) => readFileSync(join(root, 'k8s/agent', f), 'utf8'))
-      .join('\n---\n')
-      .replaceAll('namespace: keyway', `namespace: ${namespace}`)
-      .replace(/name: keyway\n/, `name: ${namespace}\n`)
-      .replaceAll('name: keyway-kube-agent-impersonation', `name: ${namespace}-impersonation`);
-    // The service account's token, as the kubelet would mount it; and what the impersonated group may do.
-    const extra = `apiVersion: v1
-kind: Secret
-metadata:
-  name: keyway-kube-agent-token
-  namespace: ${namespace}
-  annotations: {kubernetes.io/service-account.name: keyway-kube-agent}
-type: kubernetes.io/service-account-token
----
-apiVersion: rbac.authorization.k8s.io/v1
+    // And what the impersonated group may do.
+    const viewers = `apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
 metadata: {name: viewers, namespace: ${namespace}}
 subjects: [{kind: Group, name: ${namespace}-viewers, apiGroup: rbac.authorization.k8s.io}]
 roleRef: {kind: ClusterRole, name: view, apiGroup: rbac.authorization.k8s.io}
 `;
-    writeFileSync(join(dir, 'in-cluster.yaml'), `${manifest}\n---\n${extra}`);
+    writeFileSync(join(dir, 'in-cluster.yaml'), [manifest('agent/namespace.yaml'), manifest('agent/serviceaccount.yaml'), viewers].join('\n---\n'));
     const applied = await admin(['apply', '-f', join(dir, 'in-cluster.yaml')]);
     expect(applied.code, applied.stderr).toBe(0);
     clusterScoped.push(`clusterrole/${namespace}-impersonation`, `clusterrolebinding/${namespace}-impersonation`);
-    const saDir = join(dir, 'serviceaccount');
-    mkdirSync(saDir);
-    await vi.waitFor(
-      async () => {
-        const got = await admin(['get', 'secret', 'keyway-kube-agent-token', '-n', namespace, '-o', 'json']);
-        const data = (JSON.parse(got.stdout) as { data?: Record<string, string> }).data ?? {};
-        for (const key of ['token', 'ca.crt', 'namespace']) {
-          expect(data[key], `the token controller fills ${key}`).toBeTruthy();
-          writeFileSync(join(saDir, key), Buffer.from(data[key] as string, 'base64'));
-        }
-      },
-      { timeout: 30_000, interval: 500 },
-    );
+    const saDir = await mountServiceAccount('keyway-kube-agent');
 
     const server = new URL(creds.server.origin);
     const inCluster = inClusterCredentials('in-cluster', { KUBERNETES_SERVICE_HOST: server.hostname, KUBERNETES_SERVICE_PORT: server.port }, saDir);
@@ -230,5 +243,32 @@ spec: {roles: [in-cluster-viewer]}
       },
       { timeout: 15_000, interval: 200 },
     );
+  });
+
+  it('a proxy pod keeps its identity in a Secret through its service account, and comes back as the same host', async () => {
+    writeFileSync(join(dir, 'proxy-sa.yaml'), manifest('proxy/serviceaccount.yaml'));
+    const applied = await admin(['apply', '-f', join(dir, 'proxy-sa.yaml')]);
+    expect(applied.code, applied.stderr).toBe(0);
+    const saDir = await mountServiceAccount('keyway-proxy');
+    const server = new URL(creds.server.origin);
+    // What the pod's environment would say: the API server, and where the token is mounted.
+    const podEnv = { PATH: process.env['PATH'], HOME: dir, KUBERNETES_SERVICE_HOST: server.hostname, KUBERNETES_SERVICE_PORT: server.port, KEYWAY_SERVICE_ACCOUNT_DIR: saDir };
+    const proxy = (token: string, dataDir: string) => {
+      const p = startProcess(
+        join(root, 'node_modules/.bin/keyway-proxy'),
+        ['--auth-server', stack.authAddress, '--token', token, '--listen-addr', '127.0.0.1:0', '--identity-secret', 'keyway-proxy-0', '--data-dir', join(dir, dataDir)],
+        podEnv,
+      );
+      processes.push(p);
+      return p;
+    };
+    const token = /The invite token: (\w+)/.exec((await kwctl(['tokens', 'add', '--type=proxy'])).out)?.[1] as string;
+    const first = proxy(token, 'proxy-pod-a');
+    const hostId = (await first.waitFor(/\(host id (\S+)\)/, 60_000))[1];
+    expect((await admin(['get', 'secret', 'keyway-proxy-0', '-n', namespace])).code).toBe(0);
+    await first.stop();
+    // Rescheduled: a fresh data dir and no valid token.
+    const second = proxy('no-longer-valid', 'proxy-pod-b');
+    expect((await second.waitFor(/\(host id (\S+)\)/, 60_000))[1]).toBe(hostId);
   });
 });
