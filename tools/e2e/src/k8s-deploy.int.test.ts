@@ -144,7 +144,7 @@ type: kubernetes.io/service-account-token
   };
 
   it('the manifests (k8s/agent, k8s/auth, k8s/proxy) are accepted by the API server', async () => {
-    const files = ['agent/namespace.yaml', 'agent/serviceaccount.yaml', 'agent/join-token.yaml', 'agent/statefulset.yaml', 'auth/secret.yaml', 'auth/deployment.yaml', 'proxy/serviceaccount.yaml', 'proxy/join-token.yaml', 'proxy/statefulset.yaml', 'proxy/service.yaml'];
+    const files = ['agent/namespace.yaml', 'agent/serviceaccount.yaml', 'agent/join-token.yaml', 'agent/statefulset.yaml', 'auth/namespace.yaml', 'auth/secret.yaml', 'auth/deployment.yaml', 'proxy/serviceaccount.yaml', 'proxy/join-token.yaml', 'proxy/statefulset.yaml', 'proxy/service.yaml'];
     for (const file of files) {
       // Only as a server-side dry run: nothing is created.
       const path = join(dir, file.replace('/', '-'));
