@@ -10,15 +10,18 @@ export function pump(src: Readable, dst: Writable): void {
     if (!src.destroyed) src.destroy(err ?? undefined);
     if (!dst.destroyed) dst.destroy(err ?? undefined);
   };
-  // Either may be gone already (a tunnel stream reset in the same read as its head): its
-  // error and close were emitted before anyone here listened.
-  if (src.destroyed || dst.destroyed) return fail(src.errored ?? dst.errored ?? new Error('stream closed before it could be piped'));
   src.once('error', fail);
   dst.once('error', fail);
   // A destination that goes away early (client disconnected) stops the source.
-  dst.once('close', () => {
+  const stopSource = () => {
     if (!src.readableEnded) src.destroy();
-  });
+  };
+  dst.once('close', stopSource);
+  // Either may be gone already (a tunnel stream reset in the same read as its head): its
+  // error and close were emitted before anyone here listened. The errors raised here are
+  // emitted later, to the listeners above.
+  if (src.destroyed) return fail(src.errored ?? new Error('the source closed before it could be piped'));
+  if (dst.destroyed) return stopSource();
   src.pipe(dst);
 }
 
