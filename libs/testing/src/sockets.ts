@@ -17,6 +17,8 @@ export async function socketPair(): Promise<[net.Socket, net.Socket]> {
 /** Everything a stream yields until it ends, as UTF-8 text. */
 export function readAll(r: Readable): Promise<string> {
   return new Promise((resolve, reject) => {
+    // A stream can fail before the caller gets here (its error event is then long gone).
+    if (r.destroyed && !r.readableEnded) return reject(r.errored ?? new Error('stream closed before its end'));
     let s = '';
     r.on('data', (d: Buffer) => (s += d.toString()));
     r.on('end', () => resolve(s));
