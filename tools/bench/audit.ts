@@ -9,7 +9,7 @@ import { Worker as Thread } from 'node:worker_threads';
 import pg from 'pg';
 import { AuditWorker } from '@keyway/audit';
 import { silentLogger } from '@keyway/log';
-import { Store } from '@keyway/store';
+import { Store, auditEventRow } from '@keyway/store';
 import { adminDatabaseUrl } from '@keyway/testing';
 import { benchEvent } from './audit-events.js';
 import type { ProducerOptions } from './audit-producer.js';
@@ -38,17 +38,7 @@ export const benchmark: Benchmark = {
         await store.db
           .insertInto('audit_events')
           .values(
-            plain.slice(i, i + 1000).map((e) => ({
-              uid: e.uid,
-              time: e.time,
-              event: e.event,
-              code: e.code,
-              cluster_name: String(e['cluster_name']),
-              username: String(e['user']),
-              kubernetes_cluster: String(e['kubernetes_cluster']),
-              namespace: String(e['resource_namespace']),
-              data: JSON.stringify(e),
-            })),
+            plain.slice(i, i + 1000).map(auditEventRow),
           )
           .execute();
       }

@@ -2,7 +2,7 @@ import { hash } from 'node:crypto';
 import { sql, type Transaction } from 'kysely';
 import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import type { Database } from './schema.js';
+import type { AuditEventsTable, Database } from './schema.js';
 import type { Store } from './store.js';
 
 /** An audit event as stored: Teleport's field names, flat, plus the indexed columns. */
@@ -63,17 +63,23 @@ export function chainHash(prevHash: string, data: string): string {
   return hash('sha256', `${prevHash}\n${data}`, 'hex');
 }
 
-interface PreparedEvent {
-  uid: string;
-  time: string;
-  event: string;
-  code: string;
-  cluster_name: string | null;
-  username: string | null;
-  kubernetes_cluster: string | null;
-  namespace: string | null;
-  /** The JSON text stored and hashed. */
-  data: string;
+/** An event as its row's columns; `data` is the JSON text stored and hashed. */
+export type AuditEventRow = Pick<AuditEventsTable, 'uid' | 'event' | 'code' | 'cluster_name' | 'username' | 'kubernetes_cluster' | 'namespace'> & { time: string; data: string };
+type PreparedEvent = AuditEventRow;
+
+/** The columns an event is stored (and searched) under. */
+export function auditEventRow(e: AuditEventRecord): AuditEventRow {
+  return {
+    uid: e.uid,
+    time: e.time,
+    event: e.event,
+    code: e.code,
+    cluster_name: str(e['cluster_name']),
+    username: str(e['user']),
+    kubernetes_cluster: str(e['kubernetes_cluster']),
+    namespace: str(e['resource_namespace'] ?? e['kubernetes_pod_namespace']),
+    data: JSON.stringify(e),
+  };
 }
 
 interface ChainedRow extends PreparedEvent {
@@ -106,17 +112,7 @@ function prepare(events: AuditEventRecord[]): PreparedEvent[] {
   for (const e of events) {
     if (seen.has(e.uid)) continue;
     seen.add(e.uid);
-    out.push({
-      uid: e.uid,
-      time: e.time,
-      event: e.event,
-      code: e.code,
-      cluster_name: str(e['cluster_name']),
-      username: str(e['user']),
-      kubernetes_cluster: str(e['kubernetes_cluster']),
-      namespace: str(e['resource_namespace'] ?? e['kubernetes_pod_namespace']),
-      data: JSON.stringify(e),
-    });
+    out.push(auditEventRow(e));
   }
   return out;
 }

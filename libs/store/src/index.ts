@@ -3,11 +3,13 @@ export type { Database } from './schema.js';
 export { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded.js';
 export {
   appendAuditEvents,
+  auditEventRow,
   canonicalJson,
   chainHash,
   searchAuditEvents,
   verifyAuditChain,
   type AuditEventRecord,
+  type AuditEventRow,
   type AuditQuery,
   type ChainVerification,
   type StoredAuditEvent,
