@@ -4,6 +4,7 @@ export { adminDatabaseUrl } from './global-setup.js';
 export { captureStream } from './capture.js';
 export { runCommand, startProcess, type LongRunning, type RunResult } from './process.js';
 export { startTcpBalancer, type TcpBalancer } from './tcp-balancer.js';
+export { freePort, startOwnPostgres, startOwnRedis, type OwnService } from './own-services.js';
 export {
   startTestKubeApiServer,
   runKubectl,
