@@ -1,3 +1,4 @@
+export { formatTable } from './table.js';
 import type { Command } from 'commander';
 import { KeywayError } from '@keyway/errors';
 
