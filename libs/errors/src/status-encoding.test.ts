@@ -9,7 +9,7 @@ const KINDS: ErrorKind[] = ['BadParameter', 'NotFound', 'AlreadyExists', 'Access
 /** What grpc-js does to an error's status on its way out and back in: headers, then parsed again. */
 function overTheWire(err: ReturnType<typeof toGrpcError>) {
   const headers = { 'grpc-message': encodeURI(err.details), ...(err.metadata as Metadata).toHttp2Headers() };
-  const metadata = Metadata.fromHttp2Headers(headers);
+  const metadata = Metadata.fromHttp2Headers(headers as Parameters<typeof Metadata.fromHttp2Headers>[0]);
   return { code: err.code, details: decodeURI(headers['grpc-message']), metadata, size: Object.entries(headers).reduce((n, [k, v]) => n + k.length + String(v).length, 0) };
 }
 
