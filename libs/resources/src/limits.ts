@@ -107,7 +107,10 @@ export function shapeProblem(value: unknown): string | undefined {
   while (stack.length > 0) {
     const [v, depth] = stack.pop() as [unknown, number];
     if (++nodes > RESOURCE_LIMITS.maxNodes) return `has more than ${RESOURCE_LIMITS.maxNodes} values`;
+    // Postgres stores no NUL in text or JSON: refused here rather than failing in the store.
+    if (typeof v === 'string' && v.includes('\u0000')) return 'contains a NUL character';
     if (typeof v !== 'object' || v === null) continue;
+    if (!Array.isArray(v) && Object.keys(v).some((k) => k.includes('\u0000'))) return 'contains a NUL character';
     if (depth > RESOURCE_LIMITS.maxDepth) return `is nested more than ${RESOURCE_LIMITS.maxDepth} levels deep`;
     for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
   }

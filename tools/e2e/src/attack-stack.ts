@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { ADMIN_IDENTITY_FILE, startStack, type Stack } from '@keyway/auth';
 import { AuthClient, readIdentityFile, type IdentityFile } from '@keyway/client';
 import { loadConfig } from '@keyway/config';
-import { silentLogger } from '@keyway/log';
+import { silentLogger, type Logger } from '@keyway/log';
 import { generateKeyPair } from '@keyway/pki';
 import { createTestDatabase, type TestDatabase } from '@keyway/testing';
 
@@ -19,14 +19,14 @@ export interface AttackStack {
   admin: IdentityFile;
   /** A user with the preset `access` role (no resource rights). */
   user: IdentityFile;
-  proxyHost: IdentityFile;
+  proxyHost: IdentityFile & { hostId: string };
   kubeHost: IdentityFile & { hostId: string };
   /** A client for `identity` (anonymous when undefined) to auth directly, or through the proxy relay. */
   client(identity?: IdentityFile, o?: { viaProxy?: boolean; timeoutMs?: number }): AuthClient;
   close(): Promise<void>;
 }
 
-export async function startAttackStack(): Promise<AttackStack> {
+export async function startAttackStack(o: { logger?: Logger } = {}): Promise<AttackStack> {
   const tdb: TestDatabase = await createTestDatabase();
   const dataDir = mkdtempSync(join(tmpdir(), 'kw-attack-'));
   const config = loadConfig({
@@ -39,7 +39,7 @@ export async function startAttackStack(): Promise<AttackStack> {
       KEYWAY_CLUSTER_NAME: 'acme',
     },
   });
-  const stack = await startStack(config, silentLogger());
+  const stack = await startStack(config, o.logger ?? silentLogger());
   const clients: AuthClient[] = [];
   try {
     const admin = readIdentityFile(join(dataDir, ADMIN_IDENTITY_FILE));

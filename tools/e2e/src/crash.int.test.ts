@@ -2,6 +2,7 @@ import { status } from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GRPC_MAX_MESSAGE_BYTES, type AuthClient } from '@keyway/client';
 import { KeywayError, grpcStatusOf } from '@keyway/errors';
+import { generateKeyPair } from '@keyway/pki';
 import type { WatchEvent } from '@keyway/proto';
 import { RESOURCE_LIMITS } from '@keyway/resources';
 import { startAttackStack, type AttackStack } from './attack-stack.js';
@@ -54,11 +55,34 @@ describe('errors of any content reach the caller', () => {
     }
   });
 
-  it('an error message of any size or content is bounded and arrives whole enough', async () => {
+  it('an error message that repeats a long unicode value arrives whole', async () => {
     const admin = s.client(s.admin);
-    const err = await failure(admin.call('getResource', { kind: `é${'ü'.repeat(100_000)}`, name: 'x', withSecrets: false }));
+    const err = await failure(admin.call('getResource', { kind: `é${'ü'.repeat(1000)}`, name: 'x', withSecrets: false }));
     expect(err.kind).toBe('BadParameter');
     expect(err.message).toMatch(/^unknown resource kind "éü+/);
+  });
+});
+
+describe('request strings are bounded before they reach the store', () => {
+  it('an anonymous login with a 2 MB or NUL user name is refused and the audit pipeline keeps flowing', async () => {
+    const anon = s.client(undefined, { viaProxy: true });
+    const { publicKeyPem } = generateKeyPair();
+    for (const user of ['x'.repeat(2 * 1024 * 1024), 'é'.repeat(70_000), 'a\u0000b']) {
+      const err = await failure(anon.call('login', { user, password: 'p', totpCode: '1', publicKeyPem, ttlSeconds: 0, kubernetesCluster: '' }));
+      expect(err.kind).toBe('BadParameter');
+      expect(err.message).toMatch(/^user (is longer than the limit of 2048 bytes|contains a NUL character)$/);
+    }
+    // Before the bound, the 2 MB name went into an audit event whose indexed user column
+    // Postgres refused: the writer retried forever and every audit search hung.
+    await anon.call('login', { user: 'nobody', password: 'p', totpCode: '1', publicKeyPem, ttlSeconds: 0, kubernetesCluster: '' }).catch(() => undefined);
+    const found = await s.client(s.admin).call('searchEvents', { from: '', to: '', event: 'user.login', user: 'nobody', cluster: '', namespace: '', limit: 5, beforeId: '' });
+    expect(found.events.length).toBeGreaterThan(0);
+  });
+
+  it('a resource with a NUL character is refused, not an INTERNAL store failure', async () => {
+    const err = await failure(s.client(s.admin).call('createResources', { resources: [resource('role', roleJson('nul', ['a\u0000b']))], force: false }));
+    expect(err.kind).toBe('BadParameter');
+    expect(err.message).toMatch(/contains a NUL character/);
   });
 });
 
@@ -101,7 +125,7 @@ describe('what is written always fits a watch message', () => {
       const admin = s.client(s.admin);
       const big = await failure(admin.call('createResources', { resources: [resource('role', roleJson('huge', ['x'.repeat(10 * 1024 * 1024)]))], force: false }));
       expect(big.kind).toBe('BadParameter');
-      expect(big.message).toMatch(/more than the limit of 1048576 bytes/);
+      expect(big.message).toMatch(/resources\[0\]\.json is longer than the limit of 2097152 bytes/);
       const many = await failure(admin.call('createResources', { resources: [resource('role', roleJson('wide', Array.from({ length: 60_000 }, (_, i) => `group-${i}-${'y'.repeat(10)}`)))], force: false }));
       expect(many.message).toMatch(/more than the limit of 1048576 bytes/);
 
@@ -110,7 +134,9 @@ describe('what is written always fits a watch message', () => {
         agent.call('heartbeat', { kind: 'kube_server', hostId: s.kubeHost.hostId, hostname: 'agent', addr: '', version: '0', ttlSeconds: 60, kubeClusters: [{ name: 'dev', labels }] });
       const label = await failure(heartbeat({ env: 'x'.repeat(6 * 1024 * 1024) }));
       expect(label.kind).toBe('BadParameter');
-      expect(label.message).toMatch(/kube_clusters\[0\]\.labels\.env: label value is longer than the limit of 1024 bytes/);
+      expect(label.message).toMatch(/kubeClusters\[0\]\.labels\.env is longer than the limit of 2048 bytes/);
+      const over = await failure(heartbeat({ env: 'é'.repeat(600) }));
+      expect(over.message).toMatch(/kube_clusters\[0\]\.labels\.env: label value is longer than the limit of 1024 bytes/);
       const lots = await failure(heartbeat(Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`k${i}`, 'v']))));
       expect(lots.message).toMatch(/has 1000 labels, more than the limit of 128/);
       await heartbeat({ env: 'dev' });

@@ -23,6 +23,7 @@ import type { SessionRecordingRecord, StoredResource } from '@keyway/store';
 import type { AuthApi, CertificatesResult } from './auth-api.js';
 import { callerFromCertificate, type Caller, type CallerCas } from './caller.js';
 import type { Change } from './change-feed.js';
+import { checkRequestStrings } from './request-check.js';
 
 export interface GrpcServerOptions {
   api: AuthApi;
@@ -139,8 +140,9 @@ function handlers(o: GrpcServerOptions): AuthServiceServer {
       try {
         remoteIp = peerIp(call.getPeer());
         caller = identify(call);
+        checkRequestStrings(call.request);
       } catch (err) {
-        o.logger.warn({ rpc: name, ip: remoteIp, err: (err as Error).message }, 'client certificate refused');
+        o.logger.warn({ rpc: name, ip: remoteIp, err: (err as Error).message }, 'call refused before it ran');
         answer(err);
         return;
       }
@@ -348,6 +350,7 @@ function handlers(o: GrpcServerOptions): AuthServiceServer {
         call.on('cancelled', () => cancel?.());
         call.on('close', () => cancel?.());
         const caller = identify(call);
+        checkRequestStrings(call.request);
         api
           .watch(caller, call.request.kinds, (change) => (live ? send(change) : pending.push(change)))
           .then(({ snapshot, cancel: c }) => {
