@@ -1,6 +1,7 @@
-import { status } from '@grpc/grpc-js';
+import { BinaryWriter } from '@bufbuild/protobuf/wire';
+import { Client, Metadata, credentials, status } from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { GRPC_MAX_MESSAGE_BYTES, type AuthClient } from '@keyway/client';
+import { AUTH_SERVER_NAME, GRPC_MAX_MESSAGE_BYTES, type AuthClient } from '@keyway/client';
 import { KeywayError, grpcStatusOf } from '@keyway/errors';
 import { generateKeyPair } from '@keyway/pki';
 import type { WatchEvent } from '@keyway/proto';
@@ -83,6 +84,41 @@ describe('request strings are bounded before they reach the store', () => {
     const err = await failure(s.client(s.admin).call('createResources', { resources: [resource('role', roleJson('nul', ['a\u0000b']))], force: false }));
     expect(err.kind).toBe('BadParameter');
     expect(err.message).toMatch(/contains a NUL character/);
+  });
+});
+
+describe('bytes that are not a request', () => {
+  /** A call with bytes of our choosing, not what the generated encoder would write. */
+  function raw(address: string, method: string, bytes: Buffer): Promise<{ code: number; details: string }> {
+    const client = new Client(address, credentials.createSsl(Buffer.from(s.admin.caPems.join(''))), {
+      'grpc.ssl_target_name_override': AUTH_SERVER_NAME,
+      'grpc.default_authority': AUTH_SERVER_NAME,
+    });
+    return new Promise((resolve) => {
+      client.makeUnaryRequest(`/keyway.auth.v1.AuthService/${method}`, (b: Buffer) => b, (b: Buffer) => b, bytes, new Metadata(), { deadline: Date.now() + 20_000 }, (err) => {
+        client.close();
+        resolve({ code: err?.code ?? status.OK, details: err?.details ?? '' });
+      });
+    });
+  }
+
+  it('are answered INVALID_ARGUMENT, not INTERNAL: an int64 past 2^53, an unknown wire type, a truncated field', async () => {
+    const w = new BinaryWriter();
+    w.uint32(10).string('bob');
+    w.uint32(16).int64('9223372036854775807');
+    const cases: [string, Buffer][] = [
+      ['ResetUser', Buffer.from(w.finish())],
+      ['Login', Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f])],
+      ['CreateResources', Buffer.from([0x0a, 0x80, 0x01])],
+      ['Join', Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f])],
+    ];
+    for (const address of [s.stack.authAddress, s.stack.proxyAddress as string]) {
+      for (const [method, bytes] of cases) {
+        const r = await raw(address, method, bytes);
+        expect(r.code, `${method}: ${r.details}`).toBe(status.INVALID_ARGUMENT);
+        expect(r.details).toMatch(/not a valid protobuf message/);
+      }
+    }
   });
 });
 

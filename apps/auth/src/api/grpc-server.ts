@@ -89,7 +89,7 @@ export async function serveGrpc(
   listenAddr: string,
 ): Promise<{ server: Server; port: number; setServerCertificate(certPem: string, keyPem: string): void }> {
   const server = new Server({ 'grpc.max_receive_message_length': GRPC_MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': GRPC_MAX_MESSAGE_BYTES });
-  server.addService(AuthServiceService, handlers(o) as unknown as Record<string, UntypedHandleCall>);
+  server.addService(tolerantDecoding(AuthServiceService), handlers(o) as unknown as Record<string, UntypedHandleCall>);
   const { credentials, source } = serverCredentials(o);
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(listenAddr, credentials, (err, p) =>
@@ -140,6 +140,7 @@ function handlers(o: GrpcServerOptions): AuthServiceServer {
       try {
         remoteIp = peerIp(call.getPeer());
         caller = identify(call);
+        checkDecoded(call.request);
         checkRequestStrings(call.request);
       } catch (err) {
         o.logger.warn({ rpc: name, ip: remoteIp, err: (err as Error).message }, 'call refused before it ran');
@@ -350,6 +351,7 @@ function handlers(o: GrpcServerOptions): AuthServiceServer {
         call.on('cancelled', () => cancel?.());
         call.on('close', () => cancel?.());
         const caller = identify(call);
+        checkDecoded(call.request);
         checkRequestStrings(call.request);
         api
           .watch(caller, call.request.kinds, (change) => (live ? send(change) : pending.push(change)))
@@ -367,6 +369,37 @@ function handlers(o: GrpcServerOptions): AuthServiceServer {
       }
     },
   };
+}
+
+const MALFORMED = Symbol('malformed request');
+
+/**
+ * The service definition with decoders that do not throw: grpc-js answers a decoder's throw
+ * with INTERNAL, which would blame the server for the caller's bytes. A request that does not
+ * decode is marked instead, and the call's wrapper answers it with INVALID_ARGUMENT.
+ */
+function tolerantDecoding<T extends Record<string, { requestDeserialize: (b: Buffer) => unknown }>>(service: T): T {
+  return Object.fromEntries(
+    Object.entries(service).map(([name, method]) => [
+      name,
+      {
+        ...method,
+        requestDeserialize: (bytes: Buffer) => {
+          try {
+            return method.requestDeserialize(bytes);
+          } catch (err) {
+            return { [MALFORMED]: err instanceof Error ? err.message : String(err) };
+          }
+        },
+      },
+    ]),
+  ) as T;
+}
+
+function checkDecoded(request: unknown): void {
+  if (typeof request === 'object' && request !== null && MALFORMED in request) {
+    throw new BadParameterError(`the request is not a valid protobuf message: ${String((request as { [MALFORMED]: unknown })[MALFORMED]).slice(0, 200)}`);
+  }
 }
 
 function sessionMessage(s: SessionRecordingRecord): SessionRecording {
