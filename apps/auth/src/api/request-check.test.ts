@@ -14,6 +14,7 @@ describe('request string bounds', () => {
     expect(requestStringProblem({ user: 'é'.repeat(MAX_REQUEST_STRING_BYTES / 2 + 1) })?.problem).toMatch(/longer than the limit of 2048 bytes/);
     expect(requestStringProblem({ resources: [{ json: 'x'.repeat(100_000) }] })).toBeUndefined();
     expect(requestStringProblem({ events: ['x'.repeat(1_000_000)] })).toBeUndefined();
+    expect(requestStringProblem({ session: { id: 'x', command: ['sh', '-c', 'x'.repeat(10_000)] } })).toBeUndefined();
     expect(requestStringProblem({ kubeClusters: [{ name: 'c', labels: { env: 'v'.repeat(3000) } }] })?.field).toBe('kubeClusters[0].labels.env');
     let caught: unknown;
     try {

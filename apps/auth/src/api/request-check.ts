@@ -6,6 +6,7 @@ import { RESOURCE_LIMITS } from '@keyway/resources';
  * tokens, passwords, kinds, times and the like are short. A long one must not reach the store:
  * Postgres refuses an index entry over 8 KiB, and a login with a 2 MB user name, copied into
  * an audit event's indexed user column, wedged the audit writer (it retries the batch forever).
+ * A new RPC with a field that is legitimately longer (an assertion, a document) adds it here.
  */
 export const MAX_REQUEST_STRING_BYTES = 2048;
 const LARGER_FIELDS: Record<string, number> = {
@@ -13,6 +14,8 @@ const LARGER_FIELDS: Record<string, number> = {
   'resources.json': 2 * RESOURCE_LIMITS.maxResourceBytes,
   // Audit events from proxies, session recording chunks: bounded by the message size.
   events: Number.POSITIVE_INFINITY,
+  // An exec'd command's arguments (`sh -c '<script>'`) as a recording lists them.
+  'session.command': 64 * 1024,
   publicKeyPem: 16 * 1024,
   message: 16 * 1024,
 };
