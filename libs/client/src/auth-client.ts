@@ -11,6 +11,14 @@ import type { IdentityFile } from './identity-file.js';
  */
 export const AUTH_SERVER_NAME = 'auth.keyway.cluster.local';
 
+/**
+ * The largest gRPC message either end sends or accepts, the same on the auth server and
+ * every client: a message one end sends must never be one the other refuses (a watch whose
+ * peer refuses a message reconnects in a loop). Resources and heartbeats are bounded well
+ * below it when they are written (see MAX_RESOURCE_BYTES in @keyway/resources).
+ */
+export const GRPC_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
 export interface AuthClientOptions {
   /** host:port of the auth server. */
   address: string;
@@ -68,6 +76,8 @@ export class AuthClient {
     this.client = new AuthServiceClient(options.address, creds, {
       'grpc.ssl_target_name_override': AUTH_SERVER_NAME,
       'grpc.default_authority': AUTH_SERVER_NAME,
+      'grpc.max_receive_message_length': GRPC_MAX_MESSAGE_BYTES,
+      'grpc.max_send_message_length': GRPC_MAX_MESSAGE_BYTES,
     });
     this.timeoutMs = options.timeoutMs ?? 15_000;
   }

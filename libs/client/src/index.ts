@@ -1,4 +1,4 @@
-export { AuthClient, AUTH_SERVER_NAME, trustOnPin, type AuthClientOptions } from './auth-client.js';
+export { AuthClient, AUTH_SERVER_NAME, GRPC_MAX_MESSAGE_BYTES, trustOnPin, type AuthClientOptions } from './auth-client.js';
 export {
   formatIdentityFile,
   parseIdentityFile,

@@ -6,7 +6,7 @@
  * Keyway never allows a request that Teleport would deny; it may deny (and then says why) a
  * request Teleport would have answered partially. Details in README.md ("Kubernetes access").
  */
-import { compileGoRegexp, type KubernetesResource, type LabelSelector, type RoleResource, type RoleVersion } from '@keyway/resources';
+import { compileGoRegexp, type GoRegexp, type KubernetesResource, type LabelSelector, type RoleResource, type RoleVersion } from '@keyway/resources';
 import { kindDisplayName, kindOf, type RequestInfo } from '@keyway/kube';
 import { expandTemplate, type Traits } from './templates.js';
 
@@ -58,25 +58,30 @@ export type KubeAccessResult =
 // Matching values: `*` glob, `^…$` regular expression, otherwise exact (Teleport's MatchString).
 
 const PATTERN_CACHE_LIMIT = 1024;
-const patternCache = new Map<string, RegExp>();
+const patternCache = new Map<string, GoRegexp>();
 
-function compilePattern(pattern: string): RegExp {
+/**
+ * Every pattern runs on RE2 (re2js): linear in the value whatever the pattern, with Go's
+ * syntax. A glob becomes `^part.*part$` with the parts quoted, as Teleport's MatchString does
+ * (dot matching newlines, so `*` matches anything).
+ */
+function compilePattern(pattern: string): GoRegexp {
   let re = patternCache.get(pattern);
   if (re) return re;
   if (pattern.startsWith('^') && pattern.endsWith('$')) {
-    // Go accepts flags after the anchor (`^(?i)dev$`); compileGoRegexp wants them first.
-    const flags = /^\^\(\?[imsU]+\)/.exec(pattern);
-    re = compileGoRegexp(flags ? `${flags[0].slice(1)}^${pattern.slice(flags[0].length)}` : pattern);
+    re = compileGoRegexp(pattern);
   } else {
-    const body = pattern
-      .split('*')
-      .map((part) => part.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'))
-      .join('.*');
-    re = new RegExp(`^${body}$`, 's');
+    // Quoted literals compile to a program linear in their length: no length bound needed.
+    re = compileGoRegexp(`^${pattern.split('*').map(quoteMeta).join('.*')}$`, { dotAll: true, maxLength: Infinity });
   }
   if (patternCache.size >= PATTERN_CACHE_LIMIT) patternCache.clear();
   patternCache.set(pattern, re);
   return re;
+}
+
+/** Go's regexp.QuoteMeta. */
+function quoteMeta(s: string): string {
+  return s.replace(/[\\.+*?()|[\]{}^$]/g, '\\$&');
 }
 
 /**
@@ -87,6 +92,7 @@ function compilePattern(pattern: string): RegExp {
  */
 export function matchKubePattern(pattern: string, value: string): boolean {
   if (pattern === '*') return true;
+  if (!pattern.includes('*') && !(pattern.startsWith('^') && pattern.endsWith('$'))) return pattern === value;
   return compilePattern(pattern).test(value);
 }
 

@@ -1,5 +1,5 @@
 import { BadParameterError } from '@keyway/errors';
-import { goReplacement, parseTemplate, type TemplateNode } from '@keyway/resources';
+import { parseTemplate, type TemplateNode } from '@keyway/resources';
 
 /**
  * A user's traits as role templates see them: `internal.*` for what Keyway stores on the user
@@ -40,12 +40,8 @@ function evaluate(node: TemplateNode, traits: Traits): string[] {
         return local === undefined ? [] : [local];
       });
     case 'regexp.replace': {
-      const all = new RegExp(node.pattern.source, `${node.pattern.flags.replace('g', '')}g`);
-      const replacement = goReplacement(node.replacement);
-      return evaluate(node.arg, traits).flatMap((v) => {
-        node.pattern.lastIndex = 0;
-        return node.pattern.test(v) ? [v.replace(all, replacement)] : [];
-      });
+      // RE2 semantics (linear time), as Teleport's Go regexp.
+      return evaluate(node.arg, traits).flatMap((v) => (node.pattern.test(v) ? [node.pattern.replaceAll(v, node.replacement)] : []));
     }
     default:
       throw new BadParameterError('unsupported template expression', { node });

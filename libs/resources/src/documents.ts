@@ -5,6 +5,7 @@ import type {
   Resource,
   ResourceOfKind,
 } from './types.js';
+import { checkDocumentText } from './limits.js';
 import { canonicalOrder } from './order.js';
 import { problemText, validateResourceObject, type FieldProblem } from './validate.js';
 
@@ -22,6 +23,9 @@ export interface ResourceProblem {
   line?: number;
 }
 
+/** Problems listed in one error; the rest are counted (a broken file can have thousands). */
+const MAX_PROBLEMS_SHOWN = 20;
+
 export interface ParsedDocuments {
   docs: Resource[];
 }
@@ -32,7 +36,9 @@ export interface ParsedDocuments {
  * throws one BadParameterError whose message has one line per problem,
  * `<source> document <n> (<kind>/<name>): <problem>`, and whose data is `{ source, problems }`.
  */
-export function parseResourceDocuments(text: string, source = 'input'): ParsedDocuments {
+export function parseResourceDocuments(text: string, source = 'input', options: { maxBytes?: number } = {}): ParsedDocuments {
+  // Size and nesting are bounded before the parser sees the text: it recurses per level.
+  checkDocumentText(text, source, options.maxBytes);
   const lineCounter = new LineCounter();
   const parsed = parseAllDocuments(text, { lineCounter, uniqueKeys: true });
   const problems: ResourceProblem[] = [];
@@ -89,9 +95,12 @@ export function parseResourceDocuments(text: string, source = 'input'): ParsedDo
   }
 
   if (problems.length > 0) {
+    const more = problems.length - MAX_PROBLEMS_SHOWN;
+    problems.splice(MAX_PROBLEMS_SHOWN);
     const lines = problems.map(
       (p) => `${source} document ${p.document} (${p.kind}/${p.name}): ${problemText(p)}`,
     );
+    if (more > 0) lines.push(`${source}: and ${more} more problem(s)`);
     throw new BadParameterError(lines.join('\n'), { source, problems });
   }
   return { docs };

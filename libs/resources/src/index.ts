@@ -14,6 +14,7 @@ export {
   hasTemplate,
   compileGoRegexp,
   goReplacement,
+  type GoRegexp,
   type TemplateExpression,
   type TemplateNode,
   type TraitNamespace,
@@ -39,3 +40,4 @@ export {
   type OutputFormat,
 } from './documents.js';
 export { redactSecrets, SECRET_FIELDS } from './secrets.js';
+export { RESOURCE_LIMITS, MAX_DOCUMENTS_TEXT_BYTES, checkDocumentText, checkLabels, checkSerializedSize, labelProblems, shapeProblem, textNestingDepth } from './limits.js';

@@ -278,7 +278,7 @@ function checkConditions(c: RoleConditions, version: RoleVersion, allow: boolean
   }
   (c.kubernetes_resources ?? []).forEach((r, i) => {
     const at = (field: string, message: string) => issue(['kubernetes_resources', i, field], message);
-    for (const field of ['namespace', 'name'] as const) {
+    for (const field of ['namespace', 'name', 'api_group'] as const) {
       const v = r[field];
       const problem = v === undefined ? undefined : matcherProblem(v);
       if (problem) at(field, problem);

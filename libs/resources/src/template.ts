@@ -1,4 +1,5 @@
 import { BadParameterError } from '@keyway/errors';
+import { compileGoRegexp, type GoRegexp } from './go-regexp.js';
 
 /**
  * Trait templates as Teleport writes them in roles: `{{internal.kubernetes_groups}}`,
@@ -15,7 +16,7 @@ export type TraitNamespace = 'internal' | 'external';
 export type TemplateNode =
   | { type: 'variable'; namespace: TraitNamespace; name: string }
   | { type: 'email.local'; arg: TemplateNode }
-  | { type: 'regexp.replace'; arg: TemplateNode; pattern: RegExp; source: string; replacement: string };
+  | { type: 'regexp.replace'; arg: TemplateNode; pattern: GoRegexp; source: string; replacement: string };
 
 export interface TemplateExpression {
   prefix: string;
@@ -193,28 +194,7 @@ function tokenize(src: string): Token[] {
   return out;
 }
 
-/**
- * Compiles a Go (RE2) regular expression with JavaScript's engine. The common RE2 forms that
- * differ are translated: `(?P<name>…)` named groups and a leading `(?i)` flag.
- */
-export function compileGoRegexp(source: string, extraFlags = ''): RegExp {
-  let src = source;
-  let flags = extraFlags;
-  const inline = /^\(\?([imsU]+)\)/.exec(src);
-  if (inline) {
-    for (const f of inline[1]!) {
-      if (f === 'U') throw new Error('the (?U) flag is not supported');
-      if (!flags.includes(f)) flags += f;
-    }
-    src = src.slice(inline[0].length);
-  }
-  src = src.replace(/\(\?P</g, '(?<');
-  try {
-    return new RegExp(src, flags);
-  } catch (err) {
-    throw new Error(`invalid regular expression ${JSON.stringify(source)}: ${(err as Error).message}`);
-  }
-}
+export { compileGoRegexp, type GoRegexp };
 
 /** Converts a Go replacement template (`$1`, `${1}`, `${name}`) to JavaScript's (`$1`, `$<name>`). */
 export function goReplacement(replacement: string): string {

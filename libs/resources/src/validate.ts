@@ -1,6 +1,7 @@
 import { BadParameterError } from '@keyway/errors';
 import type { z } from 'zod';
 import { KIND_NAMES, SUPPORTED_VERSIONS, TELEPORT_ONLY_VERSIONS, lookupKind, type ResourceKind } from './kinds.js';
+import { RESOURCE_LIMITS, labelProblems, shapeProblem } from './limits.js';
 import { schemaFor } from './schemas.js';
 import {
   IGNORED_TELEPORT_FIELDS,
@@ -148,6 +149,11 @@ export function validateResourceObject(raw: unknown): ValidationResult {
     reported.push(p);
   };
 
+  const shape = shapeProblem(raw);
+  if (shape) {
+    add([], `the document ${shape}`, 'invalid');
+    return { problems };
+  }
   if (!isPlainObject(raw)) {
     add([], `a resource must be a mapping with kind, version, metadata and spec, not ${typeName(raw)}`, 'invalid');
     return { problems };
@@ -225,6 +231,12 @@ export function validateResourceObject(raw: unknown): ValidationResult {
     }
   }
   if (problems.length > 0 || !result.success) return { kind, name, problems };
+  for (const p of labelProblems((result.data as Resource).metadata.labels, 'metadata.labels')) problems.push({ ...p, code: 'invalid' });
+  const bytes = Buffer.byteLength(JSON.stringify(result.data), 'utf8');
+  if (bytes > RESOURCE_LIMITS.maxResourceBytes) {
+    problems.push({ path: '', message: `the resource is ${bytes} bytes, more than the limit of ${RESOURCE_LIMITS.maxResourceBytes} bytes`, code: 'invalid' });
+  }
+  if (problems.length > 0) return { kind, name, problems };
   return { resource: result.data, kind, name, problems };
 }
 

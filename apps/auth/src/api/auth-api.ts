@@ -5,11 +5,12 @@ import { AccessDeniedError, BadParameterError, NotFoundError } from '@keyway/err
 import type { Logger } from '@keyway/log';
 import { fingerprint, spkiPin, subjectPublicKey, type Identity, type SystemRole } from '@keyway/pki';
 import { certTtl, checkAccess, identityKubeGrants, visibleKubeClusters } from '@keyway/rbac';
-import { parseResourceDocuments, redactSecrets, type LockResource, type Resource, type RoleResource, type UserResource } from '@keyway/resources';
+import { RESOURCE_LIMITS, parseResourceDocuments, redactSecrets, type LockResource, type Resource, type RoleResource, type UserResource } from '@keyway/resources';
 import { STORED_KINDS, type Db, type Store, type StoredKind, type StoredResource } from '@keyway/store';
 import type { CertAuthorities } from '../authorities.js';
 import { DEFAULT_USER_TOKEN_TTL_MS, checkUserTokenTtl, type IssuedUserToken, type LocalUsers } from '../users/local-users.js';
 import { describeCaller, requireAuthenticated, type Caller } from './caller.js';
+import { authorizeCreateBeforeParse, checkHeartbeat } from './input-bounds.js';
 import type { Change, ChangeFeed, WatchKind } from './change-feed.js';
 import { EVENTS, auditEvent, type AuditLog, type EventKind } from '@keyway/audit';
 import {
@@ -85,7 +86,14 @@ export class AuthApi {
 
   async createResources(caller: Caller, inputs: ResourceInput[], force: boolean) {
     if (inputs.length === 0) throw new BadParameterError('no resources to create');
-    const resources = inputs.map((input, i) => parseOne(input.json, `resource ${i + 1}`));
+    // Who may write comes before reading what they sent: nothing of an unauthorized caller's
+    // payload is parsed. The kinds kwctl declares are checked first; each parsed kind again below.
+    await authorizeCreateBeforeParse(inputs, force, (kind, verb) => this.authorize(caller, kind, verb));
+    const resources = inputs.map((input, i) => {
+      const r = parseOne(input.json, `resource ${i + 1}`, RESOURCE_LIMITS.maxResourceBytes);
+      if (input.kind && input.kind !== r.kind) throw new BadParameterError(`resource ${i + 1} is declared as ${JSON.stringify(input.kind)} but is a ${r.kind}`, { declared: input.kind, kind: r.kind });
+      return r;
+    });
     for (const r of resources) {
       await this.authorize(caller, r.kind, 'create');
       if (force) await this.authorize(caller, r.kind, 'update');
@@ -463,6 +471,7 @@ export class AuthApi {
     if (c.kind !== 'host' || (!admin && (!c.identity.systemRoles.includes(needed) || c.identity.username !== input.hostId))) {
       throw new AccessDeniedError(`${describeCaller(c)} may not heartbeat as ${kind} "${input.hostId}"`);
     }
+    checkHeartbeat(input);
     const ttl = Math.min(Math.max(input.ttlMs || 10_000, 1_000), 10 * 60_000);
     const data = {
       host_id: input.hostId,
@@ -718,8 +727,8 @@ function redacted(r: StoredResource): StoredResource {
   return { ...r, resource: redactSecrets(r.resource as unknown as Resource) as unknown as Record<string, unknown> };
 }
 
-function parseOne(json: string, source: string): Resource {
-  const { docs } = parseResourceDocuments(json, source);
+function parseOne(json: string, source: string, maxBytes?: number): Resource {
+  const { docs } = parseResourceDocuments(json, source, maxBytes === undefined ? {} : { maxBytes });
   const [doc] = docs;
   if (!doc || docs.length !== 1) throw new BadParameterError(`${source}: expected exactly one resource`);
   return doc;

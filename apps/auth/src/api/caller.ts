@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { AccessDeniedError } from '@keyway/errors';
+import { AccessDeniedError, KeywayError } from '@keyway/errors';
 import { verifyCertificate, type Identity } from '@keyway/pki';
 
 /** Who is calling the API, as proven by the TLS client certificate (or nobody). */
@@ -22,10 +22,16 @@ export interface CallerCas {
  */
 export function callerFromCertificate(der: Buffer | undefined, cas: CallerCas, now = new Date()): Caller {
   if (!der || der.length === 0) return { kind: 'anonymous' };
-  if (new X509Certificate(der).checkIssued(cas.userCa)) {
-    return { kind: 'user', identity: verifyCertificate(der, [cas.userCa], now) };
+  try {
+    if (new X509Certificate(der).checkIssued(cas.userCa)) {
+      return { kind: 'user', identity: verifyCertificate(der, [cas.userCa], now) };
+    }
+    return { kind: 'host', identity: verifyCertificate(der, [cas.hostCa], now) };
+  } catch (err) {
+    if (err instanceof KeywayError) throw err;
+    // A certificate this cluster cannot read is refused like one it did not issue.
+    throw new AccessDeniedError('client certificate is not valid for this cluster', { reason: 'bad_certificate' }, { cause: err });
   }
-  return { kind: 'host', identity: verifyCertificate(der, [cas.hostCa], now) };
 }
 
 export function requireAuthenticated(caller: Caller): Exclude<Caller, { kind: 'anonymous' }> {

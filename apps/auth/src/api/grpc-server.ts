@@ -7,7 +7,7 @@ import {
   type sendUnaryData,
   type UntypedHandleCall,
 } from '@grpc/grpc-js';
-import { AUTH_SERVER_NAME } from '@keyway/client';
+import { AUTH_SERVER_NAME, GRPC_MAX_MESSAGE_BYTES } from '@keyway/client';
 import { BadParameterError, KeywayError, toGrpcError } from '@keyway/errors';
 import type { Logger } from '@keyway/log';
 import {
@@ -23,6 +23,7 @@ import type { SessionRecordingRecord, StoredResource } from '@keyway/store';
 import type { AuthApi, CertificatesResult } from './auth-api.js';
 import { callerFromCertificate, type Caller, type CallerCas } from './caller.js';
 import type { Change } from './change-feed.js';
+import { checkRequestStrings } from './request-check.js';
 
 export interface GrpcServerOptions {
   api: AuthApi;
@@ -87,8 +88,8 @@ export async function serveGrpc(
   o: GrpcServerOptions,
   listenAddr: string,
 ): Promise<{ server: Server; port: number; setServerCertificate(certPem: string, keyPem: string): void }> {
-  const server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
-  server.addService(AuthServiceService, handlers(o) as unknown as Record<string, UntypedHandleCall>);
+  const server = new Server({ 'grpc.max_receive_message_length': GRPC_MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': GRPC_MAX_MESSAGE_BYTES });
+  server.addService(tolerantDecoding(AuthServiceService), handlers(o) as unknown as Record<string, UntypedHandleCall>);
   const { credentials, source } = serverCredentials(o);
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(listenAddr, credentials, (err, p) =>
@@ -110,30 +111,58 @@ type Handler<Req, Res> = (call: ServerUnaryCall<Req, Res>, callback: sendUnaryDa
 function handlers(o: GrpcServerOptions): AuthServiceServer {
   const { api } = o;
 
-  /** Wraps one RPC: identifies the caller, runs it, maps any failure in one place. */
+  /**
+   * Wraps one RPC: identifies the caller, runs it, maps any failure in one place. Nothing a
+   * handler does, synchronously or not, and nothing the encoding or grpc-js's callback does
+   * may throw past this: a throw here would be an uncaught exception that ends the process.
+   */
   function unary<Req, Res>(name: string, fn: (req: Req, caller: Caller, remoteIp: string | undefined) => Promise<Res> | Res): Handler<Req, Res> {
     return (call, callback) => {
-      const remoteIp = peerIp(call.getPeer());
+      let answered = false;
+      const answer = (err: unknown, res?: Res) => {
+        if (answered) return;
+        answered = true;
+        try {
+          if (err === null) callback(null, res);
+          else callback(toGrpcError(err));
+        } catch (thrown) {
+          o.logger.error({ rpc: name, err: thrown }, 'answering the call failed');
+          if (err !== null) return;
+          try {
+            callback(toGrpcError(thrown));
+          } catch {
+            // Nothing left to tell the caller; grpc-js ends the call when the client gives up.
+          }
+        }
+      };
+      let remoteIp: string | undefined;
       let caller: Caller;
       try {
-        const der = call.getAuthContext()?.sslPeerCertificate?.raw;
-        caller = callerFromCertificate(der, o.cas);
+        remoteIp = peerIp(call.getPeer());
+        caller = identify(call);
+        checkDecoded(call.request);
+        checkRequestStrings(call.request);
       } catch (err) {
-        o.logger.warn({ rpc: name, ip: remoteIp, err: (err as Error).message }, 'client certificate refused');
-        callback(toGrpcError(err));
+        o.logger.warn({ rpc: name, ip: remoteIp, err: (err as Error).message }, 'call refused before it ran');
+        answer(err);
         return;
       }
       Promise.resolve()
         .then(() => fn(call.request, caller, remoteIp))
         .then(
-          (res) => callback(null, res),
+          (res) => answer(null, res),
           (err: unknown) => {
             if (err instanceof KeywayError) o.logger.debug({ rpc: name, kind: err.kind, msg: err.message }, 'call failed');
             else o.logger.error({ rpc: name, err }, 'call failed unexpectedly');
-            callback(toGrpcError(err));
+            answer(err);
           },
-        );
+        )
+        .catch((err: unknown) => o.logger.error({ rpc: name, err }, 'call wrapper failed'));
     };
+  }
+
+  function identify(call: { getAuthContext(): { sslPeerCertificate?: { raw?: Buffer } } | undefined }): Caller {
+    return callerFromCertificate(call.getAuthContext()?.sslPeerCertificate?.raw, o.cas);
   }
 
   return {
@@ -290,36 +319,87 @@ function handlers(o: GrpcServerOptions): AuthServiceServer {
     watchEvents: (call: ServerWritableStream<WatchEventsRequest, WatchEvent>) => {
       let cancel: (() => void) | undefined;
       let live = false;
+      let failed = false;
       const pending: Change[] = [];
-      const send = (change: Change) => {
-        if (!call.writable) return;
-        call.write({ type: change.type, resource: changeResource(change) });
+      /**
+       * Ends the stream with the error's status. `emit('error')` makes grpc-js send the status
+       * and end the call; `destroy(err)` would tear the stream down without a status, leaving
+       * the client waiting forever.
+       */
+      const fail = (err: unknown) => {
+        if (failed) return;
+        failed = true;
+        cancel?.();
+        if (err instanceof KeywayError) o.logger.debug({ rpc: 'WatchEvents', kind: err.kind, msg: err.message }, 'watch refused');
+        else o.logger.error({ rpc: 'WatchEvents', err }, 'watch failed unexpectedly');
+        try {
+          if (!call.cancelled && !call.writableEnded) call.emit('error', toGrpcError(err));
+        } catch (thrown) {
+          o.logger.error({ err: thrown }, 'ending the watch failed');
+          call.destroy();
+        }
       };
-      call.on('cancelled', () => cancel?.());
-      call.on('close', () => cancel?.());
-      let caller: Caller;
+      const send = (change: Change) => {
+        if (failed || !call.writable) return;
+        try {
+          call.write({ type: change.type, resource: changeResource(change) });
+        } catch (err) {
+          fail(err);
+        }
+      };
       try {
-        caller = callerFromCertificate(call.getAuthContext()?.sslPeerCertificate?.raw, o.cas);
+        call.on('cancelled', () => cancel?.());
+        call.on('close', () => cancel?.());
+        const caller = identify(call);
+        checkDecoded(call.request);
+        checkRequestStrings(call.request);
+        api
+          .watch(caller, call.request.kinds, (change) => (live ? send(change) : pending.push(change)))
+          .then(({ snapshot, cancel: c }) => {
+            cancel = c;
+            if (call.cancelled || failed) return c();
+            for (const change of snapshot) send(change);
+            if (!failed) call.write({ type: 'init', resource: undefined });
+            for (const change of pending.splice(0)) send(change);
+            live = true;
+          })
+          .catch(fail);
       } catch (err) {
-        call.destroy(toGrpcError(err) as unknown as Error);
-        return;
+        fail(err);
       }
-      api
-        .watch(caller, call.request.kinds, (change) => (live ? send(change) : pending.push(change)))
-        .then(({ snapshot, cancel: c }) => {
-          cancel = c;
-          if (call.cancelled) return c();
-          for (const change of snapshot) send(change);
-          call.write({ type: 'init', resource: undefined });
-          for (const change of pending.splice(0)) send(change);
-          live = true;
-        })
-        .catch((err: unknown) => {
-          o.logger.debug({ err }, 'watch refused');
-          call.destroy(toGrpcError(err) as unknown as Error);
-        });
     },
   };
+}
+
+const MALFORMED = Symbol('malformed request');
+
+/**
+ * The service definition with decoders that do not throw: grpc-js answers a decoder's throw
+ * with INTERNAL, which would blame the server for the caller's bytes. A request that does not
+ * decode is marked instead, and the call's wrapper answers it with INVALID_ARGUMENT.
+ */
+function tolerantDecoding<T extends Record<string, { requestDeserialize: (b: Buffer) => unknown }>>(service: T): T {
+  return Object.fromEntries(
+    Object.entries(service).map(([name, method]) => [
+      name,
+      {
+        ...method,
+        requestDeserialize: (bytes: Buffer) => {
+          try {
+            return method.requestDeserialize(bytes);
+          } catch (err) {
+            return { [MALFORMED]: err instanceof Error ? err.message : String(err) };
+          }
+        },
+      },
+    ]),
+  ) as T;
+}
+
+function checkDecoded(request: unknown): void {
+  if (typeof request === 'object' && request !== null && MALFORMED in request) {
+    throw new BadParameterError(`the request is not a valid protobuf message: ${String((request as { [MALFORMED]: unknown })[MALFORMED]).slice(0, 200)}`);
+  }
 }
 
 function sessionMessage(s: SessionRecordingRecord): SessionRecording {
