@@ -8,7 +8,8 @@ import { certTtl, checkAccess, identityKubeGrants, visibleKubeClusters } from '@
 import { parseResourceDocuments, redactSecrets, type LockResource, type Resource, type RoleResource, type UserResource } from '@keyway/resources';
 import { STORED_KINDS, type Db, type Store, type StoredKind, type StoredResource } from '@keyway/store';
 import type { CertAuthorities } from '../authorities.js';
-import { DEFAULT_USER_TOKEN_TTL_MS, checkUserTokenTtl, type IssuedUserToken, type LocalUsers } from '../users/local-users.js';
+import { DEFAULT_USER_TOKEN_TTL_MS, LOGIN_FAILED, LoginFailure, checkUserTokenTtl, type IssuedUserToken, type LocalUsers } from '../users/local-users.js';
+import { AuthRateLimits, DEFAULT_RATE_LIMITS, type AuthRateLimitOptions } from './rate-limit.js';
 import { describeCaller, requireAuthenticated, type Caller } from './caller.js';
 import type { Change, ChangeFeed, WatchKind } from './change-feed.js';
 import { EVENTS, auditEvent, type AuditLog, type EventKind } from '@keyway/audit';
@@ -42,6 +43,8 @@ export interface AuthApiOptions {
   feed: ChangeFeed;
   audit: AuditLog;
   now?: () => Date;
+  /** Rate limits of login, user tokens and join (defaults: DEFAULT_RATE_LIMITS). */
+  rateLimits?: AuthRateLimitOptions;
 }
 
 export interface CertificatesResult {
@@ -63,10 +66,14 @@ export interface ResourceInput {
  * caller and enforces authorization itself, so a new transport cannot skip a check.
  */
 export class AuthApi {
-  private readonly o: Required<AuthApiOptions>;
+  private readonly o: Required<Omit<AuthApiOptions, 'rateLimits'>>;
+  private readonly limits: AuthRateLimits;
 
   constructor(options: AuthApiOptions) {
-    this.o = { now: () => new Date(), ...options };
+    const { rateLimits, ...rest } = options;
+    this.o = { now: () => new Date(), ...rest };
+    // The service's clock, as for lockouts and expiry.
+    this.limits = new AuthRateLimits({ ...(rateLimits ?? DEFAULT_RATE_LIMITS), now: () => this.o.now().getTime() });
   }
 
   ping() {
@@ -216,11 +223,13 @@ export class AuthApi {
     return this.o.users.issueToken(input.name, 'signup', input.tokenTtlMs || DEFAULT_USER_TOKEN_TTL_MS);
   }
 
-  describeUserToken(token: string) {
+  describeUserToken(token: string, remoteIp?: string) {
+    this.limits.check('get_user_token', remoteIp, token);
     return this.o.users.describeToken(token);
   }
 
-  completeUserToken(token: string, password: string, totpCode: string): Promise<string> {
+  completeUserToken(token: string, password: string, totpCode: string, remoteIp?: string): Promise<string> {
+    this.limits.check('complete_user_token', remoteIp, token);
     return this.o.users.completeToken(token, password, totpCode);
   }
 
@@ -240,16 +249,26 @@ export class AuthApi {
     kubernetesCluster?: string;
     remoteIp?: string;
   }): Promise<CertificatesResult> {
+    this.limits.check('login', input.remoteIp, input.user);
     const publicKey = parsePublicKey(input.publicKeyPem);
     const attempt = { user: input.user, method: 'local', 'addr.remote': input.remoteIp ?? '', cluster_name: this.o.clusterName };
-    let user: UserResource;
-    try {
-      await this.o.users.authenticate(input.user, input.password, input.totpCode);
-      user = await this.activeUser(input.user);
-    } catch (err) {
-      // The reason, never the password or the code.
-      this.o.audit.emit(auditEvent(EVENTS.userLoginFailure, { ...attempt, success: false, error: (err as Error).message }, this.o.now()));
-      throw err;
+    let failure = await this.o.users.authenticate(input.user, input.password, input.totpCode);
+    let user: UserResource | undefined;
+    if (!failure) {
+      try {
+        user = await this.activeUser(input.user);
+      } catch (err) {
+        if (!(err instanceof AccessDeniedError)) throw err;
+        failure = new LoginFailure(err.data['reason'] === 'locked' ? 'locked' : 'user_gone', err.message);
+      }
+    }
+    if (failure || !user) {
+      // One answer for every reason, so a failed login tells nothing about the user or the
+      // password; the reason (never the password or the code) goes to the log and the audit.
+      const reason = failure ?? new LoginFailure('user_gone', `user "${input.user}" does not exist`);
+      this.o.logger.warn({ user: input.user, ip: input.remoteIp, reason: reason.reason, detail: reason.detail }, 'login failed');
+      this.o.audit.emit(auditEvent(EVENTS.userLoginFailure, { ...attempt, success: false, error: reason.detail, reason: reason.reason }, this.o.now()));
+      throw new AccessDeniedError(LOGIN_FAILED);
     }
     this.o.audit.emit(auditEvent(EVENTS.userLogin, { ...attempt, success: true, mfa_device: this.o.secondFactor === 'otp' ? 'totp' : '' }, this.o.now()));
     const result = await this.issueUserCertificate(user, publicKey, {
@@ -328,6 +347,7 @@ export class AuthApi {
     if (!JOINABLE_ROLES.has(role)) {
       throw new BadParameterError(`cannot join as "${input.role}": expected one of ${[...JOINABLE_ROLES].join(', ')}`);
     }
+    this.limits.check('join', input.remoteIp, input.token);
     const publicKey = parsePublicKey(input.publicKeyPem);
     const token = input.token ? await this.o.store.findResource('token', input.token) : undefined;
     if (!token) {

@@ -160,8 +160,8 @@ function handlers(o: GrpcServerOptions): AuthServiceServer {
       ),
     ),
     resetUser: unary('ResetUser', async (req, caller) => tokenMessage(await api.resetUser(caller, req.name, req.tokenTtlSeconds * 1000))),
-    getUserToken: unary('GetUserToken', async (req) => {
-      const t = await api.describeUserToken(req.token);
+    getUserToken: unary('GetUserToken', async (req, _caller, remoteIp) => {
+      const t = await api.describeUserToken(req.token, remoteIp);
       return {
         user: t.user,
         kind: t.kind,
@@ -171,8 +171,8 @@ function handlers(o: GrpcServerOptions): AuthServiceServer {
         secondFactorRequired: t.secondFactorRequired,
       };
     }),
-    completeUserToken: unary('CompleteUserToken', async (req) => ({
-      user: await api.completeUserToken(req.token, req.password, req.totpCode),
+    completeUserToken: unary('CompleteUserToken', async (req, _caller, remoteIp) => ({
+      user: await api.completeUserToken(req.token, req.password, req.totpCode, remoteIp),
     })),
     login: unary('Login', async (req, _caller, remoteIp) =>
       certificatesMessage(
