@@ -252,8 +252,9 @@ function handlers(o: GrpcServerOptions): AuthServiceServer {
       return { session: sessionMessage(r.session), chunks: r.chunks.map((c) => ({ seq: c.seq, events: c.data })) };
     }),
     listKubeClusters: unary('ListKubeClusters', async (_req, caller) => ({ clusters: await api.listKubeClustersForUser(caller) })),
-    join: unary('Join', async (req, _caller, remoteIp) => {
+    join: unary('Join', async (req, caller, remoteIp) => {
       const r = await api.join({
+        caller,
         token: req.token,
         publicKeyPem: req.publicKeyPem,
         role: req.role,
