@@ -47,27 +47,31 @@ describe('failed logins all look the same', () => {
 
   it('takes comparable time for each kind of failure (measured, reported, not asserted)', async () => {
     const secret = await signUp(h, 'timing');
-    for (let i = 0; i < 5; i++) await failure(login('lockout-timing', 'x', '0')); // warm-up, and an unknown user's path
+    const outSecret = await signUp(h, 'timing-out');
+    for (let i = 0; i < 5; i++) await failure(login('timing-out', 'wrong password!!', '000000'));
     const cases: Record<string, () => Promise<unknown>> = {
       unknownUser: () => login('nobody-timing', 'wrong password!!', '000000'),
       wrongPassword: () => login('timing', 'wrong password!!', '000000'),
       rightPasswordWrongCode: () => login('timing', PASSWORD, '000000'),
+      lockedOutRightPassword: () => login('timing-out', PASSWORD, totpCode(outSecret, h.now())),
     };
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
     const times: Record<string, number[]> = {};
-    // Interleaved, so load on the machine hits every case alike. The lockout after five
-    // failures is part of the measurement from the sixth round on.
-    for (let round = 0; round < 12; round++) {
+    // Interleaved, so load on the machine hits every case alike; a good login after each round
+    // resets the failure count, so "timing" is never locked out while it is measured.
+    for (let round = 0; round < 15; round++) {
       for (const [name, run] of Object.entries(cases)) {
         const t0 = performance.now();
         expect(await failure(run())).toEqual(SAME);
         (times[name] ??= []).push(performance.now() - t0);
       }
+      h.advance(30_000);
+      await login('timing', PASSWORD, totpCode(secret, h.now()));
     }
-    h.advance(60 * 60_000);
-    expect(await failure(login('timing', 'wrong password!!', totpCode(secret, h.now())))).toEqual(SAME);
-    const report = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, { median: +median(v).toFixed(1), min: +Math.min(...v).toFixed(1), max: +Math.max(...v).toFixed(1) }]));
-    console.log(`login failure timings (ms): ${JSON.stringify(report)}`);
+    const report = Object.fromEntries(
+      Object.entries(times).map(([k, v]) => [k, { median: +median(v).toFixed(1), min: +Math.min(...v).toFixed(1), max: +Math.max(...v).toFixed(1) }]),
+    );
+    console.log(`login failure timings (ms, 15 rounds): ${JSON.stringify(report)}`);
   });
 });
 
