@@ -13,6 +13,7 @@ import { Store } from '@keyway/store';
 import { AuditWorker, DirectAuditLog, QueueAuditLog, type AuditLog } from '@keyway/audit';
 import { AuthApi, HOST_CERT_TTL_MS } from './api/auth-api.js';
 import { ChangeFeed } from './api/change-feed.js';
+import { rateLimitsOf } from './api/rate-limit.js';
 import { serveGrpc } from './api/grpc-server.js';
 import { loadOrCreateAuthorities, type CertAuthorities } from './authorities.js';
 import { generateCaKeySecret } from './ca/index.js';
@@ -88,6 +89,7 @@ export class AuthService {
       secondFactor: authn.second_factor,
       logger,
       ...(deps.clock ? { now: deps.clock } : {}),
+      rateLimits: rateLimitsOf(config.auth_service.rate_limits),
     });
     this.adminIdentityPath = join(config.dataDir, ADMIN_IDENTITY_FILE);
   }

@@ -39,23 +39,30 @@ const CA_ORG = { host: 'keyway host CA', user: 'keyway user CA' };
  */
 export async function loadOrJoin(o: HostJoinOptions): Promise<HostCredentials> {
   const stored = await o.store.load();
+  let previous: HostCredentials | undefined;
   if (stored) {
     const creds = fromIdentityFile(stored);
-    if (creds.identity.systemRoles.includes(o.role) && creds.identity.expires.getTime() > Date.now() + 60_000) {
+    const sameRole = creds.identity.systemRoles.includes(o.role);
+    if (sameRole && creds.identity.expires.getTime() > Date.now() + 60_000) {
       o.logger.info({ hostId: creds.identity.username, expires: creds.identity.expires, from: o.store.location }, 'loaded host credentials');
       return creds;
     }
-    o.logger.warn({ from: o.store.location }, 'stored host credentials are expired or for another role: joining again');
+    // A certificate that is still valid proves the host id: the join call presents it.
+    if (sameRole && creds.identity.expires.getTime() > Date.now() + 5_000) previous = creds;
+    o.logger.warn(
+      { from: o.store.location, hostId: creds.identity.username, keepsId: previous !== undefined },
+      previous ? 'stored host credentials expire soon: joining again with them, to keep the host id' : 'stored host credentials are expired or for another role: joining again under a new host id',
+    );
   }
   const caPems = await learnCas(o);
-  const client = new AuthClient({ address: o.authAddr, caPems });
+  const client = new AuthClient({ address: o.authAddr, caPems, ...(previous ? { identity: toIdentityFile(previous) } : {}) });
   try {
     const key = generateKeyPair();
     const joined = await client.call('join', {
       token: o.token,
       publicKeyPem: key.publicKeyPem,
       role: o.role,
-      hostId: '',
+      hostId: previous?.identity.username ?? '',
       nodeName: osHostname(),
       dnsNames: o.dnsNames ?? [],
       ipAddresses: o.ipAddresses ?? [],

@@ -25,6 +25,10 @@ const authentication = z
   })
   .strict();
 
+function rateBucket(burst: number, periodMs: number) {
+  return z.object({ burst: z.number().int().positive().default(burst), period: duration.default(periodMs) }).strict().prefault({});
+}
+
 const storage = z
   .object({
     type: z.enum(['postgres', 'embedded']).optional(),
@@ -42,6 +46,16 @@ const authService = z
     redis_url: z.string().optional(),
     ca_key_file: z.string().optional(),
     authentication: authentication.prefault({}),
+    // Token buckets per auth replica for login, signup/reset, user token look-ups and joins:
+    // `burst` calls, then one more every `period`. Per address (the TCP peer; behind a proxy's
+    // relay, the proxy) and per user name or token.
+    rate_limits: z
+      .object({
+        per_address: rateBucket(20, 1_000),
+        per_user: rateBucket(10, 5_000),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 

@@ -1,4 +1,4 @@
-export { normalizeRequestPath, parseQuery, validateQuery, type NormalizedRequestPath } from './path.js';
+export { INTERNAL_PATH_PREFIX, isInternalPath, normalizeRequestPath, parseQuery, validateQuery, type NormalizedRequestPath } from './path.js';
 export { parseRequestInfo, type RequestInfo } from './request-info.js';
 export { kindOf, kindDisplayName, TELEPORT_KUBE_KINDS, CLUSTER_SCOPED_KINDS, type KubeKind } from './kinds.js';
 export {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isBadParameter } from '@keyway/errors';
-import { normalizeRequestPath, parseQuery } from './path.js';
+import { isInternalPath, normalizeRequestPath, parseQuery } from './path.js';
 
 function rejection(raw: string): string {
   try {
@@ -11,6 +11,24 @@ function rejection(raw: string): string {
   }
   throw new Error(`${raw} was accepted`);
 }
+
+describe("Keyway's internal paths", () => {
+  it.each(['/.keyway/tunnel/info', '/.KeyWay/tunnel/info', '//.keyway//tunnel/info', '/%2Ekeyway/tunnel/info', '/%2ekeyway', '/.keyway', '/.keyway/', '/.keyway?x=1'])(
+    'a user may not request %s',
+    (raw) => {
+      expect(rejection(raw)).toMatch(/Keyway's own/);
+      expect(isInternalPath(raw)).toBe(true);
+    },
+  );
+  it.each(['/api/v1/namespaces/default/configmaps/.keyway', '/api/v1/namespaces/.keyway-ns/pods', '/.well-known/openid-configuration', '/api'])('%s is not internal', (raw) => {
+    expect(isInternalPath(raw)).toBe(false);
+    expect(normalizeRequestPath(raw).path).toBe(raw);
+  });
+  it('fails closed on a first segment it cannot decode', () => {
+    expect(isInternalPath('/%E0%A4%A/x')).toBe(true);
+    expect(isInternalPath('/a%2Fb/x')).toBe(true);
+  });
+});
 
 describe('normalizeRequestPath', () => {
   it.each([

@@ -130,10 +130,44 @@ export function normalizeRequestPath(rawPath: string): NormalizedRequestPath {
     segments.push(decodeSegment(rawPath, segment));
   }
   validateQuery(query, rawPath);
+  if (isInternalSegment(segments[0])) {
+    fail(rawPath, `paths under "${INTERNAL_PATH_PREFIX}" are Keyway's own (between proxy and agent) and cannot be requested`);
+  }
 
   const trailing = segments.length > 0 && rawPathPart.endsWith('/') ? '/' : '';
   const path = `/${segments.join('/')}${trailing}`;
   return { path, query, url: query === '' ? path : `${path}?${query}` };
+}
+
+/**
+ * Paths under `/.keyway/` are Keyway's own, spoken between a proxy and an agent over the tunnel
+ * (`/.keyway/tunnel/info`); no Kubernetes API path starts with a dot. A user's request may
+ * never reach one: normalizeRequestPath refuses them (the proxy's side), and the agent serves
+ * them only to the proxy itself, not to a request that carries a user (see isInternalPath).
+ */
+export const INTERNAL_PATH_PREFIX = '/.keyway/';
+
+function isInternalSegment(segment: string | undefined): boolean {
+  return segment !== undefined && segment.toLowerCase() === '.keyway';
+}
+
+/**
+ * Whether a path (raw or normalised) names one of Keyway's internal paths. Decodes and collapses
+ * as normalizeRequestPath does, and treats anything it cannot parse as internal, so that an
+ * encoding the check did not foresee fails closed.
+ */
+export function isInternalPath(rawPath: string): boolean {
+  const q = rawPath.indexOf('?');
+  const pathPart = q < 0 ? rawPath : rawPath.slice(0, q);
+  const first = pathPart.split('/').find((s) => s !== '');
+  if (first === undefined) return false;
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(first);
+  } catch {
+    return true;
+  }
+  return isInternalSegment(decoded) || decoded.includes('%') || decoded.includes('/');
 }
 
 /** Decodes one query component as Go's `url.QueryUnescape` does (`+` is a space). */

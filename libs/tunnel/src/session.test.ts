@@ -80,6 +80,38 @@ describe('TunnelSession and serveTunnel', () => {
     expect(await session.info()).toEqual({ hostId: 'a1', hostname: 'h', version: '1', clusters: [{ name: 'c1', labels: { env: 'dev' } }] });
   });
 
+  it("never serves an internal path to a request that carries a user, nor forwards it to the API server", async () => {
+    const forwarded: string[] = [];
+    const backend: KubeBackend = {
+      request: (h) => {
+        forwarded.push(h.path);
+        return Promise.resolve({ head: { status: 200, headers: {} }, body: Readable.from(['{}']) });
+      },
+      upgrade: (h) => {
+        forwarded.push(h.path);
+        return Promise.reject(new Error('no'));
+      },
+    };
+    const { session } = await connect(backend);
+    for (const h of [
+      head({ path: '/.keyway/tunnel/info' }),
+      head({ path: '/.keyway/tunnel/info', user: '', groups: [] }),
+      head({ path: '/.keyway/tunnel/info', cluster: '' }),
+      head({ path: '/.KEYWAY/tunnel/info' }),
+      head({ path: '//.keyway//tunnel/info' }),
+      head({ path: '/%2Ekeyway/tunnel/info' }),
+      head({ path: '/.keyway/anything-else', user: '', cluster: '' }),
+    ]) {
+      const res = await session.request(h, null);
+      expect(res.head.status, h.path).toBe(403);
+      expect(await text(res.body)).not.toContain('a1');
+    }
+    await expect(session.upgrade(head({ path: '/.keyway/tunnel/info', upgrade: 'websocket' }), Buffer.alloc(0))).resolves.toMatchObject({ head: { status: 403 } });
+    expect(forwarded).toEqual([]);
+    // The proxy's own question still gets its answer.
+    expect((await session.info()).hostId).toBe('a1');
+  });
+
   it('answers 502 when the backend fails', async () => {
     const { session } = await connect({ request: () => Promise.reject(new Error('API server down')), upgrade: () => Promise.reject(new Error('no')) });
     const res = await session.request(head(), null);

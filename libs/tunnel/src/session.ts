@@ -1,5 +1,6 @@
 import type { Duplex, Readable } from 'node:stream';
 import { Mux, type MuxStream } from './mux.js';
+import { isInternalPath } from '@keyway/kube';
 import { pump, splice } from './pump.js';
 import type { KubeBackend, KubeRequestHead, KubeResponse, KubeResponseHead } from './backend.js';
 import { H, INFO_PATH, endToEndHeaders, type TunnelInfo } from './protocol.js';
@@ -135,6 +136,13 @@ export function serveTunnel(socket: Duplex, opts: { backend: KubeBackend; info: 
 
 async function handleTunnelStream(stream: MuxStream, raw: unknown, ended: boolean, opts: { backend: KubeBackend; info: () => TunnelInfo }): Promise<void> {
   const head = requestHead(raw);
+  // Internal paths are the proxy's own questions (no cluster, no user); a user's request never gets one.
+  if (isInternalPath(head.path) && (head.user !== '' || head.cluster !== '' || head.path !== INFO_PATH)) {
+    stream.resume();
+    stream.respond({ status: 403, headers: { 'content-type': 'application/json', [H.error]: '1' } });
+    stream.end(JSON.stringify({ message: 'keyway: internal paths cannot be requested' }));
+    return;
+  }
   if (head.path === INFO_PATH) {
     stream.resume();
     stream.respond({ status: 200, headers: { 'content-type': 'application/json' } });

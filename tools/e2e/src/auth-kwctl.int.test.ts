@@ -200,6 +200,15 @@ spec:
         kind: 'BadParameter',
       });
       await expect(c.call('completeUserToken', { token, password: PASSWORD, totpCode: '000000' })).rejects.toThrow(/invalid second factor/);
+      // The password policy names the rule that was broken.
+      const code = currentTotp(info.totpSecret);
+      await expect(c.call('completeUserToken', { token, password: ' '.repeat(12), totpCode: code })).rejects.toMatchObject({
+        kind: 'BadParameter',
+        message: expect.stringMatching(/only of spaces, control or invisible characters/),
+      });
+      await expect(c.call('completeUserToken', { token, password: '\u200b'.repeat(16), totpCode: code })).rejects.toMatchObject({ kind: 'BadParameter' });
+      await expect(c.call('completeUserToken', { token, password: 'JIMBO', totpCode: code })).rejects.toThrow(/at least 12 characters/);
+      await expect(c.call('completeUserToken', { token, password: 'x'.repeat(11), totpCode: code })).rejects.toThrow(/at least 12 characters/);
 
       // kw signup as the user runs it: answers typed at its prompts.
       const stdin = new PassThrough();
@@ -252,10 +261,10 @@ spec:
       expect(verifyCertificate(certs.certPem, [userCa]).username).toBe('jimbo');
       expect(new X509Certificate(certs.certPem).publicKey.export({ type: 'spki', format: 'pem' })).toBe(key.publicKeyPem);
 
-      // The same code again is refused as reused.
+      // The same code again is refused (as reused, the audit says; the caller learns nothing more).
       await expect(
         c.call('login', { user: 'jimbo', password: PASSWORD, totpCode: code, publicKeyPem: key.publicKeyPem, ttlSeconds: 0, kubernetesCluster: '' }),
-      ).rejects.toThrow(/already used/);
+      ).rejects.toMatchObject({ kind: 'AccessDenied', message: 'invalid username, password or second factor' });
       c.close();
     });
 
@@ -285,14 +294,16 @@ spec:
       userClient.close();
     });
 
-    it('refuses a wrong password, a wrong code and an unknown user, each with its own error', async () => {
+    it('refuses a wrong password, a wrong code and an unknown user with one and the same answer', async () => {
       const c = client();
       const { publicKeyPem } = generateKeyPair();
       const login = (user: string, password: string, totpCode: string) =>
         c.call('login', { user, password, totpCode, publicKeyPem, ttlSeconds: 0, kubernetesCluster: '' });
-      await expect(login('jimbo', 'wrong password!!', nextTotp(secret))).rejects.toThrow(/invalid username or password/);
-      await expect(login('jimbo', PASSWORD, '123456')).rejects.toThrow(/invalid second factor code/);
-      await expect(login('nobody', PASSWORD, nextTotp(secret))).rejects.toThrow(/invalid username or password/);
+      // A right password with a wrong code must not say so: that would be a password oracle.
+      const same = { kind: 'AccessDenied', message: 'invalid username, password or second factor', data: {} };
+      await expect(login('jimbo', 'wrong password!!', nextTotp(secret))).rejects.toMatchObject(same);
+      await expect(login('jimbo', PASSWORD, '123456')).rejects.toMatchObject(same);
+      await expect(login('nobody', PASSWORD, nextTotp(secret))).rejects.toMatchObject(same);
       c.close();
     });
 
@@ -312,7 +323,7 @@ spec:
       const { publicKeyPem } = generateKeyPair();
       await expect(
         c.call('login', { user: 'jimbo', password: PASSWORD, totpCode: nextTotp(secret), publicKeyPem, ttlSeconds: 0, kubernetesCluster: '' }),
-      ).rejects.toThrow(/user "jimbo" is locked: incident 42/);
+      ).rejects.toMatchObject({ kind: 'AccessDenied', message: 'invalid username, password or second factor', data: {} });
       expect((await kwctl(['unlock', '--user=jimbo'])).code).toBe(0);
       // Locks are checked after the credentials, so the refused attempt used its code up.
       await expect(
@@ -327,7 +338,8 @@ spec:
       const login = (password: string) =>
         c.call('login', { user: 'jimbo', password, totpCode: '000000', publicKeyPem, ttlSeconds: 0, kubernetesCluster: '' });
       for (let i = 0; i < 5; i++) await expect(login('wrong password!!')).rejects.toMatchObject({ kind: 'AccessDenied' });
-      await expect(login(PASSWORD)).rejects.toMatchObject({ kind: 'LimitExceeded', message: expect.stringMatching(/locked after 5 failed/) });
+      // Locked out, even with the right password; the answer is the same as for anyone else.
+      await expect(login(PASSWORD)).rejects.toMatchObject({ kind: 'AccessDenied', message: 'invalid username, password or second factor', data: {} });
       c.close();
     });
   });
@@ -423,8 +435,12 @@ spec:
       .split('\n')
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(logins.some((e) => e['code'] === 'T1000I' && e['user'] === 'jimbo' && e['success'] === true)).toBe(true);
-    const failed = logins.find((e) => e['code'] === 'T1000W' && e['error'] === 'invalid username or password');
-    expect(failed).toMatchObject({ event: 'user.login', user: 'jimbo', success: false });
+    const failed = logins.find((e) => e['code'] === 'T1000W' && e['reason'] === 'bad_password');
+    expect(failed).toMatchObject({ event: 'user.login', user: 'jimbo', success: false, error: 'wrong password' });
+    // The real reasons are in the audit log, which only auditors read.
+    const reasons = new Set(logins.filter((e) => e['code'] === 'T1000W').map((e) => e['reason']));
+    for (const r of ['bad_password', 'totp_invalid', 'totp_reused', 'user_not_found', 'locked', 'locked_out']) expect(reasons).toContain(r);
+    expect(logins.find((e) => e['reason'] === 'locked')).toMatchObject({ error: 'user "jimbo" is locked: incident 42' });
     expect(JSON.stringify(logins)).not.toContain(PASSWORD);
     const roles = (await kwctl(['audit', 'search', '--event', 'role.created', '--format', 'json'])).out;
     expect(roles).toMatch(/"name":"junior-devs"/);

@@ -42,7 +42,7 @@ describe('embedded store under concurrent calls', () => {
       calls.push(admin.call('createToken', { roles: ['kube'], ttlSeconds: 60, name: '', labels: {} }));
     }
     const results = await Promise.all(calls);
-    const failures = results.filter((r) => r instanceof Error && !/invalid username or password/.test(r.message));
+    const failures = results.filter((r) => r instanceof Error && !/invalid username, password or second factor/.test(r.message));
     expect(failures).toEqual([]);
     admin.close();
     anon.close();

@@ -8,7 +8,9 @@ import { certTtl, checkAccess, identityKubeGrants, visibleKubeClusters } from '@
 import { RESOURCE_LIMITS, parseResourceDocuments, redactSecrets, type LockResource, type Resource, type RoleResource, type UserResource } from '@keyway/resources';
 import { STORED_KINDS, type Db, type Store, type StoredKind, type StoredResource } from '@keyway/store';
 import type { CertAuthorities } from '../authorities.js';
-import { DEFAULT_USER_TOKEN_TTL_MS, checkUserTokenTtl, type IssuedUserToken, type LocalUsers } from '../users/local-users.js';
+import { DEFAULT_USER_TOKEN_TTL_MS, LOGIN_FAILED, LoginFailure, checkUserTokenTtl, type IssuedUserToken, type LocalUsers } from '../users/local-users.js';
+import { readRule, redactForRead, type ReadMethod, type ReadableKind } from './authorization.js';
+import { AuthRateLimits, DEFAULT_RATE_LIMITS, type AuthRateLimitOptions } from './rate-limit.js';
 import { describeCaller, requireAuthenticated, type Caller } from './caller.js';
 import { authorizeCreateBeforeParse, checkHeartbeat } from './input-bounds.js';
 import type { Change, ChangeFeed, WatchKind } from './change-feed.js';
@@ -43,6 +45,8 @@ export interface AuthApiOptions {
   feed: ChangeFeed;
   audit: AuditLog;
   now?: () => Date;
+  /** Rate limits of login, user tokens and join (defaults: DEFAULT_RATE_LIMITS). */
+  rateLimits?: AuthRateLimitOptions;
 }
 
 export interface CertificatesResult {
@@ -64,10 +68,14 @@ export interface ResourceInput {
  * caller and enforces authorization itself, so a new transport cannot skip a check.
  */
 export class AuthApi {
-  private readonly o: Required<AuthApiOptions>;
+  private readonly o: Required<Omit<AuthApiOptions, 'rateLimits'>>;
+  private readonly limits: AuthRateLimits;
 
   constructor(options: AuthApiOptions) {
-    this.o = { now: () => new Date(), ...options };
+    const { rateLimits, ...rest } = options;
+    this.o = { now: () => new Date(), ...rest };
+    // The service's clock, as for lockouts and expiry.
+    this.limits = new AuthRateLimits({ ...(rateLimits ?? DEFAULT_RATE_LIMITS), now: () => this.o.now().getTime() });
   }
 
   ping() {
@@ -132,15 +140,14 @@ export class AuthApi {
   /** Secrets (connector client secrets, signing keys) only with the read verb and when asked, as tctl get --with-secrets. */
   async getResource(caller: Caller, kind: string, name: string, withSecrets = false) {
     const k = storedKind(kind);
-    await this.authorize(caller, k, withSecrets ? 'read' : 'readnosecrets');
+    await this.authorizeRead(caller, k, 'get', withSecrets);
     const r = await this.o.store.getResource(k, name);
     return withSecrets ? r : redacted(r);
   }
 
   async listResources(caller: Caller, kind: string, withSecrets = false) {
     const k = storedKind(kind);
-    await this.authorize(caller, k, 'list');
-    await this.authorize(caller, k, withSecrets ? 'read' : 'readnosecrets');
+    await this.authorizeRead(caller, k, 'list', withSecrets);
     const stored = await this.o.store.listResources(k);
     const all = k === 'kube_cluster' ? await this.withServedClusters(stored) : stored;
     return withSecrets ? all : all.map(redacted);
@@ -224,11 +231,13 @@ export class AuthApi {
     return this.o.users.issueToken(input.name, 'signup', input.tokenTtlMs || DEFAULT_USER_TOKEN_TTL_MS);
   }
 
-  describeUserToken(token: string) {
+  describeUserToken(token: string, remoteIp?: string) {
+    this.limits.check('get_user_token', remoteIp, token);
     return this.o.users.describeToken(token);
   }
 
-  completeUserToken(token: string, password: string, totpCode: string): Promise<string> {
+  completeUserToken(token: string, password: string, totpCode: string, remoteIp?: string): Promise<string> {
+    this.limits.check('complete_user_token', remoteIp, token);
     return this.o.users.completeToken(token, password, totpCode);
   }
 
@@ -248,16 +257,26 @@ export class AuthApi {
     kubernetesCluster?: string;
     remoteIp?: string;
   }): Promise<CertificatesResult> {
+    this.limits.check('login', input.remoteIp, input.user);
     const publicKey = parsePublicKey(input.publicKeyPem);
     const attempt = { user: input.user, method: 'local', 'addr.remote': input.remoteIp ?? '', cluster_name: this.o.clusterName };
-    let user: UserResource;
-    try {
-      await this.o.users.authenticate(input.user, input.password, input.totpCode);
-      user = await this.activeUser(input.user);
-    } catch (err) {
-      // The reason, never the password or the code.
-      this.o.audit.emit(auditEvent(EVENTS.userLoginFailure, { ...attempt, success: false, error: (err as Error).message }, this.o.now()));
-      throw err;
+    let failure = await this.o.users.authenticate(input.user, input.password, input.totpCode);
+    let user: UserResource | undefined;
+    if (!failure) {
+      try {
+        user = await this.activeUser(input.user);
+      } catch (err) {
+        if (!(err instanceof AccessDeniedError)) throw err;
+        failure = new LoginFailure(err.data['reason'] === 'locked' ? 'locked' : 'user_gone', err.message);
+      }
+    }
+    if (failure || !user) {
+      // One answer for every reason, so a failed login tells nothing about the user or the
+      // password; the reason (never the password or the code) goes to the log and the audit.
+      const reason = failure ?? new LoginFailure('user_gone', `user "${input.user}" does not exist`);
+      this.o.logger.warn({ user: input.user, ip: input.remoteIp, reason: reason.reason, detail: reason.detail }, 'login failed');
+      this.o.audit.emit(auditEvent(EVENTS.userLoginFailure, { ...attempt, success: false, error: reason.detail, reason: reason.reason }, this.o.now()));
+      throw new AccessDeniedError(LOGIN_FAILED);
     }
     this.o.audit.emit(auditEvent(EVENTS.userLogin, { ...attempt, success: true, mfa_device: this.o.secondFactor === 'otp' ? 'totp' : '' }, this.o.now()));
     const result = await this.issueUserCertificate(user, publicKey, {
@@ -331,11 +350,14 @@ export class AuthApi {
     dnsNames: string[];
     ipAddresses: string[];
     remoteIp?: string;
+    /** Who made the call: a host re-joining with its previous certificate keeps its id. */
+    caller?: Caller;
   }) {
     const role = input.role as SystemRole;
     if (!JOINABLE_ROLES.has(role)) {
       throw new BadParameterError(`cannot join as "${input.role}": expected one of ${[...JOINABLE_ROLES].join(', ')}`);
     }
+    this.limits.check('join', input.remoteIp, input.token);
     const publicKey = parsePublicKey(input.publicKeyPem);
     const token = input.token ? await this.o.store.findResource('token', input.token) : undefined;
     if (!token) {
@@ -346,8 +368,10 @@ export class AuthApi {
     if (!allowed.includes(role.toLowerCase())) {
       throw new AccessDeniedError(`join token does not allow role ${role} (it allows ${allowed.join(', ') || 'none'})`);
     }
-    // Host ids are UUIDs the auth server hands out, so no host can take a chosen name.
-    const hostId = UUID.test(input.hostId ?? '') ? (input.hostId as string) : randomUUID();
+    const hostId = joinHostId(role, input.caller);
+    if (input.hostId && input.hostId !== hostId) {
+      this.o.logger.warn({ asked: input.hostId, hostId, role, ip: input.remoteIp }, 'join asked for a host id it did not prove to hold: a new id is assigned');
+    }
     checkHostNames(role, input.dnsNames, input.ipAddresses);
     const notAfter = new Date(this.o.now().getTime() + HOST_CERT_TTL_MS);
     const identity: Omit<Identity, 'expires'> = {
@@ -501,22 +525,22 @@ export class AuthApi {
    */
   async watch(caller: Caller, kinds: string[], onChange: (change: Change) => void): Promise<{ snapshot: Change[]; cancel: () => void }> {
     const c = requireAuthenticated(caller);
-    const allowed = c.kind === 'host' && (c.identity.systemRoles.includes('Proxy') || c.identity.systemRoles.includes('Admin'));
-    if (!allowed) throw new AccessDeniedError(`${describeCaller(c)} may not watch the cluster state`);
     const wanted = new Set(kinds.map((k) => watchKind(k)));
+    // The same rule as get and list, kind by kind; a watch never carries secrets.
+    for (const kind of wanted) readRule(c, describeCaller(c), kind, 'watch', false);
     const cancel = this.o.feed.subscribe((change) => {
-      if (wanted.has(change.kind)) onChange(change);
+      if (wanted.has(change.kind)) onChange(change.resource === undefined ? change : { ...change, resource: redactForRead(change.resource, false) });
     });
     try {
       const snapshot: Change[] = [];
       for (const kind of wanted) {
         if (kind === 'proxy' || kind === 'kube_server') {
           for (const p of await this.o.store.listPresence(kind, this.o.now())) {
-            snapshot.push({ type: 'put', kind, name: p.hostId, resource: p.data });
+            snapshot.push({ type: 'put', kind, name: p.hostId, resource: redactForRead(p.data, false) });
           }
         } else {
           for (const r of await this.o.store.listResources(kind)) {
-            snapshot.push({ type: 'put', kind, name: r.name, resource: r.resource, revision: r.revision });
+            snapshot.push({ type: 'put', kind, name: r.name, resource: redactForRead(r.resource, false), revision: r.revision });
           }
         }
       }
@@ -711,6 +735,13 @@ export class AuthApi {
     }
   }
 
+  /** Reading a kind, by any method: see readRule. */
+  private async authorizeRead(caller: Caller, kind: ReadableKind, method: ReadMethod, withSecrets: boolean): Promise<void> {
+    const c = requireAuthenticated(caller);
+    const decision = readRule(c, describeCaller(c), kind, method, withSecrets);
+    if (decision.by === 'roles') for (const verb of decision.verbs) await this.authorize(c, kind, verb);
+  }
+
   private async authorize(caller: Caller, resource: string, verb: string): Promise<void> {
     const c = requireAuthenticated(caller);
     if (c.kind === 'host') {
@@ -765,6 +796,22 @@ function checkHostNames(role: SystemRole, dnsNames: string[], ipAddresses: strin
   for (const ip of ipAddresses) {
     if (!isIP(ip)) throw new BadParameterError(`"${ip}" is not an IP address`, { ip });
   }
+}
+
+/**
+ * Host ids are UUIDs chosen by the auth server. A host keeps its previous id only by proving it
+ * holds that identity: it makes the join call with its previous certificate, for the same role
+ * and from this cluster's host CA, as its TLS client certificate (the handshake proves the key;
+ * the caller was verified, expiry included, before the call got here). An expired certificate
+ * is not enough: every renewal replaces a host's key, so accepting expired certificates would
+ * let any old key that leaked take over the id of a host that is still running. A host that was
+ * away longer than its certificate's life (7 days) comes back under a new id; its heartbeat had
+ * expired long before. Anything else (an id merely asked for, a user's certificate, another
+ * role's) gets a new id.
+ */
+function joinHostId(role: SystemRole, caller: Caller | undefined): string {
+  if (caller?.kind === 'host' && caller.identity.systemRoles.includes(role) && UUID.test(caller.identity.username)) return caller.identity.username;
+  return randomUUID();
 }
 
 function watchKind(kind: string): WatchKind {

@@ -189,8 +189,8 @@ function handlers(o: GrpcServerOptions): AuthServiceServer {
       ),
     ),
     resetUser: unary('ResetUser', async (req, caller) => tokenMessage(await api.resetUser(caller, req.name, req.tokenTtlSeconds * 1000))),
-    getUserToken: unary('GetUserToken', async (req) => {
-      const t = await api.describeUserToken(req.token);
+    getUserToken: unary('GetUserToken', async (req, _caller, remoteIp) => {
+      const t = await api.describeUserToken(req.token, remoteIp);
       return {
         user: t.user,
         kind: t.kind,
@@ -200,8 +200,8 @@ function handlers(o: GrpcServerOptions): AuthServiceServer {
         secondFactorRequired: t.secondFactorRequired,
       };
     }),
-    completeUserToken: unary('CompleteUserToken', async (req) => ({
-      user: await api.completeUserToken(req.token, req.password, req.totpCode),
+    completeUserToken: unary('CompleteUserToken', async (req, _caller, remoteIp) => ({
+      user: await api.completeUserToken(req.token, req.password, req.totpCode, remoteIp),
     })),
     login: unary('Login', async (req, _caller, remoteIp) =>
       certificatesMessage(
@@ -281,8 +281,9 @@ function handlers(o: GrpcServerOptions): AuthServiceServer {
       return { session: sessionMessage(r.session), chunks: r.chunks.map((c) => ({ seq: c.seq, events: c.data })) };
     }),
     listKubeClusters: unary('ListKubeClusters', async (_req, caller) => ({ clusters: await api.listKubeClustersForUser(caller) })),
-    join: unary('Join', async (req, _caller, remoteIp) => {
+    join: unary('Join', async (req, caller, remoteIp) => {
       const r = await api.join({
+        caller,
         token: req.token,
         publicKeyPem: req.publicKeyPem,
         role: req.role,

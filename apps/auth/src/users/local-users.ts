@@ -1,9 +1,8 @@
-import { AccessDeniedError, BadParameterError, LimitExceededError, NotFoundError } from '@keyway/errors';
+import { AccessDeniedError, BadParameterError, NotFoundError } from '@keyway/errors';
 import type { Logger } from '@keyway/log';
 import type { Store } from '@keyway/store';
+import { checkPasswordPolicy } from './password-policy.js';
 import {
-  MAX_PASSWORD_LENGTH,
-  MIN_PASSWORD_LENGTH,
   hashPassword,
   hashUserToken,
   matchTotp,
@@ -30,6 +29,28 @@ export interface IssuedUserToken {
   user: string;
   kind: UserTokenKind;
   expires: Date;
+}
+
+/** The one answer to every failed login, whatever the reason (Teleport's wording). */
+export const LOGIN_FAILED = 'invalid username, password or second factor';
+
+export type LoginFailureReason =
+  | 'user_not_found'
+  | 'no_password'
+  | 'bad_password'
+  | 'no_second_factor'
+  | 'totp_invalid'
+  | 'totp_reused'
+  | 'locked_out'
+  | 'locked'
+  | 'user_gone';
+
+/** Why a login failed: for the auth log and the `user.login` audit event, never for the caller. */
+export class LoginFailure {
+  constructor(
+    readonly reason: LoginFailureReason,
+    readonly detail: string,
+  ) {}
 }
 
 export const DEFAULT_USER_TOKEN_TTL_MS = 60 * 60_000;
@@ -103,8 +124,8 @@ export class LocalUsers {
 
   /** Redeems a token: sets the password (and TOTP device) and deletes the token. */
   async completeToken(token: string, password: string, totpCode: string): Promise<string> {
-    checkPasswordPolicy(password);
     const row = await this.validToken(token);
+    checkPasswordPolicy(password, row.username);
     let totpStep: number | undefined;
     if (this.o.secondFactor === 'otp') {
       if (!row.totp_secret) {
@@ -134,42 +155,45 @@ export class LocalUsers {
   }
 
   /**
-   * Checks password and second factor. Failures are counted in the same transaction that
-   * reads the counter, so parallel guesses cannot exceed the limit; the failure is thrown
-   * only after that count is committed.
+   * Checks password and second factor; returns why it failed, or undefined. The reason is for
+   * the auth log and the audit event only: callers answer every failure with LOGIN_FAILED. The
+   * password hash is verified on every path (a dummy hash for unknown users and users without a
+   * password, and also for locked-out users), so each failure takes about the same time.
+   * Failures are counted in the same transaction that reads the counter, so parallel guesses
+   * cannot exceed the limit; the failure is returned only after that count is committed.
    */
-  async authenticate(user: string, password: string, totpCode: string): Promise<void> {
+  async authenticate(user: string, password: string, totpCode: string): Promise<LoginFailure | undefined> {
     const now = this.o.now();
-    const failure = await this.o.store.transaction(async (trx) => {
+    return this.o.store.transaction(async (trx) => {
       const row = await trx
         .selectFrom('users')
         .select(['password_hash', 'totp_secret', 'totp_last_step', 'failed_logins', 'locked_until'])
         .where('name', '=', user)
         .forUpdate()
         .executeTakeFirst();
-      if (row?.locked_until && row.locked_until > now) {
-        return new LimitExceededError(
-          `user "${user}" is locked after ${this.o.maxLoginAttempts} failed login attempts; try again after ${row.locked_until.toISOString()}`,
-          { user, reason: 'locked_out', lockedUntil: row.locked_until.toISOString() },
+      const passwordOk = await verifyPassword(row?.password_hash ?? null, password);
+      if (!row) return new LoginFailure('user_not_found', `user "${user}" does not exist`);
+      if (row.locked_until && row.locked_until > now) {
+        return new LoginFailure(
+          'locked_out',
+          `user "${user}" is locked after ${this.o.maxLoginAttempts} failed login attempts until ${row.locked_until.toISOString()}`,
         );
       }
-      const passwordOk = await verifyPassword(row?.password_hash ?? null, password);
-      if (!row) return new AccessDeniedError('invalid username or password', { reason: 'bad_password' });
-      let problem: AccessDeniedError | undefined;
+      let problem: LoginFailure | undefined;
       let step: number | undefined;
-      if (!passwordOk) {
-        problem = new AccessDeniedError('invalid username or password', { reason: 'bad_password' });
+      if (!row.password_hash) {
+        problem = new LoginFailure('no_password', `user "${user}" has no password yet (signup or reset not completed)`);
+      } else if (!passwordOk) {
+        problem = new LoginFailure('bad_password', 'wrong password');
       } else if (this.o.secondFactor === 'otp') {
         if (!row.totp_secret) {
-          problem = new AccessDeniedError(`user "${user}" has no second factor registered; ask an admin to reset the user`, {
-            reason: 'no_second_factor',
-          });
+          problem = new LoginFailure('no_second_factor', `user "${user}" has no second factor registered; an admin must reset the user`);
         } else {
           step = matchTotp(row.totp_secret, totpCode, now);
           if (step === undefined) {
-            problem = new AccessDeniedError('invalid second factor code', { reason: 'totp_invalid' });
+            problem = new LoginFailure('totp_invalid', 'right password, wrong second factor code');
           } else if (row.totp_last_step !== null && step <= Number(row.totp_last_step)) {
-            problem = new AccessDeniedError('second factor code was already used; wait for the next code', { reason: 'totp_reused' });
+            problem = new LoginFailure('totp_reused', 'right password, second factor code already used');
           }
         }
       }
@@ -194,7 +218,6 @@ export class LocalUsers {
         .execute();
       return undefined;
     });
-    if (failure) throw failure;
   }
 
   private async validToken(token: string) {
@@ -214,14 +237,5 @@ export class LocalUsers {
 export function checkUserTokenTtl(ttlMs: number): void {
   if (!Number.isFinite(ttlMs) || ttlMs < 1000 || ttlMs > MAX_USER_TOKEN_TTL_MS) {
     throw new BadParameterError('token TTL must be between 1s and 168h', { ttlMs });
-  }
-}
-
-function checkPasswordPolicy(password: string): void {
-  if (password.length < MIN_PASSWORD_LENGTH) {
-    throw new BadParameterError(`password must be at least ${MIN_PASSWORD_LENGTH} characters`);
-  }
-  if (password.length > MAX_PASSWORD_LENGTH) {
-    throw new BadParameterError(`password must be at most ${MAX_PASSWORD_LENGTH} characters`);
   }
 }
