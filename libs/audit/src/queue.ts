@@ -1,3 +1,4 @@
+import { dirname, join } from 'node:path';
 import { Queue, QueueEvents, Worker, type ConnectionOptions } from 'bullmq';
 import type { Logger } from '@keyway/log';
 import { appendAuditEvents, type AuditEventRecord, type Store } from '@keyway/store';
@@ -118,6 +119,8 @@ export class QueueAuditLog extends SpooledAuditLog {
       ...(o.mode ? { mode: o.mode } : {}),
       ...(o.lingerMs !== undefined ? { lingerMs: o.lingerMs } : {}),
       sink: new QueueSink({ redisUrl: o.redisUrl, ...(o.prefix ? { prefix: o.prefix } : {}) }),
+      // Where earlier versions spooled while Redis was away, beside the new spool.
+      legacyFile: join(dirname(o.spoolPath), 'audit-spool.jsonl'),
       logger: o.logger,
     });
   }

@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -108,5 +108,19 @@ describe('SpooledAuditLog', () => {
     fail = false;
     await log.close();
     expect(got).toEqual(['u1', 'u2']);
+  });
+
+  it("takes over the events of the previous spool format and removes its files once they are durable", async () => {
+    const base = mkdtempSync(join(tmpdir(), 'kw-spooled-'));
+    const legacy = join(base, 'audit-spool.jsonl');
+    writeFileSync(`${legacy}.sending`, `${JSON.stringify([event(1), event(2)])}\n`);
+    writeFileSync(legacy, `${JSON.stringify([event(3)])}\n{"torn`);
+    const got: string[] = [];
+    const sink: AuditSink = { batch: 100, maxBatchBytes: 1 << 20, send: async (events) => void got.push(...events.map((e) => e.uid)), close: () => Promise.resolve() };
+    const log = new SpooledAuditLog({ spoolDir: join(base, 'spool'), sink, logger: silentLogger(), lingerMs: 1, legacyFile: legacy });
+    await log.flush();
+    await log.close();
+    expect(got).toEqual(['u1', 'u2', 'u3']);
+    expect(existsSync(legacy) || existsSync(`${legacy}.sending`)).toBe(false);
   });
 });

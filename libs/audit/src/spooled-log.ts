@@ -1,3 +1,4 @@
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import type { Logger } from '@keyway/log';
 import type { AuditEventRecord } from '@keyway/store';
 import { AUDIT_LINGER_MS, type AuditLog } from './audit-log.js';
@@ -32,6 +33,8 @@ export interface SpooledAuditLogOptions {
   flushTimeoutMs?: number;
   /** Longest wait between retries of a failing send (it doubles from 100 ms). */
   maxRetryDelayMs?: number;
+  /** A spool file of the previous format (one JSON array of events a line) to take over. */
+  legacyFile?: string;
 }
 
 const WARN_EVERY_MS = 30_000;
@@ -67,7 +70,28 @@ export class SpooledAuditLog implements AuditLog {
     this.spool = spool;
     this.unsent = replay;
     this.lastSeq = replay[replay.length - 1]?.seq ?? 0;
+    if (o.legacyFile) this.takeOver(o.legacyFile);
     this.pump = this.run();
+  }
+
+  /** Events left in an older version's spool move into this one, then the old files go. */
+  private takeOver(file: string): void {
+    const files = [`${file}.sending`, file].filter((f) => existsSync(f));
+    if (files.length === 0) return;
+    const durable: Promise<boolean>[] = [];
+    for (const f of files) {
+      for (const l of readFileSync(f, 'utf8').split('\n')) {
+        try {
+          for (const e of JSON.parse(l) as AuditEventRecord[]) durable.push(this.record(e));
+        } catch {
+          // an empty or torn line
+        }
+      }
+    }
+    this.o.logger.info({ events: durable.length, from: file }, 'audit spool: taking over the events of the previous spool format');
+    void Promise.all(durable).then((ok) => {
+      if (ok.every(Boolean)) for (const f of files) rmSync(f, { force: true });
+    });
   }
 
   /** False while a strict-mode log cannot keep events: requests are refused. */
