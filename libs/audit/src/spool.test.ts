@@ -1,7 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '@keyway/log';
 import { AuditSpool, type SpooledEvent } from './spool.js';
 
@@ -104,5 +105,55 @@ describe('AuditSpool', () => {
     // Our own pid is allowed (a restart in-process); a live other pid is not.
     writeFileSync(join(dir, 'lock'), String(process.ppid));
     expect(() => open(dir)).toThrow(/in use by process/);
+  });
+});
+
+// A real full disk: a 64 KiB tmpfs (needs root to mount; skipped otherwise).
+const canMount = (() => {
+  if (process.getuid?.() !== 0) return false;
+  try {
+    const d = mkdtempSync(join(tmpdir(), 'kw-full-probe-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', d], { stdio: 'pipe' });
+    execFileSync('umount', [d], { stdio: 'pipe' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+describe.skipIf(!canMount)('AuditSpool on a full disk', () => {
+  const mounts: string[] = [];
+  afterAll(() => {
+    for (const m of mounts) execFileSync('umount', ['-l', m], { stdio: 'pipe' });
+  });
+  const fullDisk = () => {
+    const d = mkdtempSync(join(tmpdir(), 'kw-full-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', d], { stdio: 'pipe' });
+    mounts.push(d);
+    return join(d, 'spool');
+  };
+  const capture = () => {
+    const lines: string[] = [];
+    const l = { ...logger, error: (o: unknown, msg?: string) => void lines.push(String(msg ?? o)) } as unknown as typeof logger;
+    return { l, lines };
+  };
+
+  it('best-effort: appends go on (said out loud, counted as not durable) and never hang', async () => {
+    const { l, lines } = capture();
+    const { spool } = open(fullDisk(), { logger: l });
+    let answered = 0;
+    for (let i = 0; i < 2000; i++) if (await spool.append(line(i)).durable) answered++;
+    expect(answered).toBe(2000);
+    expect(spool.notDurable).toBeGreaterThan(0);
+    expect(lines.some((m) => /spool write failed/.test(m))).toBe(true);
+  });
+
+  it('strict: what cannot be written is refused, and the spool says it is not accepting', async () => {
+    const { l } = capture();
+    const { spool } = open(fullDisk(), { logger: l, mode: 'strict' });
+    let refused = 0;
+    for (let i = 0; i < 2000; i++) if (!(await spool.append(line(i)).durable)) refused++;
+    expect(refused).toBeGreaterThan(0);
+    expect(spool.accepting).toBe(false);
   });
 });

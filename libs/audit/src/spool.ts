@@ -30,6 +30,7 @@ interface Segment {
 
 const SEGMENT_BYTES = 1024 * 1024;
 const SLOW_WRITE_MS = 2_000;
+const RETRY_DISK_MS = 1_000;
 
 /**
  * An append-only, fsync'd file log of audit events, so an event survives a process kill from
@@ -55,6 +56,8 @@ export class AuditSpool {
   private writing = false;
   private writingSince = 0;
   private broken = false;
+  private failedAt = 0;
+  private lastLoud = 0;
   private readonly watchdog: NodeJS.Timeout;
   private closed = false;
   /** Strict mode refused an event for want of room; until the next confirmation. */
@@ -96,7 +99,8 @@ export class AuditSpool {
 
   /** False when a strict-mode spool cannot take more events. */
   get accepting(): boolean {
-    return this.o.mode !== 'strict' || (!this.broken && !this.full && this.bytes < this.o.maxBytes);
+    // After a failed write, refuse for a moment, then let a request try the disk again.
+    return this.o.mode !== 'strict' || (Date.now() - this.failedAt > RETRY_DISK_MS && !this.full && this.bytes < this.o.maxBytes);
   }
 
   /**
@@ -107,7 +111,7 @@ export class AuditSpool {
   append(line: string): { seq: number; durable: Promise<boolean> } {
     if (this.bytes + line.length + 1 > this.o.maxBytes) {
       if (this.o.mode === 'strict') {
-        this.o.logger.error({ maxBytes: this.o.maxBytes }, 'audit spool full: strict mode refuses requests until events are confirmed stored');
+        this.loud({ maxBytes: this.o.maxBytes }, 'audit spool full: strict mode refuses requests until events are confirmed stored');
         this.full = true;
         // No seq: a segment's lines are numbered from its first, without gaps.
         return { seq: 0, durable: Promise.resolve(false) };
@@ -155,6 +159,13 @@ export class AuditSpool {
     rmSync(join(this.o.dir, 'lock'), { force: true });
   }
 
+  /** An error log at most once a second (a full disk fails every write). */
+  private loud(fields: Record<string, unknown>, msg: string): void {
+    if (Date.now() - this.lastLoud < 1_000) return;
+    this.lastLoud = Date.now();
+    this.o.logger.error(fields, msg);
+  }
+
   private writeGroup(): void {
     const group = this.group;
     const waiters = this.waiters;
@@ -165,12 +176,16 @@ export class AuditSpool {
     this.writingSince = Date.now();
     let text = '';
     for (const g of group) text += `${g.line}\n`;
-    const done = (err: NodeJS.ErrnoException | null) => {
+    let seg: Segment | undefined;
+    const done = (err: NodeJS.ErrnoException | null): void => {
       this.writing = false;
       if (err) {
         this.broken = true;
+        this.failedAt = Date.now();
+        // What reached the file, not what was meant to.
+        if (seg) seg.bytes = sizeOf(seg.path, seg.bytes);
         this.notDurable += group.length;
-        this.o.logger.error(
+        this.loud(
           { err: err.message, code: err.code, events: group.length, notDurable: this.notDurable, mode: this.o.mode },
           this.o.mode === 'strict' ? 'audit spool write failed: strict mode refuses these requests' : 'audit spool write failed: these events are held in memory only until stored',
         );
@@ -182,7 +197,7 @@ export class AuditSpool {
       if (this.group.length > 0) this.writeGroup();
     };
     try {
-      const seg = this.activeSegment(group[0]?.seq as number);
+      seg = this.activeSegment(group[0]?.seq as number);
       const fd = this.fd as number;
       const buf = Buffer.from(text);
       seg.last = (group[group.length - 1] as { seq: number }).seq;
@@ -284,6 +299,14 @@ export class AuditSpool {
     // Nothing is appended to the previous process's files: a torn tail stays behind it.
     this.broken = true;
     return out;
+  }
+}
+
+function sizeOf(path: string, fallback: number): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return fallback;
   }
 }
 
