@@ -10,7 +10,7 @@ import type { Logger } from '@keyway/log';
 import { decodeIdentity, generateKeyPair } from '@keyway/pki';
 import { PRESET_ROLES } from '@keyway/rbac';
 import { Store } from '@keyway/store';
-import { AuditWorker, DirectAuditLog, QueueAuditLog, type AuditLog } from '@keyway/audit';
+import { AuditWorker, QueueAuditLog, SpooledAuditLog, StoreSink, type AuditLog } from '@keyway/audit';
 import { AuthApi, HOST_CERT_TTL_MS } from './api/auth-api.js';
 import { ChangeFeed } from './api/change-feed.js';
 import { rateLimitsOf } from './api/rate-limit.js';
@@ -20,6 +20,8 @@ import { generateCaKeySecret } from './ca/index.js';
 import { LocalUsers } from './users/local-users.js';
 
 export const ADMIN_IDENTITY_FILE = 'admin-identity.pem';
+/** The auth service's audit spool, in its data dir (a proxy's is its own). */
+const AUTH_AUDIT_SPOOL = 'audit-spool-auth';
 const DEV_CA_KEY_FILE = 'ca-key.secret';
 const ADMIN_CERT_TTL_MS = 30 * 24 * 60 * 60_000;
 const SERVER_CERT_TTL_MS = 30 * 24 * 60 * 60_000;
@@ -70,14 +72,21 @@ export class AuthService {
       // Events go through the queue; this server's worker writes them to the store.
       this.audit = new QueueAuditLog({
         redisUrl,
-        spoolPath: join(config.dataDir, 'audit-spool.jsonl'),
+        spoolPath: join(config.dataDir, AUTH_AUDIT_SPOOL),
         spoolMaxBytes: config.audit.spool_max_bytes,
         mode: config.audit.mode,
         logger,
       });
       this.auditWorker = new AuditWorker({ redisUrl, store, logger });
     } else {
-      this.audit = new DirectAuditLog(store, logger);
+      // Straight into the store, through the same spool: durable before a response, never lost.
+      this.audit = new SpooledAuditLog({
+        spoolDir: join(config.dataDir, AUTH_AUDIT_SPOOL),
+        maxBytes: config.audit.spool_max_bytes,
+        mode: config.audit.mode,
+        sink: new StoreSink(store),
+        logger,
+      });
     }
     this.api = new AuthApi({
       feed: new ChangeFeed(),

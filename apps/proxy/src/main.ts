@@ -46,6 +46,11 @@ const program = new Command('keyway-proxy')
       ipAddresses,
       logger,
     });
+    // Every event waits in this spool, on disk, until auth confirms it is stored.
+    const spoolDir = join(config.dataDir, 'audit-spool-proxy');
+    const audit = p.redis_url
+      ? new QueueAuditLog({ redisUrl: p.redis_url, spoolPath: spoolDir, spoolMaxBytes: config.audit.spool_max_bytes, mode: config.audit.mode, logger })
+      : undefined;
     const proxy = new ProxyService({
       clusterName: credentials.identity.clusterName,
       listenAddr: p.listen_addr,
@@ -55,23 +60,17 @@ const program = new Command('keyway-proxy')
       authAddr: config.auth_server,
       credentials,
       identityStore,
-      ...(p.redis_url
-        ? {
-            audit: new QueueAuditLog({
-              redisUrl: p.redis_url,
-              spoolPath: join(config.dataDir, 'audit-spool.jsonl'),
-              spoolMaxBytes: config.audit.spool_max_bytes,
-              mode: config.audit.mode,
-              logger,
-            }),
-          }
-        : {}),
+      ...(audit ? { audit } : { auditSpool: { dir: spoolDir, maxBytes: config.audit.spool_max_bytes, mode: config.audit.mode } }),
       localClusters: p.kubernetes.kubeconfig_file ? loadKubeconfig(p.kubernetes.kubeconfig_file).map((creds) => ({ creds, labels: {} })) : [],
       logger,
     });
     const { address, kubeAddress } = await proxy.serve();
     process.stdout.write(`keyway-proxy ${PROXY_VERSION} listening on ${address}${kubeAddress ? `, kube on ${kubeAddress}` : ''} (host id ${proxy.hostId})\n`);
-    const stop = () => void proxy.close().then(() => process.exit(0));
+    const stop = () =>
+      void proxy
+        .close()
+        .then(() => audit?.close())
+        .then(() => process.exit(0));
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });

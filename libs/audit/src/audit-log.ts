@@ -43,6 +43,13 @@ export class Batcher {
 /** Where services hand their events. emit() never blocks the request that caused the event. */
 export interface AuditLog {
   emit(event: AuditEventRecord): void;
+  /**
+   * Resolves once the event is durable where this log keeps it (a spooled log: on disk),
+   * so the response it records may be sent; false when strict mode cannot keep it.
+   */
+  record(event: AuditEventRecord): Promise<boolean>;
+  /** False while a strict-mode log cannot keep events (requests are then refused). */
+  readonly accepting?: boolean;
   /** Resolves once everything emitted so far is durable (written, or queued in Redis or the spool). */
   flush(): Promise<void>;
   close(): Promise<void>;
@@ -69,6 +76,12 @@ export class DirectAuditLog implements AuditLog {
   emit(event: AuditEventRecord): void {
     this.pending.push(event);
     if (!this.writing) this.batcher.schedule(this.pending.length);
+  }
+
+  /** In memory only: this log has no spool (tests, tools). */
+  record(event: AuditEventRecord): Promise<boolean> {
+    this.emit(event);
+    return Promise.resolve(true);
   }
 
   async flush(): Promise<void> {
@@ -134,6 +147,12 @@ export class RemoteAuditLog implements AuditLog {
     }
     this.pending.push(event);
     if (!this.sending) this.batcher.schedule(this.pending.length);
+  }
+
+  /** In memory only: a proxy without a data dir for a spool (tests). */
+  record(event: AuditEventRecord): Promise<boolean> {
+    this.emit(event);
+    return Promise.resolve(true);
   }
 
   async flush(): Promise<void> {

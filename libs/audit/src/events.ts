@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { AuditEventRecord } from '@keyway/store';
 
+/** best-effort: a full spool drops its oldest events, loudly; strict: requests are refused until events can be kept. */
+export type AuditMode = 'best-effort' | 'strict';
+
 /** Teleport's event names and codes, so existing SIEM parsers work unchanged. */
 export const EVENTS = {
   kubeRequest: { event: 'kube.request', code: 'T3009I' },

@@ -1,14 +1,16 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { Queue, Worker, type ConnectionOptions } from 'bullmq';
+import { dirname, join } from 'node:path';
+import { Queue, QueueEvents, Worker, type ConnectionOptions } from 'bullmq';
 import type { Logger } from '@keyway/log';
 import { appendAuditEvents, type AuditEventRecord, type Store } from '@keyway/store';
-import { AUDIT_LINGER_MS, Batcher, type AuditLog } from './audit-log.js';
+import type { AuditMode } from './events.js';
+import { SpooledAuditLog, type AuditSink } from './spooled-log.js';
 
 export const AUDIT_QUEUE = 'keyway-audit';
 const BATCH = 2000;
+/** A stored job stays this long for a sender that restarted to find; its sender removes it sooner. */
+const KEEP_DONE_S = 3600;
 
-export type AuditMode = 'best-effort' | 'strict';
+export type { AuditMode } from './events.js';
 
 export function redisConnection(url: string): ConnectionOptions {
   const u = new URL(url);
@@ -27,7 +29,7 @@ export function redisConnection(url: string): ConnectionOptions {
 
 export interface QueueAuditLogOptions {
   redisUrl: string;
-  /** Bounded local file for events while Redis is unreachable. */
+  /** The spool's directory (in the service's data dir): every event waits there until it is stored. */
   spoolPath: string;
   spoolMaxBytes?: number;
   mode?: AuditMode;
@@ -39,161 +41,88 @@ export interface QueueAuditLogOptions {
 }
 
 /**
- * Puts events on the BullMQ queue in order, in batches. While Redis is unreachable they go
- * to a bounded spool file, and are replayed in order, before anything newer, when Redis
- * returns. A full spool drops the oldest events (best-effort) or, in strict mode, makes
- * `accepting` false so the proxy refuses new requests until events can be recorded.
+ * Sends batches as BullMQ jobs whose id is the batch's, and confirms a batch once its job is
+ * completed (the worker completes a job after the store committed it). A job Redis lost (a
+ * restart without persistence) or failed is added again; one still queued is waited for.
  */
-export class QueueAuditLog implements AuditLog {
+export class QueueSink implements AuditSink {
+  readonly batch = BATCH;
+  readonly maxBatchBytes = 32 * 1024 * 1024;
   private readonly queue: Queue;
-  private pending: AuditEventRecord[] = [];
-  private running: Promise<void> | undefined;
-  private readonly maxBytes: number;
-  private retryTimer: NodeJS.Timeout | undefined;
+  private readonly events: QueueEvents;
+  private readonly done = new Map<string, () => void>();
   private closed = false;
-  private readonly batcher: Batcher;
-  dropped = 0;
 
-  constructor(private readonly o: QueueAuditLogOptions) {
-    this.queue = new Queue(AUDIT_QUEUE, { connection: redisConnection(o.redisUrl), ...(o.prefix ? { prefix: o.prefix } : {}) });
-    this.queue.on('error', () => undefined); // connection errors surface as failed adds
-    this.maxBytes = o.spoolMaxBytes ?? 256 * 1024 * 1024;
-    this.batcher = new Batcher(() => this.kick(), o.lingerMs ?? AUDIT_LINGER_MS, BATCH);
-    mkdirSync(dirname(o.spoolPath), { recursive: true, mode: 0o700 });
-    if (this.spoolBytes() > 0) this.kick();
+  constructor(o: { redisUrl: string; prefix?: string }) {
+    const prefix = o.prefix ? { prefix: o.prefix } : {};
+    this.queue = new Queue(AUDIT_QUEUE, { connection: redisConnection(o.redisUrl), ...prefix });
+    this.queue.on('error', () => undefined); // connection errors surface as failed calls
+    // Completion notices, so a confirmation does not wait for the next poll.
+    const blocking = { ...redisConnection(o.redisUrl), enableOfflineQueue: true, maxRetriesPerRequest: null };
+    this.events = new QueueEvents(AUDIT_QUEUE, { connection: blocking, ...prefix });
+    this.events.on('error', () => undefined);
+    this.events.on('completed', ({ jobId }) => this.done.get(jobId)?.());
   }
 
-  /** False in strict mode while events cannot be recorded (spool full). */
-  get accepting(): boolean {
-    return this.o.mode !== 'strict' || this.spoolBytes() < this.maxBytes;
-  }
-
-  emit(event: AuditEventRecord): void {
-    this.pending.push(event);
-    if (!this.running) this.batcher.schedule(this.pending.length);
-  }
-
-  /** Resolves once every event emitted so far is in Redis or, while Redis is away, in the spool. */
-  async flush(): Promise<void> {
-    while (this.running || this.pending.length > 0) {
-      if (!this.running) this.batcher.now();
-      if (!this.running) return;
-      await this.running;
+  async send(events: AuditEventRecord[], _lines: string[], id: string): Promise<void> {
+    let completed = false;
+    let notify: () => void = () => undefined;
+    let notice = new Promise<void>((r) => (notify = r));
+    this.done.set(id, () => {
+      completed = true;
+      notify();
+    });
+    try {
+      // A job with this id already there (the same batch sent before a restart) is not added twice.
+      await this.add(id, events);
+      let poll = 20;
+      for (;;) {
+        await Promise.race([notice, new Promise((r) => setTimeout(r, poll).unref())]);
+        if (this.closed) throw new Error('audit queue closed');
+        poll = Math.min(poll * 2, 1_000);
+        const state = completed ? 'completed' : await this.queue.getJobState(id);
+        if (state === 'completed') break;
+        if (state === 'failed') await this.queue.remove(id);
+        if (state === 'unknown' || state === 'failed') {
+          await this.add(id, events);
+          notice = new Promise<void>((r) => (notify = r));
+        }
+      }
+    } finally {
+      this.done.delete(id);
     }
+    // Stored: the job has done its work and need not hold its events in Redis.
+    await this.queue.remove(id).catch(() => undefined);
+  }
+
+  private add(id: string, events: AuditEventRecord[]) {
+    return this.queue.add('events', { events }, { jobId: id, removeOnComplete: { age: KEEP_DONE_S }, removeOnFail: { age: 24 * KEEP_DONE_S } });
   }
 
   async close(): Promise<void> {
-    await this.flush();
     this.closed = true;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    // Events still pending go to the spool, to be sent by the next start.
-    if (this.pending.length > 0) this.spool(this.pending.splice(0));
-    await this.queue.close().catch(() => undefined);
+    for (const d of this.done.values()) d();
+    await Promise.all([this.queue.close().catch(() => undefined), this.events.close().catch(() => undefined)]);
   }
+}
 
-  private kick(): void {
-    if (this.running || this.closed) return;
-    this.running = this.drain().finally(() => {
-      this.running = undefined;
-      if (this.pending.length > 0) this.batcher.schedule(this.pending.length);
+/**
+ * Events through the BullMQ queue, each first kept in the local spool until the worker
+ * confirms it stored. While Redis is away they wait there and go, in order, when it returns;
+ * a full spool drops the oldest events (best-effort) or makes `accepting` false (strict).
+ */
+export class QueueAuditLog extends SpooledAuditLog {
+  constructor(o: QueueAuditLogOptions) {
+    super({
+      spoolDir: o.spoolPath,
+      ...(o.spoolMaxBytes !== undefined ? { maxBytes: o.spoolMaxBytes } : {}),
+      ...(o.mode ? { mode: o.mode } : {}),
+      ...(o.lingerMs !== undefined ? { lingerMs: o.lingerMs } : {}),
+      sink: new QueueSink({ redisUrl: o.redisUrl, ...(o.prefix ? { prefix: o.prefix } : {}) }),
+      // Where earlier versions spooled while Redis was away, beside the new spool.
+      legacyFile: join(dirname(o.spoolPath), 'audit-spool.jsonl'),
+      logger: o.logger,
     });
-  }
-
-  private async drain(): Promise<void> {
-    // Older events first: the spool, then what came since.
-    if (!(await this.replaySpool())) {
-      this.spool(this.pending.splice(0));
-      this.scheduleRetry();
-      return;
-    }
-    while (this.pending.length > 0) {
-      const batch = this.pending.slice(0, BATCH);
-      try {
-        await this.add(batch);
-        this.pending.splice(0, batch.length);
-      } catch (err) {
-        this.o.logger.warn({ err: (err as Error).message }, 'audit queue unreachable: spooling events locally');
-        this.spool(this.pending.splice(0));
-        this.scheduleRetry();
-        return;
-      }
-    }
-  }
-
-  private scheduleRetry(): void {
-    if (this.retryTimer || this.closed) return;
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      this.kick();
-    }, 1_000);
-    this.retryTimer.unref();
-  }
-
-  private add(batch: AuditEventRecord[]) {
-    return this.queue.add('events', { events: batch }, { removeOnComplete: true, removeOnFail: false });
-  }
-
-  /** Sends the spool in order; true when it is empty afterwards. */
-  private async replaySpool(): Promise<boolean> {
-    if (this.spoolBytes() === 0) return true;
-    const sending = `${this.o.spoolPath}.sending`;
-    if (!existsSync(sending)) renameSync(this.o.spoolPath, sending);
-    const lines = readFileSync(sending, 'utf8').split('\n').filter(Boolean);
-    for (let i = 0; i < lines.length; i++) {
-      try {
-        await this.add(JSON.parse(lines[i] as string) as AuditEventRecord[]);
-      } catch {
-        // Keep what is left, in order, ahead of anything spooled meanwhile.
-        const rest = lines.slice(i).join('\n') + '\n';
-        const later = existsSync(this.o.spoolPath) ? readFileSync(this.o.spoolPath, 'utf8') : '';
-        appendFileSync(`${sending}.tmp`, rest + later, { mode: 0o600 });
-        renameSync(`${sending}.tmp`, this.o.spoolPath);
-        rmSync(sending, { force: true });
-        return false;
-      }
-    }
-    rmSync(sending, { force: true });
-    if (this.spoolBytes() > 0) return this.replaySpool();
-    this.o.logger.info({ batches: lines.length }, 'audit spool replayed');
-    return true;
-  }
-
-  private spool(events: AuditEventRecord[]): void {
-    for (let i = 0; i < events.length; i += BATCH) {
-      const line = `${JSON.stringify(events.slice(i, i + BATCH))}\n`;
-      if (this.spoolBytes() + line.length > this.maxBytes) {
-        if (this.o.mode === 'strict') {
-          this.o.logger.error('audit spool full: strict mode refuses new requests until events can be recorded');
-          this.dropped += events.length - i;
-          return;
-        }
-        this.dropOldest(line.length);
-      }
-      appendFileSync(this.o.spoolPath, line, { mode: 0o600 });
-    }
-  }
-
-  private dropOldest(room: number): void {
-    const lines = readFileSync(this.o.spoolPath, 'utf8').split('\n').filter(Boolean);
-    let size = this.spoolBytes();
-    let dropped = 0;
-    while (lines.length > 0 && size + room > this.maxBytes) {
-      const line = lines.shift() as string;
-      size -= line.length + 1;
-      dropped += (JSON.parse(line) as unknown[]).length;
-    }
-    this.dropped += dropped;
-    this.o.logger.error({ dropped, total: this.dropped }, 'audit spool full: dropped the oldest events (audit.mode best-effort)');
-    appendFileSync(`${this.o.spoolPath}.tmp`, lines.map((l) => `${l}\n`).join(''), { mode: 0o600 });
-    renameSync(`${this.o.spoolPath}.tmp`, this.o.spoolPath);
-  }
-
-  private spoolBytes(): number {
-    try {
-      return statSync(this.o.spoolPath).size;
-    } catch {
-      return 0;
-    }
   }
 }
 
@@ -206,7 +135,7 @@ export class QueueAuditLog implements AuditLog {
 export class AuditWorker {
   private readonly worker: Worker;
 
-  constructor(o: { redisUrl: string; store: Store; logger: Logger; prefix?: string }) {
+  constructor(o: { redisUrl: string; store: Store; logger: Logger; prefix?: string; lockDurationMs?: number; stalledIntervalMs?: number }) {
     const connection = { ...redisConnection(o.redisUrl), enableOfflineQueue: true, maxRetriesPerRequest: null };
     this.worker = new Worker(
       AUDIT_QUEUE,
@@ -224,7 +153,18 @@ export class AuditWorker {
           }
         }
       },
-      { connection, concurrency: 1, lockDuration: 60_000, ...(o.prefix ? { prefix: o.prefix } : {}) },
+      {
+        connection,
+        concurrency: 1,
+        // A job held by a worker that died is taken up again within seconds: its lock lapses
+        // after lockDuration and the next stalled check (every stalledInterval) re-queues it.
+        // A live worker renews its lock every lockDuration / 2, also while Postgres is away.
+        lockDuration: o.lockDurationMs ?? 5_000,
+        stalledInterval: o.stalledIntervalMs ?? 1_000,
+        // A job is never failed for having stalled: it is stored, or it waits.
+        maxStalledCount: Number.MAX_SAFE_INTEGER,
+        ...(o.prefix ? { prefix: o.prefix } : {}),
+      },
     );
     this.worker.on('error', (err) => o.logger.debug({ err: err.message }, 'audit worker connection error'));
   }

@@ -27,6 +27,11 @@ export interface KubeHandlerOptions {
   maxHeaderBytes?: number;
   /** Receives the audit events: one kube.request per request, and the session events. */
   audit?: (event: AuditEventRecord) => void;
+  /**
+   * Keeps a kube.request event durably (the proxy's spool); the response is sent once it
+   * resolves, and refused (503) when it resolves false (strict mode cannot keep it).
+   */
+  record?: (event: AuditEventRecord) => Promise<boolean>;
   /** False while events cannot be recorded and audit.mode is strict: requests are refused. */
   auditAccepting?: () => boolean;
   /** Where exec/attach session recordings go; without it sessions are not recorded. */
@@ -213,9 +218,13 @@ export class KubeHandler {
     x: Pick<Exchange, 'method' | 'url' | 'headers' | 'rawHeaders' | 'authn'>,
     audit: AuditContext,
   ): { route: ClusterRoute; head: KubeRequestHead; info: RequestInfo; identity: Identity } | { status: KubeStatus } {
+    // Refusals are recorded with what the path says too (namespace, kind), so searches find them.
+    const parsedPath = parsePath(x.method, x.url);
+    if ('info' in parsedPath) audit.info = parsedPath.info;
     if ('status' in x.authn) return { status: x.authn.status };
     const identity = x.authn.identity;
     audit.identity = identity;
+    if (identity.kubernetesCluster) audit.cluster = identity.kubernetesCluster;
     if (this.o.auditAccepting && !this.o.auditAccepting()) {
       return { status: kubeStatus(503, 'ServiceUnavailable', 'keyway: requests cannot be audited right now (audit.mode strict); try again shortly') };
     }
@@ -259,17 +268,9 @@ export class KubeHandler {
     if (typeof impersonation === 'string') {
       return { status: kubeStatus(403, 'Forbidden', `keyway: the ${impersonation} header is not allowed; only Impersonate-User and Impersonate-Group are`) };
     }
-    let info: RequestInfo;
-    let url: string;
-    try {
-      const normalized = normalizeRequestPath(x.url);
-      url = normalized.url;
-      info = parseRequestInfo(x.method, normalized.path, normalized.query);
-      audit.info = info;
-      audit.labels = known.labels;
-    } catch (err) {
-      return { status: kubeStatus(400, 'BadRequest', `keyway: ${(err as Error).message}`) };
-    }
+    if ('error' in parsedPath) return { status: kubeStatus(400, 'BadRequest', `keyway: ${parsedPath.error}`) };
+    const { info, url } = parsedPath;
+    audit.labels = known.labels;
     const impersonateUser = impersonation.users[0];
     const impersonateGroups = impersonation.groups;
     const decision = authorizeKubeRequest({
@@ -303,17 +304,18 @@ export class KubeHandler {
     const audit: AuditContext = { remoteAddr: x.remoteAddr, path: x.url, method: x.method };
     const prepared = this.prepare(x, audit);
     if ('status' in prepared) {
-      this.emitKubeRequest(audit, prepared.status.code, prepared.status.message);
+      await this.emitKubeRequest(audit, prepared.status.code, prepared.status.message);
       return this.fail(x, prepared.status);
     }
     const { route, head, identity } = prepared;
     try {
       const res = await route.backend.request(head, x.hasBody ? x.body : null);
-      this.emitKubeRequest(audit, res.head.status);
+      // The event is durable before the response's first byte goes out.
+      const recorded = await this.emitKubeRequest(audit, res.head.status);
       const whole = res.takeWhole?.();
-      if (x.closed()) {
+      if (x.closed() || !recorded) {
         if (!whole) res.body.destroy();
-        return;
+        return recorded ? undefined : this.fail(x, UNRECORDED);
       }
       if (whole) return x.respondWhole(res.head.status, res.head.headers, whole);
       const out = x.respond(res.head.status, res.head.headers);
@@ -321,7 +323,7 @@ export class KubeHandler {
     } catch (err) {
       this.o.logger.warn({ err: (err as Error).message, cluster: head.cluster, user: identity.username }, 'forwarding failed');
       const status = kubeStatus(503, 'ServiceUnavailable', `keyway: cluster "${head.cluster}" is not reachable right now: ${(err as Error).message}`);
-      this.emitKubeRequest(audit, 503, status.message);
+      await this.emitKubeRequest(audit, 503, status.message);
       this.fail(x, status);
     }
   }
@@ -395,8 +397,8 @@ export class KubeHandler {
    * Built as one literal: it is on every request's path, where spreading a field bag into a
    * record cost several times more.
    */
-  private emitKubeRequest(a: AuditContext, code: number, deniedReason?: string): void {
-    if (!this.o.audit) return;
+  private emitKubeRequest(a: AuditContext, code: number, deniedReason?: string): Promise<boolean> | boolean {
+    if (!this.o.audit && !this.o.record) return true;
     const id = a.identity;
     const info = a.info;
     const event: AuditEventRecord = {
@@ -428,7 +430,9 @@ export class KubeHandler {
       server_version: PROXY_VERSION_FOR_AUDIT,
       denied_reason: deniedReason !== undefined && code >= 400 ? deniedReason : undefined,
     };
-    this.o.audit(event);
+    if (this.o.record) return this.o.record(event);
+    this.o.audit?.(event);
+    return true;
   }
 
   private async onUpgrade(req: IncomingMessage, socket: Duplex, clientHead: Buffer): Promise<void> {
@@ -437,14 +441,17 @@ export class KubeHandler {
     const audit: AuditContext = { remoteAddr: req.socket.remoteAddress ?? '', path: req.url ?? '/', method: req.method ?? 'GET' };
     const prepared = this.prepare({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders, authn }, audit);
     if ('status' in prepared) {
-      this.emitKubeRequest(audit, prepared.status.code, prepared.status.message);
+      await this.emitKubeRequest(audit, prepared.status.code, prepared.status.message);
       return writeRawResponse(socket, prepared.status.code, prepared.status);
     }
     const { route, head } = prepared;
     head.upgrade = String(req.headers['upgrade'] ?? '');
     try {
       const { head: res, stream } = await route.backend.upgrade(head, clientHead);
-      this.emitKubeRequest(audit, res.status);
+      if (!(await this.emitKubeRequest(audit, res.status))) {
+        stream.destroy();
+        return writeRawResponse(socket, 503, UNRECORDED);
+      }
       if (res.status !== 101) {
         socket.write(rawHead(res.status, res.headers, true));
         pump(stream, socket);
@@ -454,7 +461,7 @@ export class KubeHandler {
       this.auditSession(audit, head, socket, { stream, clientHead, headers: res.headers });
       splice(socket, stream);
     } catch (err) {
-      this.emitKubeRequest(audit, 503, (err as Error).message);
+      await this.emitKubeRequest(audit, 503, (err as Error).message);
       writeRawResponse(socket, 503, kubeStatus(503, 'ServiceUnavailable', `keyway: cluster "${head.cluster}" is not reachable right now: ${(err as Error).message}`));
     }
   }
@@ -464,6 +471,18 @@ export class KubeHandler {
     x.body.resume(); // drain what the client still sends
     const out = x.respond(status.code, { 'content-type': 'application/json' });
     out.end(JSON.stringify(status));
+  }
+}
+
+const UNRECORDED = kubeStatus(503, 'ServiceUnavailable', 'keyway: this request could not be audited (audit.mode strict); try again shortly');
+
+/** The request's target as the path names it; parsed once, before any refusal. */
+function parsePath(method: string, rawUrl: string): { info: RequestInfo; url: string } | { error: string } {
+  try {
+    const normalized = normalizeRequestPath(rawUrl);
+    return { info: parseRequestInfo(method, normalized.path, normalized.query), url: normalized.url };
+  } catch (err) {
+    return { error: (err as Error).message };
   }
 }
 

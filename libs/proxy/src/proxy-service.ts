@@ -8,7 +8,7 @@ import { KubeForwarder, type ClusterCredentials } from '@keyway/forwarder';
 import type { Logger } from '@keyway/log';
 import { verifyCertificate } from '@keyway/pki';
 import { GRPC_ALPN, TUNNEL_ALPN, TunnelSession } from '@keyway/tunnel';
-import { QueueAuditLog, RemoteAuditLog, type AuditLog } from '@keyway/audit';
+import { RemoteAuditLog, RemoteSink, SpooledAuditLog, type AuditLog, type AuditMode } from '@keyway/audit';
 import { ClusterCache } from './cache.js';
 import { KubeHandler } from './kube-handler.js';
 import type { SessionChunk } from './recording/index.js';
@@ -37,6 +37,8 @@ export interface ProxyServiceConfig {
   identityStore?: IdentityStore;
   /** Where kube.request events go; by default, to the auth server. */
   audit?: AuditLog;
+  /** With no `audit`: the spool (in the data dir) that keeps events until auth has stored them. */
+  auditSpool?: { dir: string; maxBytes: number; mode: AuditMode };
   logger: Logger;
 }
 
@@ -64,20 +66,25 @@ export class ProxyService {
       web: this.tlsServer('web', (socket) => this.web.emit('connection', socket)),
     };
     this.cache = new ClusterCache(() => this.authClient(), config.logger);
+    const toAuth = async (events: string[]) => {
+      const client = this.authClient();
+      try {
+        await client.call('emitAuditEvents', { events });
+      } finally {
+        client.close();
+      }
+    };
+    const spool = config.auditSpool;
     this.audit =
       config.audit ??
-      new RemoteAuditLog(async (events) => {
-        const client = this.authClient();
-        try {
-          await client.call('emitAuditEvents', { events });
-        } finally {
-          client.close();
-        }
-      }, config.logger);
+      (spool
+        ? new SpooledAuditLog({ spoolDir: spool.dir, maxBytes: spool.maxBytes, mode: spool.mode, sink: new RemoteSink(toAuth), logger: config.logger })
+        : new RemoteAuditLog(toAuth, config.logger));
     this.kube = new KubeHandler({
       audit: (event) => this.audit.emit(event),
+      record: (event) => this.audit.record(event),
       recordings: (chunk) => this.uploadSessionChunk(chunk),
-      auditAccepting: () => !(this.audit instanceof QueueAuditLog) || this.audit.accepting,
+      auditAccepting: () => this.audit.accepting ?? true,
       clusterName: config.clusterName,
       userCas: () => parsedCas(this.creds.userCaPems),
       cache: this.cache,
@@ -129,7 +136,8 @@ export class ProxyService {
     for (const t of this.timers) clearInterval(t);
     if (this.renewTimer) clearTimeout(this.renewTimer);
     this.cache.stop();
-    await this.audit.flush();
+    // A log of its own is closed (what is unsent stays in its spool); a shared one is flushed.
+    await (this.config.audit ? this.audit.flush() : this.audit.close());
     for (const t of this.tunnels) t.destroy();
     this.kube.close();
     this.forwarder?.close();

@@ -6,7 +6,7 @@ import type { Logger } from '@keyway/log';
 import { fingerprint, spkiPin, subjectPublicKey, type Identity, type SystemRole } from '@keyway/pki';
 import { certTtl, checkAccess, identityKubeGrants, visibleKubeClusters } from '@keyway/rbac';
 import { RESOURCE_LIMITS, parseResourceDocuments, redactSecrets, type LockResource, type Resource, type RoleResource, type UserResource } from '@keyway/resources';
-import { STORED_KINDS, type Db, type Store, type StoredKind, type StoredResource } from '@keyway/store';
+import { STORED_KINDS, appendAuditEvents, type Db, type Store, type StoredKind, type StoredResource } from '@keyway/store';
 import type { CertAuthorities } from '../authorities.js';
 import { DEFAULT_USER_TOKEN_TTL_MS, LOGIN_FAILED, LoginFailure, checkUserTokenTtl, type IssuedUserToken, type LocalUsers } from '../users/local-users.js';
 import { readRule, redactForRead, type ReadMethod, type ReadableKind } from './authorization.js';
@@ -557,6 +557,7 @@ export class AuthApi {
     if (c.kind !== 'host' || !(c.identity.systemRoles.includes('Proxy') || c.identity.systemRoles.includes('Admin'))) {
       throw new AccessDeniedError(`${describeCaller(c)} may not emit audit events`);
     }
+    const parsed: AuditEventRecord[] = [];
     for (const json of events) {
       let e: AuditEventRecord;
       try {
@@ -567,9 +568,11 @@ export class AuthApi {
       if (typeof e.uid !== 'string' || typeof e.event !== 'string' || typeof e.code !== 'string' || typeof e.time !== 'string') {
         throw new BadParameterError('audit event needs uid, event, code and time');
       }
-      this.o.audit.emit(e);
+      parsed.push(e);
     }
-    await this.o.audit.flush();
+    // Stored before the answer: the proxy keeps the events in its spool until this call
+    // succeeds (idempotent on uid, so its re-sends never duplicate).
+    await appendAuditEvents(this.o.store, parsed);
   }
 
   async searchEvents(caller: Caller, q: Parameters<typeof searchAuditEvents>[1]) {
