@@ -119,12 +119,22 @@ function responseOf(stream: MuxStream): Promise<KubeResponseHead> {
  */
 export function serveTunnel(
   socket: Duplex,
-  opts: { backend: KubeBackend; info: () => TunnelInfo; onError?: (err: Error) => void; onProxies?: (proxyIds: string[]) => void },
+  opts: {
+    backend: KubeBackend;
+    info: () => TunnelInfo;
+    onError?: (err: Error) => void;
+    onProxies?: (proxyIds: string[]) => void;
+    /** Ping the proxy this often, so a proxy that vanished without closing is noticed (default 15 s; 0: never). */
+    pingIntervalMs?: number;
+  },
 ): {
-  closed: Promise<void>;
+  /** Resolves when the tunnel is gone, with why if it failed (undefined: the proxy closed it). */
+  closed: Promise<Error | undefined>;
   close(): void;
 } {
+  let reason: Error | undefined;
   const mux = new Mux(socket, {
+    pingIntervalMs: opts.pingIntervalMs ?? 15_000,
     onStream: (stream, head, ended) => {
       handleTunnelStream(stream, head, ended, opts).catch((err: unknown) => {
         opts.onError?.(err as Error);
@@ -136,14 +146,18 @@ export function serveTunnel(
         }
       });
     },
-    ...(opts.onError ? { onError: opts.onError } : {}),
+    // The mux reports an error only when it dies of it: that is the reason the tunnel closed.
+    onError: (err) => {
+      reason = err;
+      opts.onError?.(err);
+    },
     onAnnounce: (payload) => {
       const ids = proxiesOf(payload);
       if (ids) opts.onProxies?.(ids);
     },
   });
   return {
-    closed: mux.closed,
+    closed: mux.closed.then(() => reason),
     close: () => mux.destroy(),
   };
 }
