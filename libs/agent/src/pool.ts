@@ -18,6 +18,8 @@ export interface AgentPoolOptions {
 
 /** After a dial that reached a proxy this agent already has: try again soon, the next may reach another. */
 const DUPLICATE_BACKOFF = { minMs: 100, maxMs: 1_000 };
+/** A tunnel that closes sooner than this counts as a failed dial (a proxy refusing it must not be redialled in a hot loop). */
+const STABLE_TUNNEL_MS = 10_000;
 
 interface Tunnel {
   proxyId: string;
@@ -114,12 +116,12 @@ export class AgentPool {
         socket.destroy();
         throw new Error('the server at the proxy address is not a Keyway proxy of this cluster');
       }
-      this.failures.reset();
       this.outage.recovered(`the proxy at ${this.o.proxyAddr} is reachable again`);
       const proxyId = proxy.username;
       if (this.tunnels.has(proxyId) || this.stopped) {
         // The load balancer sent us to a proxy we already have: try again soon.
         socket.destroy();
+        this.failures.reset();
         retryIn = this.duplicates.next();
         this.o.logger.debug({ proxyId, retryInMs: retryIn }, 'reached a proxy this agent already has a tunnel to');
         return;
@@ -132,13 +134,19 @@ export class AgentPool {
         onProxies: (ids) => this.setProxies(ids, `proxy ${proxyId}`),
       });
       this.tunnels.set(proxyId, { proxyId, close: served.close });
+      const since = Date.now();
       this.o.logger.info({ proxyId, proxyAddr: this.o.proxyAddr, tunnels: this.tunnels.size }, `tunnel to proxy established: connected to proxy ${proxyId} via ${this.o.proxyAddr}`);
       void served.closed.then((err) => {
         this.tunnels.delete(proxyId);
         if (this.stopped) return;
         const reason = err?.message ?? 'the proxy closed the connection';
-        this.o.logger.warn({ proxyId, err: reason, tunnels: this.tunnels.size }, `tunnel to proxy closed: lost proxy ${proxyId}: ${reason}; redialling`);
-        this.schedule(0);
+        if (Date.now() - since >= STABLE_TUNNEL_MS) this.failures.reset();
+        const delay = Date.now() - since >= STABLE_TUNNEL_MS ? 0 : this.failures.next();
+        this.o.logger.warn(
+          { proxyId, err: reason, tunnels: this.tunnels.size, retryInMs: delay },
+          `tunnel to proxy closed: lost proxy ${proxyId}: ${reason}; redialling${delay > 0 ? ` in ${(delay / 1000).toFixed(1)} s` : ''}`,
+        );
+        this.schedule(delay);
       });
     } catch (err) {
       retryIn = this.failures.next();
