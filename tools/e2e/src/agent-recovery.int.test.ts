@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KUBE_SNI } from '@keyway/client';
-import { runCommand, runKubectl, startProcess, startTcpBalancer, startTestKubeApiServer, type LongRunning, type TcpBalancer, type TestKubeApiServer } from '@keyway/testing';
+import { runCommand, runKubectl, startKubectl, startProcess, startTcpBalancer, startTestKubeApiServer, type LongRunning, type TcpBalancer, type TestKubeApiServer } from '@keyway/testing';
 
 // Issue 10, class 7, as processes: auth, proxies behind a TCP round-robin balancer, two
 // agents (the real bins), the test API server as the cluster. Proxies die and come back;
@@ -132,7 +132,9 @@ describe('agents and proxies never give up', () => {
     const m = await proc.waitFor(/listening on \S+ \(host id (\S+)\)/, 90_000);
     proxies[i] = proc;
     proxyIds[i] = m[1] as string;
-    return { proc, listeningAt: Date.now() };
+    // When it started listening, by its own clock (the agents' log times are on the same one).
+    await waitUntil(() => logLines(proc).some((l) => l.msg === 'proxy listening'), 'the proxy to log that it listens');
+    return { proc, listeningAt: logLines(proc).find((l) => l.msg === 'proxy listening')?.time as number };
   }
 
   async function killProxy(i: number): Promise<void> {
@@ -246,6 +248,7 @@ describe('agents and proxies never give up', () => {
 
   it('a restarted proxy without a tunnel yet answers 503 with Retry-After, never 404, and /readyz says what it waits for', async () => {
     // The agents keep running and heartbeating (the cluster exists), but cannot reach proxy 1.
+    let retrying: LongRunning | undefined;
     await gate1.shut();
     try {
       await killProxy(1);
@@ -257,9 +260,16 @@ describe('agents and proxies never give up', () => {
       const ready = await readyz(1);
       expect(ready.status).toBe(503);
       expect(ready.body.waiting_for).toEqual([`agent tunnels for cluster ${CLUSTER}`]);
+      // kubectl itself retries on the Retry-After and succeeds once the tunnel is there
+      // (a --server override drops the kubeconfig's tls-server-name: give it again).
+      retrying = startKubectl(['--server', `https://127.0.0.1:${ports[1]}`, '--tls-server-name', KUBE_SNI, '-v=6', 'get', 'pods', '-n', 'default'], { kubeconfig, cacheDir: join(dir, 'kube-cache-retry') });
+      const k = retrying;
+      await waitUntil(() => /503 Service Unavailable/.test(k.stderr()) || k.child.exitCode !== null, 'kubectl to meet the 503');
     } finally {
       await gate1.open();
     }
+    expect(await retrying?.exited, retrying?.stderr()).toBe(0);
+    expect(retrying?.stdout()).toContain('web');
     const statuses = new Map<number, number>();
     await waitUntil(async () => {
       const r = await getPods(1);
