@@ -122,7 +122,8 @@ describe('agents and proxies never give up', () => {
   const env = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({ PATH: process.env['PATH'], HOME: dir, KEYWAY_LOG_LEVEL: 'info', ...extra });
   const kwctl = (args: string[], input?: string) => runCommand(bin('kwctl'), ['--data-dir', join(dir, 'auth'), ...args], { env: env(), ...(input ? { input } : {}) });
 
-  async function startProxy(i: number): Promise<{ proc: LongRunning; listeningAt: number }> {
+  async function startProxy(i: number): Promise<{ proc: LongRunning; listeningAt: number; spawnedAt: number }> {
+    const spawnedAt = Date.now();
     const proc = startProcess(
       bin('keyway-proxy'),
       ['--auth-server', authAddr, '--token', token, '--listen-addr', `127.0.0.1:${ports[i]}`, '--data-dir', join(dir, `proxy${i}`)],
@@ -134,7 +135,7 @@ describe('agents and proxies never give up', () => {
     proxyIds[i] = m[1] as string;
     // When it started listening, by its own clock (the agents' log times are on the same one).
     await waitUntil(() => logLines(proc).some((l) => l.msg === 'proxy listening'), 'the proxy to log that it listens');
-    return { proc, listeningAt: logLines(proc).find((l) => l.msg === 'proxy listening')?.time as number };
+    return { proc, spawnedAt, listeningAt: logLines(proc).find((l) => l.msg === 'proxy listening')?.time as number };
   }
 
   async function killProxy(i: number): Promise<void> {
@@ -298,23 +299,24 @@ describe('agents and proxies never give up', () => {
         else await new Promise((res) => setTimeout(res, 20));
       }
     })();
-    const { listeningAt } = await startProxy(0);
+    const { listeningAt, spawnedAt } = await startProxy(0);
     const id = proxyIds[0] as string;
     const times: number[] = [];
     for (const a of agents) {
       await waitUntil(() => connectedAt(a, id).some((t) => t >= started), 'the agent to reach the restarted proxy');
       times.push((connectedAt(a, id).find((t) => t >= started) as number) - listeningAt);
     }
+    console.log(`restarted proxy: process start to "proxy listening" ${listeningAt - spawnedAt} ms`);
     polling = false;
     await poller;
-    console.log(`restarted proxy: up ${listeningAt - started} ms after the kill; agent tunnels ${times.join(', ')} ms after it listened; answers meanwhile ${JSON.stringify(Object.fromEntries(statuses))}`);
+    console.log(`restarted proxy: up ${listeningAt - started} ms after the kill; agent tunnels ${times.join(', ')} ms after it logged "proxy listening"; answers meanwhile ${JSON.stringify(Object.fromEntries(statuses))}`);
     expect(statuses.has(404)).toBe(false);
     expect([...statuses.keys()].every((s) => s === 200 || s === 503)).toBe(true);
   }, 120_000);
 
   it('a new proxy is announced to the agents over their tunnels and gets a tunnel from each', async () => {
     const started = Date.now();
-    const { listeningAt } = await startProxy(2);
+    const { listeningAt, spawnedAt } = await startProxy(2);
     const id = proxyIds[2] as string;
     const times: number[] = [];
     const sources: string[] = [];
@@ -324,7 +326,7 @@ describe('agents and proxies never give up', () => {
       const learned = logLines(a).find((l) => l.time >= started && l.msg.startsWith(`learned of proxy ${id}`));
       sources.push(/\(from ([^)]+)\)/.exec(learned?.msg ?? '')?.[1] ?? 'unknown');
     }
-    console.log(`new proxy ${id}: agent tunnels ${times.join(', ')} ms after it listened; learned from ${sources.join(', ')}`);
+    console.log(`new proxy ${id}: process start to "proxy listening" ${listeningAt - spawnedAt} ms; agent tunnels ${times.join(', ')} ms after it logged "proxy listening"; learned from ${sources.join(', ')}`);
     const r = await runKubectl(['get', 'pods', '-n', 'default'], { kubeconfig });
     expect(r.code, r.stderr).toBe(0);
   }, 120_000);
