@@ -51,19 +51,29 @@ const program = new Command('keyway-kube-agent')
         ? loadKubeconfig(ks.kubeconfig_file, ks.kube_cluster_name ? { only: ks.kube_cluster_name } : {})
         : [inClusterCredentials(ks.kube_cluster_name ?? 'kubernetes')];
       const logger = createLogger('kube-agent', { level: config.log.level });
-      const agent = await KubeAgent.create({
-        proxyAddr: ks.proxy_addr,
-        token: ks.join_params.token_name,
-        identityStore: identityStore(ks, clusters, config.dataDir),
-        caPins: config.ca_pin,
-        clusters: clusters.map((creds) => ({ creds, labels })),
-        logger,
-      });
-      agent.serve();
-      process.stdout.write(`keyway-kube-agent ${AGENT_VERSION} (host id ${agent.hostId}) serving ${clusters.map((c) => c.name).join(', ')} via ${ks.proxy_addr}\n`);
-      const stop = () => void agent.close().then(() => process.exit(0));
+      // Stoppable while it still waits for the proxy to join through.
+      const starting = new AbortController();
+      const running: { agent?: KubeAgent } = {};
+      const stop = () => {
+        starting.abort(new Error('stopped'));
+        void (running.agent?.close() ?? Promise.resolve()).then(() => process.exit(0));
+      };
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
+      const agent = await KubeAgent.create(
+        {
+          proxyAddr: ks.proxy_addr,
+          token: ks.join_params.token_name,
+          identityStore: identityStore(ks, clusters, config.dataDir),
+          caPins: config.ca_pin,
+          clusters: clusters.map((creds) => ({ creds, labels })),
+          logger,
+        },
+        { signal: starting.signal },
+      );
+      running.agent = agent;
+      agent.serve();
+      process.stdout.write(`keyway-kube-agent ${AGENT_VERSION} (host id ${agent.hostId}) serving ${clusters.map((c) => c.name).join(', ')} via ${ks.proxy_addr}\n`);
     },
   );
 

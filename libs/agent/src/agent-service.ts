@@ -1,7 +1,8 @@
 import { hostname as osHostname } from 'node:os';
 import { AuthClient, loadOrJoin, renewHostCredentials, renewalDelayMs, toIdentityFile, type HostCredentials, type IdentityStore } from '@keyway/client';
 import { KubeForwarder, type ClusterCredentials } from '@keyway/forwarder';
-import type { Logger } from '@keyway/log';
+import { KeywayError } from '@keyway/errors';
+import { Backoff, Outage, retryForever, type Logger } from '@keyway/log';
 import type { TunnelInfo } from '@keyway/tunnel';
 import { AgentPool } from './pool.js';
 
@@ -32,12 +33,15 @@ export class KubeAgent {
   private readonly timers: NodeJS.Timeout[] = [];
   private renewTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private readonly heartbeats: Outage;
+  private readonly renewals = new Backoff({ minMs: 1_000, maxMs: 60_000 });
 
   private constructor(
     private readonly config: KubeAgentConfig,
     creds: HostCredentials,
   ) {
     this.creds = creds;
+    this.heartbeats = new Outage(config.logger, `the auth server (heartbeats through ${config.proxyAddr})`);
     this.forwarder = new KubeForwarder(config.clusters.map((c) => c.creds));
     this.pool = new AgentPool({
       proxyAddr: config.proxyAddr,
@@ -48,15 +52,23 @@ export class KubeAgent {
     });
   }
 
-  static async create(config: KubeAgentConfig): Promise<KubeAgent> {
-    const creds = await loadOrJoin({
-      authAddr: config.proxyAddr,
-      token: config.token,
-      role: 'Kube',
-      store: config.identityStore,
-      caPins: config.caPins,
-      logger: config.logger,
-    });
+  /**
+   * Loads the credentials or joins, waiting for as long as the proxy (or auth behind it) is
+   * unreachable; a refusal (bad token, wrong CA pin) ends it at once.
+   */
+  static async create(config: KubeAgentConfig, opts: { signal?: AbortSignal } = {}): Promise<KubeAgent> {
+    const creds = await retryForever(
+      () =>
+        loadOrJoin({
+          authAddr: config.proxyAddr,
+          token: config.token,
+          role: 'Kube',
+          store: config.identityStore,
+          caPins: config.caPins,
+          logger: config.logger,
+        }),
+      { what: `the proxy at ${config.proxyAddr} to join the cluster`, logger: config.logger, retryable: isTransient, ...(opts.signal ? { signal: opts.signal } : {}) },
+    );
     return new KubeAgent(config, creds);
   }
 
@@ -68,10 +80,15 @@ export class KubeAgent {
     return this.pool.connected;
   }
 
+  /**
+   * Serves until close(). The heartbeat timer is what keeps the process alive while the
+   * agent has no tunnel and is waiting to redial (the pool's timers are unref'd); without it
+   * the agent exited, code 0, as soon as its last proxy went away.
+   */
   serve(): void {
     this.pool.start();
     void this.heartbeat();
-    this.timers.push(setInterval(() => void this.heartbeat(), HEARTBEAT_INTERVAL_MS).unref());
+    this.timers.push(setInterval(() => void this.heartbeat(), HEARTBEAT_INTERVAL_MS));
     this.scheduleRenewal();
   }
 
@@ -105,9 +122,10 @@ export class KubeAgent {
         ttlSeconds: HEARTBEAT_TTL_MS / 1000,
         kubeClusters: this.info().clusters,
       });
+      this.heartbeats.recovered();
       this.pool.setProxies(res.proxyIds);
     } catch (err) {
-      this.config.logger.warn({ err: (err as Error).message }, 'heartbeat failed');
+      if (!this.closed) this.heartbeats.failed(err, HEARTBEAT_INTERVAL_MS);
     } finally {
       client.close();
     }
@@ -119,14 +137,26 @@ export class KubeAgent {
       renewHostCredentials(this.config.proxyAddr, this.creds, { store: this.config.identityStore })
         .then((creds) => {
           this.creds = creds;
+          this.renewals.reset();
           this.config.logger.info({ expires: creds.identity.expires }, 'host certificate renewed');
           this.scheduleRenewal();
         })
         .catch((err: unknown) => {
-          this.config.logger.warn({ err: (err as Error).message }, 'renewing the host certificate failed; retrying in a minute');
-          this.renewTimer = setTimeout(() => this.scheduleRenewal(), 60_000).unref();
+          if (this.closed) return;
+          const delay = this.renewals.next();
+          this.config.logger.warn(
+            { err: (err as Error).message, retryInMs: delay, expires: this.creds.identity.expires },
+            `waiting for the auth server to renew the host certificate: ${(err as Error).message}; retrying in ${(delay / 1000).toFixed(1)} s`,
+          );
+          this.renewTimer = setTimeout(() => this.scheduleRenewal(), delay).unref();
         });
     }, renewalDelayMs(this.creds));
     this.renewTimer.unref();
   }
+}
+
+/** Failures that waiting can cure: the peer unreachable or failing, not a refusal. */
+function isTransient(err: unknown): boolean {
+  if (!(err instanceof KeywayError)) return true;
+  return err.kind === 'ConnectionProblem' || err.kind === 'Internal' || err.kind === 'LimitExceeded';
 }

@@ -1,6 +1,6 @@
 import tls from 'node:tls';
 import { decodeIdentity } from '@keyway/pki';
-import type { Logger } from '@keyway/log';
+import { Backoff, Outage, type Logger } from '@keyway/log';
 import { PROXY_SERVER_NAME, TUNNEL_ALPN, serveTunnel, type KubeBackend, type TunnelInfo } from '@keyway/tunnel';
 import { splitHostPort, type HostCredentials } from '@keyway/client';
 
@@ -11,10 +11,15 @@ export interface AgentPoolOptions {
   backend: KubeBackend;
   info: () => TunnelInfo;
   logger: Logger;
-  /** Reconnect delays grow from min to max. */
+  /** Delays after a failed dial grow, jittered, from min (default 0.5 s) to max (default 10 s). */
   minBackoffMs?: number;
   maxBackoffMs?: number;
 }
+
+/** After a dial that reached a proxy this agent already has: try again soon, the next may reach another. */
+const DUPLICATE_BACKOFF = { minMs: 100, maxMs: 1_000 };
+/** A tunnel that closes sooner than this counts as a failed dial (a proxy refusing it must not be redialled in a hot loop). */
+const STABLE_TUNNEL_MS = 10_000;
 
 interface Tunnel {
   proxyId: string;
@@ -31,12 +36,17 @@ export class AgentPool {
   private wanted = new Set<string>();
   private stopped = false;
   private dialing = 0;
-  private failures = 0;
   private timer: NodeJS.Timeout | undefined;
+  private timerDue = 0;
   private readonly o: Required<AgentPoolOptions>;
+  private readonly failures: Backoff;
+  private readonly duplicates = new Backoff(DUPLICATE_BACKOFF);
+  private readonly outage: Outage;
 
   constructor(options: AgentPoolOptions) {
-    this.o = { minBackoffMs: 100, maxBackoffMs: 10_000, ...options };
+    this.o = { minBackoffMs: 500, maxBackoffMs: 10_000, ...options };
+    this.failures = new Backoff({ minMs: this.o.minBackoffMs, maxMs: this.o.maxBackoffMs });
+    this.outage = new Outage(this.o.logger, `the proxy at ${this.o.proxyAddr}`, { proxyAddr: this.o.proxyAddr });
   }
 
   /** Proxy ids this agent is connected to. */
@@ -45,12 +55,21 @@ export class AgentPool {
   }
 
   start(): void {
+    this.o.logger.info({ proxyAddr: this.o.proxyAddr }, `connecting to the proxy at ${this.o.proxyAddr}`);
     this.schedule(0);
   }
 
-  /** The live proxies, from the auth server's heartbeat answer. */
-  setProxies(ids: string[]): void {
+  /**
+   * The live proxies: from the auth server's heartbeat answer, or announced by a proxy over
+   * its tunnel the moment the set changes. A proxy not seen before is dialled at once.
+   */
+  setProxies(ids: string[], from = 'auth'): void {
+    const added = ids.filter((id) => !this.wanted.has(id) && !this.tunnels.has(id));
     this.wanted = new Set(ids);
+    if (added.length > 0) {
+      this.o.logger.info({ proxyIds: added, from }, `learned of proxy ${added.join(', ')} (from ${from}): dialling`);
+      this.duplicates.reset();
+    }
     if (this.missing() > 0) this.schedule(0);
   }
 
@@ -68,8 +87,16 @@ export class AgentPool {
     return this.tunnels.size === 0 ? Math.max(missing, 1) : missing;
   }
 
+  /** Dials what is missing after `delayMs`, or sooner if a dial is already due sooner. */
   private schedule(delayMs: number): void {
-    if (this.stopped || this.timer) return;
+    if (this.stopped) return;
+    const due = Date.now() + delayMs;
+    if (this.timer) {
+      if (this.timerDue <= due) return;
+      clearTimeout(this.timer);
+    }
+    this.timerDue = due;
+    // Unref'd: the pool alone does not hold the process; a serving agent does (agent-service.ts).
     this.timer = setTimeout(() => {
       this.timer = undefined;
       const need = this.missing() - this.dialing;
@@ -78,13 +105,9 @@ export class AgentPool {
     this.timer.unref();
   }
 
-  private backoff(): number {
-    const base = Math.min(this.o.maxBackoffMs, this.o.minBackoffMs * 2 ** Math.min(this.failures, 10));
-    return base / 2 + Math.random() * (base / 2);
-  }
-
   private async dial(): Promise<void> {
     this.dialing++;
+    let retryIn = 0;
     try {
       const socket = await this.connect();
       const peer = socket.getPeerX509Certificate();
@@ -93,30 +116,44 @@ export class AgentPool {
         socket.destroy();
         throw new Error('the server at the proxy address is not a Keyway proxy of this cluster');
       }
+      this.outage.recovered(`the proxy at ${this.o.proxyAddr} is reachable again`);
       const proxyId = proxy.username;
       if (this.tunnels.has(proxyId) || this.stopped) {
         // The load balancer sent us to a proxy we already have: try again soon.
         socket.destroy();
-        this.failures = Math.min(this.failures + 1, 3);
+        this.failures.reset();
+        retryIn = this.duplicates.next();
+        this.o.logger.debug({ proxyId, retryInMs: retryIn }, 'reached a proxy this agent already has a tunnel to');
         return;
       }
-      this.failures = 0;
-      const served = serveTunnel(socket, { backend: this.o.backend, info: this.o.info, onError: (err) => this.o.logger.debug({ err: err.message, proxyId }, 'tunnel stream failed') });
+      this.duplicates.reset();
+      const served = serveTunnel(socket, {
+        backend: this.o.backend,
+        info: this.o.info,
+        onError: (err) => this.o.logger.debug({ err: err.message, proxyId }, 'tunnel stream failed'),
+        onProxies: (ids) => this.setProxies(ids, `proxy ${proxyId}`),
+      });
       this.tunnels.set(proxyId, { proxyId, close: served.close });
-      this.o.logger.info({ proxyId, tunnels: this.tunnels.size }, 'tunnel to proxy established');
-      void served.closed.then(() => {
+      const since = Date.now();
+      this.o.logger.info({ proxyId, proxyAddr: this.o.proxyAddr, tunnels: this.tunnels.size }, `tunnel to proxy established: connected to proxy ${proxyId} via ${this.o.proxyAddr}`);
+      void served.closed.then((err) => {
         this.tunnels.delete(proxyId);
-        if (!this.stopped) {
-          this.o.logger.info({ proxyId, tunnels: this.tunnels.size }, 'tunnel to proxy closed');
-          this.schedule(this.o.minBackoffMs);
-        }
+        if (this.stopped) return;
+        const reason = err?.message ?? 'the proxy closed the connection';
+        if (Date.now() - since >= STABLE_TUNNEL_MS) this.failures.reset();
+        const delay = Date.now() - since >= STABLE_TUNNEL_MS ? 0 : this.failures.next();
+        this.o.logger.warn(
+          { proxyId, err: reason, tunnels: this.tunnels.size, retryInMs: delay },
+          `tunnel to proxy closed: lost proxy ${proxyId}: ${reason}; redialling${delay > 0 ? ` in ${(delay / 1000).toFixed(1)} s` : ''}`,
+        );
+        this.schedule(delay);
       });
     } catch (err) {
-      this.failures++;
-      this.o.logger.warn({ err: (err as Error).message, proxyAddr: this.o.proxyAddr }, 'dialing the proxy failed');
+      retryIn = this.failures.next();
+      this.outage.failed(err, retryIn);
     } finally {
       this.dialing--;
-      if (this.missing() > this.dialing) this.schedule(this.backoff());
+      if (this.missing() > this.dialing) this.schedule(retryIn);
     }
   }
 

@@ -15,3 +15,5 @@ export function createLogger(component: string, options: LoggerOptions = {}): Lo
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }
+
+export { Backoff, Outage, retryForever, type BackoffOptions } from './backoff.js';

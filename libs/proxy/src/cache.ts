@@ -1,5 +1,5 @@
 import type { AuthClient } from '@keyway/client';
-import type { Logger } from '@keyway/log';
+import { Backoff, Outage, type Logger } from '@keyway/log';
 import type { LockResource, RoleResource, UserResource } from '@keyway/resources';
 
 const KINDS = ['role', 'user', 'lock', 'proxy', 'kube_server'] as const;
@@ -29,11 +29,15 @@ export class ClusterCache {
   /** Resolves once the first snapshot is in. */
   readonly ready: Promise<void> = new Promise((r) => (this.readyResolve = r));
   private healthy = false;
+  private readonly backoff = new Backoff();
+  private readonly outage: Outage;
 
   constructor(
     private readonly client: () => AuthClient,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.outage = new Outage(logger, "the auth server's watch (users, roles, locks, hosts)");
+  }
 
   get isHealthy(): boolean {
     return this.healthy;
@@ -78,6 +82,8 @@ export class ClusterCache {
             }
             initialized = true;
             this.healthy = true;
+            this.backoff.reset();
+            this.outage.recovered();
             this.readyResolve();
             return;
           }
@@ -92,8 +98,9 @@ export class ClusterCache {
           this.healthy = false;
           client.close();
           if (this.stopped) return;
-          this.logger.warn({ err: err?.message }, 'watch of the auth server ended; reconnecting');
-          this.connect(1_000);
+          const delay = this.backoff.next();
+          this.outage.failed(err ?? new Error('the watch ended'), delay);
+          this.connect(delay);
         },
       );
       this.cancel = () => {

@@ -14,7 +14,7 @@ import type { RoleResource } from '@keyway/resources';
 import { endToEndHeaders, pump, splice, type Headers, type KubeRequestHead } from '@keyway/tunnel';
 import type { ClusterCache } from './cache.js';
 import { tapSession, type RecordingSink } from './recording/index.js';
-import type { ClusterRegistry, ClusterRoute } from './registry.js';
+import { noRouteStatus, presentClusters, type ClusterRegistry, type ClusterRoute } from './registry.js';
 
 export interface KubeHandlerOptions {
   clusterName: string;
@@ -260,9 +260,8 @@ export class KubeHandler {
     const known = registry.cluster(clusterName);
     const route = known && visibleKubeClusters(roles, traits, [known]).length === 1 ? registry.pick(clusterName) : undefined;
     if (!route || !known) {
-      return {
-        status: kubeStatus(404, 'NotFound', `keyway: Kubernetes cluster "${clusterName}" not found; you can access: ${visible().join(', ') || 'none'}`),
-      };
+      const canSee = (c: { name: string; labels: Record<string, string> }) => visibleKubeClusters(roles, traits, [c]).length === 1;
+      return { status: noRouteStatus(clusterName, { present: (n) => presentClusters(cache.kubeServers.values()).get(n), canSee, visible }) };
     }
     const impersonation = impersonationHeaders(x.rawHeaders);
     if (typeof impersonation === 'string') {
@@ -469,7 +468,8 @@ export class KubeHandler {
   private fail(x: Exchange, status: KubeStatus): void {
     if (x.closed()) return;
     x.body.resume(); // drain what the client still sends
-    const out = x.respond(status.code, { 'content-type': 'application/json' });
+    const retryAfter = status.details?.retryAfterSeconds;
+    const out = x.respond(status.code, { 'content-type': 'application/json', ...(retryAfter !== undefined ? { 'retry-after': String(retryAfter) } : {}) });
     out.end(JSON.stringify(status));
   }
 }

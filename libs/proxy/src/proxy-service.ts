@@ -5,12 +5,14 @@ import tls from 'node:tls';
 import { hostname as osHostname } from 'node:os';
 import { AUTH_SERVER_NAME, AuthClient, splitHostPort, renewHostCredentials, renewalDelayMs, toIdentityFile, type HostCredentials, type IdentityStore } from '@keyway/client';
 import { KubeForwarder, type ClusterCredentials } from '@keyway/forwarder';
-import type { Logger } from '@keyway/log';
+import { Backoff, Outage, type Logger } from '@keyway/log';
 import { verifyCertificate } from '@keyway/pki';
 import { GRPC_ALPN, TUNNEL_ALPN, TunnelSession } from '@keyway/tunnel';
 import { RemoteAuditLog, RemoteSink, SpooledAuditLog, type AuditLog, type AuditMode } from '@keyway/audit';
 import { ClusterCache } from './cache.js';
 import { KubeHandler } from './kube-handler.js';
+import { ProxyAnnouncer } from './proxy-announcer.js';
+import { readiness } from './readiness.js';
 import type { SessionChunk } from './recording/index.js';
 import { ClusterRegistry } from './registry.js';
 import { createRouter, type Route } from './router.js';
@@ -57,6 +59,9 @@ export class ProxyService {
   private readonly tunnels = new Set<TunnelSession>();
   private address = '';
   private readonly audit: AuditLog;
+  private readonly announcer: ProxyAnnouncer;
+  private readonly heartbeats: Outage;
+  private readonly renewals = new Backoff({ minMs: 1_000, maxMs: 60_000 });
 
   constructor(private readonly config: ProxyServiceConfig) {
     this.creds = config.credentials;
@@ -75,6 +80,8 @@ export class ProxyService {
       }
     };
     const spool = config.auditSpool;
+    this.announcer = new ProxyAnnouncer({ selfId: () => this.hostId, proxyIds: () => (this.cache.isHealthy ? this.cache.proxies.keys() : undefined), logger: config.logger });
+    this.heartbeats = new Outage(config.logger, `the auth server at ${config.authAddr} (proxy heartbeats)`);
     this.audit =
       config.audit ??
       (spool
@@ -108,6 +115,12 @@ export class ProxyService {
   /** Starts listening; resolves with the bound address(es) once the first cache snapshot is in. */
   async serve(): Promise<{ address: string; kubeAddress?: string }> {
     this.cache.start();
+    // Users, roles and locks first: before them every kubectl request would be refused. The
+    // timer is what keeps the process alive meanwhile (the watch's own timers are unref'd).
+    let waited: NodeJS.Timeout | undefined;
+    await Promise.race([this.cache.ready, new Promise((r) => (waited = setTimeout(r, 10_000)))]);
+    clearTimeout(waited);
+    this.announcer.start();
     const router = createRouter({
       classify: (hello) => classify(hello.serverName, hello.alpn),
       authAddr: () => {
@@ -127,7 +140,6 @@ export class ProxyService {
     await this.heartbeat();
     this.timers.push(setInterval(() => void this.heartbeat(), HEARTBEAT_INTERVAL_MS).unref());
     this.scheduleRenewal();
-    await Promise.race([this.cache.ready, new Promise((r) => setTimeout(r, 10_000).unref())]);
     this.config.logger.info({ address: this.address, kubeAddress, hostId: this.hostId }, 'proxy listening');
     return { address: this.address, ...(kubeAddress ? { kubeAddress } : {}) };
   }
@@ -136,6 +148,7 @@ export class ProxyService {
     for (const t of this.timers) clearInterval(t);
     if (this.renewTimer) clearTimeout(this.renewTimer);
     this.cache.stop();
+    this.announcer.stop();
     // A log of its own is closed (what is unsent stays in its spool); a shared one is flushed.
     await (this.config.audit ? this.audit.flush() : this.audit.close());
     for (const t of this.tunnels) t.destroy();
@@ -211,6 +224,7 @@ export class ProxyService {
       const removers = info.clusters.map((c) =>
         this.registry.add({ cluster: c.name, labels: c.labels, serverId: agent.username, backend: session, isOpen: () => session.isOpen }),
       );
+      this.announcer.add(session);
       log.info({ agent: agent.username, clusters: info.clusters.map((c) => c.name) }, 'agent tunnel up');
       void session.closed.then(() => {
         for (const remove of removers) remove();
@@ -224,6 +238,7 @@ export class ProxyService {
   }
 
   private onWeb(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (req.method === 'GET' && (req.url === '/healthz' || req.url === '/readyz')) return this.onHealth(req.url, res);
     if (req.method === 'GET' && (req.url === '/v1/webapi/ping' || req.url === '/webapi/ping')) {
       const body = {
         cluster_name: this.config.clusterName,
@@ -247,6 +262,21 @@ export class ProxyService {
     res.end(JSON.stringify({ error: { message: `not found: ${req.method} ${req.url}` } }));
   }
 
+  /** `/healthz`: the process runs. `/readyz`: 200 once ready for traffic, else 503 naming what it waits for. */
+  private onHealth(url: string, res: http.ServerResponse): void {
+    const r =
+      url === '/healthz'
+        ? { ready: true, waiting_for: [] }
+        : readiness({
+            identityExpires: this.creds.identity.expires,
+            cacheHealthy: this.cache.isHealthy,
+            kubeServers: this.cache.kubeServers.values(),
+            hasRoute: (c) => this.registry.cluster(c) !== undefined,
+          });
+    res.writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+    res.end(JSON.stringify({ status: r.ready ? 'ok' : 'not ready', host_id: this.hostId, waiting_for: r.waiting_for }));
+  }
+
   private async heartbeat(): Promise<void> {
     const client = this.authClient();
     try {
@@ -259,8 +289,9 @@ export class ProxyService {
         ttlSeconds: HEARTBEAT_TTL_MS / 1000,
         kubeClusters: [],
       });
+      this.heartbeats.recovered();
     } catch (err) {
-      this.config.logger.warn({ err: (err as Error).message }, 'proxy heartbeat failed');
+      this.heartbeats.failed(err, HEARTBEAT_INTERVAL_MS);
     } finally {
       client.close();
     }
@@ -271,12 +302,17 @@ export class ProxyService {
       renewHostCredentials(this.config.authAddr, this.creds, { ...(this.config.identityStore ? { store: this.config.identityStore } : {}) })
         .then((creds) => {
           this.creds = creds;
+          this.renewals.reset();
           this.refreshContexts();
           this.scheduleRenewal();
         })
         .catch((err: unknown) => {
-          this.config.logger.warn({ err: (err as Error).message }, 'renewing the proxy certificate failed; retrying in a minute');
-          this.renewTimer = setTimeout(() => this.scheduleRenewal(), 60_000).unref();
+          const delay = this.renewals.next();
+          this.config.logger.warn(
+            { err: (err as Error).message, retryInMs: delay, expires: this.creds.identity.expires },
+            `waiting for the auth server to renew the proxy certificate: ${(err as Error).message}; retrying in ${(delay / 1000).toFixed(1)} s`,
+          );
+          this.renewTimer = setTimeout(() => this.scheduleRenewal(), delay).unref();
         });
     }, renewalDelayMs(this.creds));
     this.renewTimer.unref();

@@ -1,3 +1,4 @@
+import { kubeStatus, type KubeStatus } from '@keyway/kube';
 import type { KubeBackend } from '@keyway/tunnel';
 
 export interface ClusterRoute {
@@ -56,4 +57,53 @@ export class ClusterRegistry {
     }
     return out.sort((a, b) => a.name.localeCompare(b.name));
   }
+}
+
+export interface PresentCluster {
+  name: string;
+  labels: Record<string, string>;
+}
+
+/**
+ * The clusters agents say they serve (kube_server heartbeats in the proxy's cache), whether
+ * or not this proxy has a tunnel to one yet. Heartbeats come from hosts: checked for shape.
+ */
+export function presentClusters(servers: Iterable<{ kube_clusters?: unknown }>): Map<string, PresentCluster> {
+  const out = new Map<string, PresentCluster>();
+  for (const server of servers) {
+    const list = server?.kube_clusters;
+    if (!Array.isArray(list)) continue;
+    for (const c of list as { name?: unknown; labels?: unknown }[]) {
+      if (typeof c?.name !== 'string' || !c.name || out.has(c.name)) continue;
+      const labels = c.labels && typeof c.labels === 'object' && !Array.isArray(c.labels) ? (c.labels as Record<string, string>) : {};
+      out.set(c.name, { name: c.name, labels });
+    }
+  }
+  return out;
+}
+
+/** Seconds kubectl is told to wait before retrying a cluster whose tunnel is on its way. */
+export const TUNNEL_PENDING_RETRY_AFTER_S = 1;
+
+/**
+ * The answer for a request to a cluster this proxy has no open route to. A cluster that
+ * exists (an agent heartbeats it) and that the user may see is on its way: a just-started
+ * proxy has no tunnels until agents dial it, so the answer is a retryable 503 with
+ * Retry-After (client-go retries it by itself). Anything else, including a cluster the
+ * user may not see, is 404, so existence does not leak.
+ */
+export function noRouteStatus(
+  cluster: string,
+  o: { present: (name: string) => PresentCluster | undefined; canSee: (c: PresentCluster) => boolean; visible: () => string[] },
+): KubeStatus {
+  const present = o.present(cluster);
+  if (present && o.canSee(present)) {
+    return kubeStatus(
+      503,
+      'ServiceUnavailable',
+      `keyway: Kubernetes cluster "${cluster}" has no agent tunnel to this proxy yet (the proxy or the agent is restarting); retry in a second`,
+      { name: cluster, kind: 'kube_cluster', retryAfterSeconds: TUNNEL_PENDING_RETRY_AFTER_S },
+    );
+  }
+  return kubeStatus(404, 'NotFound', `keyway: Kubernetes cluster "${cluster}" not found; you can access: ${o.visible().join(', ') || 'none'}`);
 }

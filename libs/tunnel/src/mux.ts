@@ -24,10 +24,13 @@ import { Duplex } from 'node:stream';
  * - RESET: the stream is abandoned in both directions (payload: a reason, UTF-8).
  * - WINDOW: the receiver consumed bytes; payload u32 is how many more the sender may send.
  * - PING / PONG on stream 0: liveness; PONG echoes PING's payload.
+ * - ANNOUNCE on stream 0 (client to server): JSON news about the cluster, such as the live
+ *   proxies (session.ts), so an agent learns of a new proxy over the tunnels it holds. A
+ *   side that does not know it ignores it, as it ignores any other stream-0 frame.
  */
 
 export const FRAME_HEADER_BYTES = 10;
-export const FrameType = { headers: 1, data: 2, end: 3, reset: 4, window: 5, ping: 6, pong: 7 } as const;
+export const FrameType = { headers: 1, data: 2, end: 3, reset: 4, window: 5, ping: 6, pong: 7, announce: 8 } as const;
 export const FLAG_END = 1;
 /** Largest DATA payload sent; bigger writes are split. */
 export const MAX_DATA_PAYLOAD = 64 * 1024;
@@ -131,6 +134,8 @@ export interface MuxOptions {
   /** Client side: ping the peer this often and close the tunnel when it does not answer in time. */
   pingIntervalMs?: number;
   onError?: (err: Error) => void;
+  /** Server side: an ANNOUNCE frame's payload (not parsed: the receiver bounds and checks it). */
+  onAnnounce?: (payload: Buffer) => void;
   /** How recently the tunnel must have written to count as busy (default 0.5 ms). */
   busyIntervalMs?: number;
 }
@@ -215,6 +220,12 @@ export class Mux {
       if (!this.busy) this.flushNow();
     }
     return stream;
+  }
+
+  /** Sends an ANNOUNCE frame (JSON) on stream 0. */
+  announce(message: unknown): void {
+    if (!this.isOpen) return;
+    this.send(encodeFrame(FrameType.announce, 0, 0, JSON.stringify(message)));
   }
 
   /** Stops opening streams and closes the connection once the open ones are done. */
@@ -361,7 +372,7 @@ export class Mux {
       else if (type === FrameType.pong && this.pingDeadline) {
         clearTimeout(this.pingDeadline);
         this.pingDeadline = undefined;
-      }
+      } else if (type === FrameType.announce) this.o.onAnnounce?.(payload);
       return;
     }
     const stream = this.streams.get(id);

@@ -33,6 +33,14 @@ export class TunnelSession implements KubeBackend {
     this.mux.destroy();
   }
 
+  /**
+   * Tells the agent which proxies are live (ids, this one included), so it dials one it
+   * lacks at once instead of at its next heartbeat answer.
+   */
+  announceProxies(proxyIds: string[]): void {
+    this.mux.announce({ proxies: proxyIds });
+  }
+
   async info(timeoutMs = 10_000): Promise<TunnelInfo> {
     const stream = this.open({ method: 'GET', path: INFO_PATH }, true);
     const timer = setTimeout(() => stream.destroy(new Error('tunnel info timed out')), timeoutMs);
@@ -110,11 +118,24 @@ function responseOf(stream: MuxStream): Promise<KubeResponseHead> {
  * Requests are handed to `backend` (the forwarder to the API server) with the identity the
  * proxy computed.
  */
-export function serveTunnel(socket: Duplex, opts: { backend: KubeBackend; info: () => TunnelInfo; onError?: (err: Error) => void }): {
-  closed: Promise<void>;
+export function serveTunnel(
+  socket: Duplex,
+  opts: {
+    backend: KubeBackend;
+    info: () => TunnelInfo;
+    onError?: (err: Error) => void;
+    onProxies?: (proxyIds: string[]) => void;
+    /** Ping the proxy this often, so a proxy that vanished without closing is noticed (default 15 s; 0: never). */
+    pingIntervalMs?: number;
+  },
+): {
+  /** Resolves when the tunnel is gone, with why if it failed (undefined: the proxy closed it). */
+  closed: Promise<Error | undefined>;
   close(): void;
 } {
+  let reason: Error | undefined;
   const mux = new Mux(socket, {
+    pingIntervalMs: opts.pingIntervalMs ?? 15_000,
     onStream: (stream, head, ended) => {
       handleTunnelStream(stream, head, ended, opts).catch((err: unknown) => {
         opts.onError?.(err as Error);
@@ -126,10 +147,18 @@ export function serveTunnel(socket: Duplex, opts: { backend: KubeBackend; info: 
         }
       });
     },
-    ...(opts.onError ? { onError: opts.onError } : {}),
+    // The mux reports an error only when it dies of it: that is the reason the tunnel closed.
+    onError: (err) => {
+      reason = err;
+      opts.onError?.(err);
+    },
+    onAnnounce: (payload) => {
+      const ids = proxiesOf(payload);
+      if (ids) opts.onProxies?.(ids);
+    },
   });
   return {
-    closed: mux.closed,
+    closed: mux.closed.then(() => reason),
     close: () => mux.destroy(),
   };
 }
@@ -175,6 +204,24 @@ async function handleTunnelStream(stream: MuxStream, raw: unknown, ended: boolea
     return;
   }
   pump(res.body, stream);
+}
+
+/** Bounds on an announcement: far above any real pool, far below what could hurt. */
+const MAX_ANNOUNCED_PROXIES = 1_024;
+const MAX_PROXY_ID_LENGTH = 256;
+
+/** The proxy ids of an ANNOUNCE payload; undefined for anything malformed (ignored, never fatal). */
+export function proxiesOf(payload: Buffer): string[] | undefined {
+  let msg: unknown;
+  try {
+    msg = JSON.parse(payload.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  const ids = (msg as { proxies?: unknown } | null)?.proxies;
+  if (!Array.isArray(ids) || ids.length > MAX_ANNOUNCED_PROXIES) return undefined;
+  if (!ids.every((id): id is string => typeof id === 'string' && id.length > 0 && id.length <= MAX_PROXY_ID_LENGTH)) return undefined;
+  return ids;
 }
 
 /** The request head the proxy sent, checked for shape (the proxy is trusted, not its bugs). */
