@@ -49,3 +49,31 @@ export function isLongRunning(head: KubeRequestHead): boolean {
     return false; // the proxy authorized this path, so it parses; if not, a short request it is
   }
 }
+
+/** The config file's `upstream` section (durations already in ms), as UpstreamLimits. */
+export interface UpstreamLimitsConfig {
+  max_requests?: number | undefined;
+  max_requests_per_user?: number | undefined;
+  queued_requests_per_user?: number | undefined;
+  queue_timeout?: number | undefined;
+  max_streams?: number | undefined;
+  max_streams_per_user?: number | undefined;
+  response_timeout?: number | undefined;
+  connect_timeout?: number | undefined;
+}
+
+export function upstreamLimitsFromConfig(c: UpstreamLimitsConfig | undefined): Partial<UpstreamLimits> {
+  const out: Partial<UpstreamLimits> = {};
+  const set = <K extends keyof UpstreamLimits>(key: K, value: number | undefined) => {
+    if (value !== undefined) out[key] = value;
+  };
+  set('maxRequests', c?.max_requests);
+  set('maxRequestsPerUser', c?.max_requests_per_user);
+  set('queuedRequestsPerUser', c?.queued_requests_per_user);
+  set('queueTimeoutMs', c?.queue_timeout);
+  set('maxStreams', c?.max_streams);
+  set('maxStreamsPerUser', c?.max_streams_per_user);
+  set('responseTimeoutMs', c?.response_timeout);
+  set('connectTimeoutMs', c?.connect_timeout);
+  return out;
+}

@@ -31,6 +31,8 @@ export interface GrpcServerOptions {
   certPem: string;
   keyPem: string;
   logger: Logger;
+  /** Connection management (auth_service.grpc, durations in ms); defaults below. */
+  timeouts?: { keepalive_interval?: number | undefined; keepalive_timeout?: number | undefined; max_connection_idle?: number | undefined };
 }
 
 /**
@@ -87,7 +89,14 @@ export async function serveGrpc(
   o: GrpcServerOptions,
   listenAddr: string,
 ): Promise<{ server: Server; port: number; setServerCertificate(certPem: string, keyPem: string): void }> {
-  const server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
+  const server = new Server({
+    'grpc.max_receive_message_length': 16 * 1024 * 1024,
+    // Anonymous callers (login, join) reach this port: a connection without calls is closed,
+    // and dead peers are found by ping; the proxy's relay drops silent connections sooner.
+    'grpc.keepalive_time_ms': o.timeouts?.keepalive_interval ?? 60_000,
+    'grpc.keepalive_timeout_ms': o.timeouts?.keepalive_timeout ?? 20_000,
+    'grpc.max_connection_idle_ms': o.timeouts?.max_connection_idle ?? 60_000,
+  });
   server.addService(AuthServiceService, handlers(o) as unknown as Record<string, UntypedHandleCall>);
   const { credentials, source } = serverCredentials(o);
   const port = await new Promise<number>((resolve, reject) => {
