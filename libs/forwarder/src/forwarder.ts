@@ -125,10 +125,16 @@ export class KubeForwarder implements KubeBackend {
         this.logger?.warn({ err: err.message, code: (err as { code?: unknown }).code, cluster: head.cluster, path: head.path.split('?')[0] }, 'the API server broke off a response');
         return truncatedResponseError(head.cluster);
       };
-      pool.dispatch(
-        { method: head.method as Dispatcher.HttpMethod, path: upstream.basePath + head.path, headers: this.headers(upstream, head), body: own },
-        new ResponseHandler(resolve, onError, release),
-      );
+      try {
+        pool.dispatch(
+          { method: head.method as Dispatcher.HttpMethod, path: upstream.basePath + head.path, headers: this.headers(upstream, head), body: own },
+          new ResponseHandler(resolve, onError, release),
+        );
+      } catch (err) {
+        // e.g. the service account token cannot be read: a Status too, its path only in the log.
+        own?.destroy();
+        onError(err as Error, false);
+      }
     });
   }
 
@@ -140,7 +146,14 @@ export class KubeForwarder implements KubeBackend {
     return upstream.streams.acquire(head.user).then(
       (release) =>
         new Promise((resolve) => {
-          const req = this.open(head);
+          let req: ReturnType<KubeForwarder['open']>;
+          try {
+            req = this.open(head);
+          } catch (err) {
+            release();
+            resolve(failed(err));
+            return;
+          }
           // Until the answer: a stalled API server ends in a 504, not an open stream forever.
           const timer = setTimeout(() => req.destroy(upstreamTimeoutError()), this.limits.responseTimeoutMs);
           timer.unref();

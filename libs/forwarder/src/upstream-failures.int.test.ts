@@ -190,6 +190,22 @@ describe('upstream failures become Kubernetes Status objects without internal ad
     expectStatus(res.head.status, await readAll(res.stream), 504, 'Timeout', port);
   });
 
+  it('the agent cannot read its own credentials (token file gone): 502 Status without the path', async () => {
+    const port = await freePort();
+    const gone = (): string => {
+      throw Object.assign(new Error("ENOENT: no such file or directory, open '/var/run/secrets/kubernetes.io/serviceaccount/token'"), { code: 'ENOENT' });
+    };
+    agent = await agentFor({ ...creds(port, ca.certPem), token: gone });
+    for (const res of [
+      await agent.session.request(head(), null),
+      await agent.session.upgrade(head({ method: 'POST', path: '/api/v1/namespaces/default/pods/web/exec?command=ls', upgrade: 'SPDY/3.1' }), Buffer.alloc(0)).then((r) => ({ head: r.head, body: r.stream })),
+    ]) {
+      const body = 'takeWhole' in res && res.takeWhole ? (res.takeWhole()?.toString() ?? '') : await readAll(res.body);
+      expectStatus(res.head.status, body, 502, 'InternalError', port);
+      expect(body).not.toMatch(/var\/run|ENOENT/);
+    }
+  });
+
   it('a cluster this agent does not serve: 404 Status, not a bare body', async () => {
     const port = await freePort();
     agent = await agentFor(creds(port, ca.certPem));
