@@ -26,7 +26,8 @@ export function upstreamFailure(err: unknown, cluster: string): UpstreamFailure 
   const code = errorCode(err);
   const name = `the Kubernetes API server of cluster "${cluster}"`;
   if (code !== undefined && UNREACHABLE.has(code)) {
-    return { status: kubeStatus(503, 'ServiceUnavailable', `keyway: ${name} is not reachable from its agent (${describe(code)}); try again shortly`, { retryAfterSeconds: 5 }), retryAfterSeconds: 5 };
+    // No Retry-After header: client-go would retry silently for up to 50 s before saying anything.
+    return { status: kubeStatus(503, 'ServiceUnavailable', `keyway: ${name} is not reachable from its agent (${describe(code)}); try again shortly`, { retryAfterSeconds: 5 }) };
   }
   if (code !== undefined && TIMEOUTS.has(code)) {
     return { status: kubeStatus(504, 'Timeout', `keyway: ${name} did not answer in time (${describe(code)})`) };
