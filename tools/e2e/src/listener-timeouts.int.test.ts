@@ -163,6 +163,30 @@ describe('listener timeouts under attack', () => {
     report('authenticated slowloris', ms, T.headers);
   });
 
+  it('drops an authenticated HTTP/2 slowloris (a header block continued a byte every 300 ms, never ended)', async () => {
+    const socket = tls.connect({ host, port, servername: KUBE_SNI, ...ada, ALPNProtocols: ['h2'] });
+    await new Promise((r) => socket.once('secureConnect', r));
+    expect(socket.alpnProtocol).toBe('h2');
+    socket.resume();
+    const frame = (type: number, flags: number, id: number, payload: Buffer) => {
+      const h = Buffer.alloc(9);
+      h.writeUIntBE(payload.length, 0, 3);
+      h[3] = type;
+      h[4] = flags;
+      h.writeUInt32BE(id, 5);
+      return Buffer.concat([h, payload]);
+    };
+    // Preface, empty SETTINGS, HEADERS without END_HEADERS (":method GET", ":scheme https" from HPACK's static table).
+    socket.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0, Buffer.alloc(0)), frame(1, 0, 1, Buffer.from([0x82, 0x87]))]));
+    // CONTINUATION frames of one byte each ("accept-encoding: gzip, deflate"), never END_HEADERS;
+    // few and slow (Node's HTTP/2 closes at once on a CONTINUATION flood): the idle timer's case.
+    let sent = 0;
+    const trickle = setInterval(() => socket.writable && sent++ < 6 && socket.write(frame(9, 0, 1, Buffer.from([0x90]))), 300);
+    const { ms } = await closed(socket);
+    clearInterval(trickle);
+    report('authenticated HTTP/2 slowloris', ms, T.idle);
+  });
+
   it('drops a web API slowloris and an idle web connection', async () => {
     const socket = tls.connect({ host, port, servername: 'localhost', ca: ada.ca });
     await new Promise((r) => socket.once('secureConnect', r));
