@@ -130,6 +130,7 @@ export class AuthService {
         certPem: serverCert,
         keyPem: serverKey.privateKeyPem,
         logger,
+        timeouts: this.deps.config.auth_service.grpc,
       },
       listen,
     );

@@ -1,8 +1,8 @@
 import { isIP } from 'node:net';
 import type { KeywayConfig } from '@keyway/config';
-import { inClusterCredentials, loadKubeconfig, type ClusterCredentials } from '@keyway/forwarder';
+import { inClusterCredentials, loadKubeconfig, upstreamLimitsFromConfig, type ClusterCredentials } from '@keyway/forwarder';
 import type { Logger } from '@keyway/log';
-import { ProxyService } from '@keyway/proxy';
+import { ProxyService, listenerTimeoutsFromConfig } from '@keyway/proxy';
 import { PROXY_SERVER_NAME } from '@keyway/tunnel';
 import { AuthService, hostOf } from './service.js';
 
@@ -44,6 +44,8 @@ export async function startStack(config: KeywayConfig, logger: Logger, clock?: (
       // In one process the proxy writes through the auth service's own audit log.
       audit: auth.audit,
       logger: logger.child({ service: 'proxy' }),
+      timeouts: listenerTimeoutsFromConfig(p.timeouts),
+      upstreamLimits: upstreamLimitsFromConfig(p.kubernetes.upstream),
     });
     const bound = await proxy.serve();
     const started = proxy;

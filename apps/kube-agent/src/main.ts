@@ -4,7 +4,7 @@ import { KubeAgent, AGENT_VERSION } from '@keyway/agent';
 import { fileIdentityStore, type IdentityStore } from '@keyway/client';
 import { loadConfig, type ParsedConfig } from '@keyway/config';
 import { BadParameterError, KeywayError } from '@keyway/errors';
-import { inClusterCredentials, inClusterNamespace, loadKubeconfig, secretIdentityStore, type ClusterCredentials } from '@keyway/forwarder';
+import { inClusterCredentials, inClusterNamespace, loadKubeconfig, secretIdentityStore, upstreamLimitsFromConfig, type ClusterCredentials } from '@keyway/forwarder';
 import { createLogger } from '@keyway/log';
 
 const program = new Command('keyway-kube-agent')
@@ -68,6 +68,7 @@ const program = new Command('keyway-kube-agent')
           caPins: config.ca_pin,
           clusters: clusters.map((creds) => ({ creds, labels })),
           logger,
+          upstream: upstreamLimitsFromConfig(ks.upstream),
         },
         { signal: starting.signal },
       );

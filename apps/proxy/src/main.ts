@@ -5,9 +5,9 @@ import { QueueAuditLog } from '@keyway/audit';
 import { fileIdentityStore, loadOrJoin, type IdentityStore } from '@keyway/client';
 import { loadConfig } from '@keyway/config';
 import { BadParameterError, KeywayError } from '@keyway/errors';
-import { inClusterCredentials, inClusterNamespace, loadKubeconfig, secretIdentityStore } from '@keyway/forwarder';
+import { inClusterCredentials, inClusterNamespace, loadKubeconfig, secretIdentityStore, upstreamLimitsFromConfig } from '@keyway/forwarder';
 import { createLogger } from '@keyway/log';
-import { ProxyService, PROXY_VERSION } from '@keyway/proxy';
+import { ProxyService, PROXY_VERSION, listenerTimeoutsFromConfig } from '@keyway/proxy';
 import { PROXY_SERVER_NAME } from '@keyway/tunnel';
 
 const program = new Command('keyway-proxy')
@@ -63,6 +63,8 @@ const program = new Command('keyway-proxy')
       ...(audit ? { audit } : { auditSpool: { dir: spoolDir, maxBytes: config.audit.spool_max_bytes, mode: config.audit.mode } }),
       localClusters: p.kubernetes.kubeconfig_file ? loadKubeconfig(p.kubernetes.kubeconfig_file).map((creds) => ({ creds, labels: {} })) : [],
       logger,
+      timeouts: listenerTimeoutsFromConfig(p.timeouts),
+      upstreamLimits: upstreamLimitsFromConfig(p.kubernetes.upstream),
     });
     const { address, kubeAddress } = await proxy.serve();
     process.stdout.write(`keyway-proxy ${PROXY_VERSION} listening on ${address}${kubeAddress ? `, kube on ${kubeAddress}` : ''} (host id ${proxy.hostId})\n`);

@@ -1,6 +1,6 @@
 import { hostname as osHostname } from 'node:os';
 import { AuthClient, loadOrJoin, renewHostCredentials, renewalDelayMs, toIdentityFile, type HostCredentials, type IdentityStore } from '@keyway/client';
-import { KubeForwarder, type ClusterCredentials } from '@keyway/forwarder';
+import { KubeForwarder, type ClusterCredentials, type UpstreamLimits } from '@keyway/forwarder';
 import { KeywayError } from '@keyway/errors';
 import { Backoff, Outage, retryForever, type Logger } from '@keyway/log';
 import type { TunnelInfo } from '@keyway/tunnel';
@@ -20,6 +20,8 @@ export interface KubeAgentConfig {
   caPins: string[];
   clusters: { creds: ClusterCredentials; labels: Record<string, string> }[];
   logger: Logger;
+  /** Bounds on what the agent asks of each API server (kubernetes_service.upstream). */
+  upstream?: Partial<UpstreamLimits>;
 }
 
 /**
@@ -42,7 +44,10 @@ export class KubeAgent {
   ) {
     this.creds = creds;
     this.heartbeats = new Outage(config.logger, `the auth server (heartbeats through ${config.proxyAddr})`);
-    this.forwarder = new KubeForwarder(config.clusters.map((c) => c.creds));
+    this.forwarder = new KubeForwarder(
+      config.clusters.map((c) => c.creds),
+      { logger: config.logger, ...(config.upstream ? { limits: config.upstream } : {}) },
+    );
     this.pool = new AgentPool({
       proxyAddr: config.proxyAddr,
       credentials: () => this.creds,

@@ -14,6 +14,66 @@ const hostPort = z
   .string()
   .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]*):\d{1,5}$/, 'must be host:port, e.g. 127.0.0.1:3025 or :3080');
 
+/** Upstream bounds per cluster (the forwarder's defaults apply to what is left out). */
+const upstreamLimits = z
+  .object({
+    /** Short requests in flight for everybody (default 256). */
+    max_requests: z.number().int().positive().optional(),
+    /** Short requests in flight per Kubernetes user; more wait their turn (default 64). */
+    max_requests_per_user: z.number().int().positive().optional(),
+    /** Short requests of one user waiting for a slot; beyond, 429 (default 512). */
+    queued_requests_per_user: z.number().int().nonnegative().optional(),
+    /** Longest wait for a slot before 429 (default 30s). */
+    queue_timeout: duration.optional(),
+    /** Watches, logs, exec, attach, port-forward open for everybody (default 4096). */
+    max_streams: z.number().int().positive().optional(),
+    /** Of those, per Kubernetes user; the next is answered 429 (default 200). */
+    max_streams_per_user: z.number().int().positive().optional(),
+    /** No response head from the API server within this: 504 (default 90s). */
+    response_timeout: duration.optional(),
+    /** Connecting to the API server (default 10s). */
+    connect_timeout: duration.optional(),
+  })
+  .strict();
+
+/** Listener timeouts of the proxy (its defaults apply to what is left out). */
+const proxyTimeouts = z
+  .object({
+    /** TCP connection to a complete ClientHello (default 10s). */
+    client_hello: duration.optional(),
+    /** The TLS handshake (default 10s). */
+    handshake: duration.optional(),
+    /** Complete request headers on an authenticated kube connection (default 30s). */
+    headers: duration.optional(),
+    /** Life of a kube connection without a valid client certificate, and web API request headers (default 10s). */
+    unauthenticated: duration.optional(),
+    /** Keep-alive idle of an authenticated kube connection, HTTP/1.1 or HTTP/2 (default 90s). */
+    idle: duration.optional(),
+    /** A whole web API request (default 30s). */
+    web_request: duration.optional(),
+    /** Keep-alive idle of a web API connection (default 5s). */
+    web_idle: duration.optional(),
+    /** An agent's tunnel answering the proxy's first question (default 10s). */
+    tunnel_hello: duration.optional(),
+    /** The relay to auth: the client's first application data, i.e. its TLS handshake done (default 10s). */
+    relay_first_byte: duration.optional(),
+    /** The relay to auth: no bytes either way (default 10m; auth's keepalive pings keep live connections busy). */
+    relay_idle: duration.optional(),
+  })
+  .strict();
+
+/** The auth gRPC port's connection management (the auth service's defaults apply to what is left out). */
+const grpcTimeouts = z
+  .object({
+    /** Ping each client this often (default 1m). */
+    keepalive_interval: duration.optional(),
+    /** A client that does not answer a ping within this is dropped (default 20s). */
+    keepalive_timeout: duration.optional(),
+    /** A connection with no call for this long is closed (default 1m). */
+    max_connection_idle: duration.optional(),
+  })
+  .strict();
+
 const authentication = z
   .object({
     type: z.enum(['local', 'github', 'oidc', 'saml']).default('local'),
@@ -56,6 +116,7 @@ const authService = z
       })
       .strict()
       .prefault({}),
+    grpc: grpcTimeouts.prefault({}),
   })
   .strict();
 
@@ -65,6 +126,8 @@ const proxyKubernetes = z
     listen_addr: hostPort.optional(),
     public_addr: z.array(z.string()).default([]),
     kubeconfig_file: z.string().optional(),
+    /** Bounds on the clusters the proxy serves itself (kubeconfig_file). */
+    upstream: upstreamLimits.prefault({}),
   })
   .strict();
 
@@ -84,6 +147,7 @@ const proxyService = z
     identity_secret: kubeObjectName.optional(),
     /** The Secret's namespace; by default the pod's own. */
     identity_secret_namespace: z.string().optional(),
+    timeouts: proxyTimeouts.prefault({}),
   })
   .strict();
 
@@ -102,6 +166,8 @@ const kubernetesService = z
     identity_secret: kubeObjectName.optional(),
     /** The Secret's namespace; by default the pod's own (from its service account). */
     identity_secret_namespace: z.string().optional(),
+    /** Bounds on what the agent asks of each API server it serves. */
+    upstream: upstreamLimits.prefault({}),
   })
   .strict();
 

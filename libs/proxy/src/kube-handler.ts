@@ -13,6 +13,7 @@ import { authorizeKubeRequest, visibleKubeClusters } from '@keyway/rbac';
 import type { RoleResource } from '@keyway/resources';
 import { endToEndHeaders, pump, splice, type Headers, type KubeRequestHead } from '@keyway/tunnel';
 import type { ClusterCache } from './cache.js';
+import { applyHttp1Timeouts, checkingInterval, closeIdleHttp2 } from './timeouts.js';
 import { tapSession, type RecordingSink } from './recording/index.js';
 import { noRouteStatus, presentClusters, type ClusterRegistry, type ClusterRoute } from './registry.js';
 
@@ -36,6 +37,8 @@ export interface KubeHandlerOptions {
   auditAccepting?: () => boolean;
   /** Where exec/attach session recordings go; without it sessions are not recorded. */
   recordings?: RecordingSink;
+  /** Deadline for complete request headers, and keep-alive idle (HTTP/1.1 and HTTP/2); defaults 30 s and 90 s. */
+  timeouts?: { headersMs: number; idleMs: number };
 }
 
 const PROXY_VERSION_FOR_AUDIT = '0.1.0';
@@ -94,13 +97,17 @@ export class KubeHandler {
   private readonly maxHeaderBytes: number;
   private readonly hostname = osHostname();
   private readonly sockets = new Set<TLSSocket>();
+  private readonly idleMs: number;
 
   constructor(private readonly o: KubeHandlerOptions) {
     this.maxHeaderBytes = o.maxHeaderBytes ?? 64 * 1024;
     // kubectl keeps its connections and reuses them; Node's 5 s idle timeout would close them
     // between commands and race a reused connection (the client sees "socket hang up").
-    this.h1 = http.createServer({ maxHeaderSize: this.maxHeaderBytes, requestTimeout: 0 });
-    this.h1.keepAliveTimeout = KEEP_ALIVE_MS;
+    const t = o.timeouts ?? { headersMs: 30_000, idleMs: KEEP_ALIVE_MS };
+    this.idleMs = t.idleMs;
+    this.h1 = http.createServer({ maxHeaderSize: this.maxHeaderBytes, requestTimeout: 0, connectionsCheckingInterval: checkingInterval(t.headersMs) });
+    // Slowloris: headers must be complete in time; bodies (uploads) and responses (watches) are not bounded here.
+    applyHttp1Timeouts(this.h1, { headersMs: t.headersMs, requestMs: 0, idleMs: t.idleMs });
     this.h1.on('request', (req: IncomingMessage, res: ServerResponse) => this.onHttp1(req, res));
     this.h1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
     this.h1.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
@@ -126,6 +133,7 @@ export class KubeHandler {
       const session = http2.performServerHandshake(socket, {
         settings: { initialWindowSize: 8 * 1024 * 1024, maxConcurrentStreams: 1000, maxHeaderListSize: this.maxHeaderBytes },
       });
+      closeIdleHttp2(session, this.idleMs);
       this.serveHttp2(session, socket, authn);
     } else {
       this.h1.emit('connection', socket);
@@ -136,6 +144,7 @@ export class KubeHandler {
   close(): void {
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
+    this.h1.close(); // its deadline timer (the server itself never listened)
   }
 
   private authenticate(socket: TLSSocket): Authn {

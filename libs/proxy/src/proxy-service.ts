@@ -4,7 +4,7 @@ import type net from 'node:net';
 import tls from 'node:tls';
 import { hostname as osHostname } from 'node:os';
 import { AUTH_SERVER_NAME, AuthClient, splitHostPort, renewHostCredentials, renewalDelayMs, toIdentityFile, type HostCredentials, type IdentityStore } from '@keyway/client';
-import { KubeForwarder, type ClusterCredentials } from '@keyway/forwarder';
+import { KubeForwarder, type ClusterCredentials, type UpstreamLimits } from '@keyway/forwarder';
 import { Backoff, Outage, type Logger } from '@keyway/log';
 import { verifyCertificate } from '@keyway/pki';
 import { GRPC_ALPN, TUNNEL_ALPN, TunnelSession } from '@keyway/tunnel';
@@ -16,6 +16,7 @@ import { readiness } from './readiness.js';
 import type { SessionChunk } from './recording/index.js';
 import { ClusterRegistry } from './registry.js';
 import { createRouter, type Route } from './router.js';
+import { DEFAULT_LISTENER_TIMEOUTS, checkingInterval, dropIfSilent, enforceDeadlines, limitUnauthenticated, type ListenerTimeouts } from './timeouts.js';
 
 export const PROXY_VERSION = '0.1.0';
 /** Events the kube handler names with `$event`; anything else is kube.request. */
@@ -42,6 +43,10 @@ export interface ProxyServiceConfig {
   /** With no `audit`: the spool (in the data dir) that keeps events until auth has stored them. */
   auditSpool?: { dir: string; maxBytes: number; mode: AuditMode };
   logger: Logger;
+  /** Listener timeouts (proxy_service.timeouts); defaults for what is left out. */
+  timeouts?: Partial<ListenerTimeouts>;
+  /** Bounds on the local clusters' API servers (proxy_service.kubernetes.upstream). */
+  upstreamLimits?: Partial<UpstreamLimits>;
 }
 
 /** The proxy: config → create → serve → close. Stateless: all it knows comes from the auth server and agents. */
@@ -62,13 +67,23 @@ export class ProxyService {
   private readonly announcer: ProxyAnnouncer;
   private readonly heartbeats: Outage;
   private readonly renewals = new Backoff({ minMs: 1_000, maxMs: 60_000 });
+  private readonly timeouts: ListenerTimeouts;
 
   constructor(private readonly config: ProxyServiceConfig) {
     this.creds = config.credentials;
+    const t = { ...DEFAULT_LISTENER_TIMEOUTS, ...config.timeouts };
+    this.timeouts = t;
     this.tlsServers = {
       tunnel: this.tlsServer('tunnel', (socket) => void this.onTunnel(socket)),
-      kube: this.tlsServer('kube', (socket) => this.kube.handleConnection(socket)),
-      web: this.tlsServer('web', (socket) => this.web.emit('connection', socket)),
+      kube: this.tlsServer('kube', (socket) => {
+        limitUnauthenticated(socket, t.unauthenticatedMs);
+        dropIfSilent(socket, t.headersMs);
+        this.kube.handleConnection(socket);
+      }),
+      web: this.tlsServer('web', (socket) => {
+        dropIfSilent(socket, t.unauthenticatedMs);
+        this.web.emit('connection', socket);
+      }),
     };
     this.cache = new ClusterCache(() => this.authClient(), config.logger);
     const toAuth = async (events: string[]) => {
@@ -97,10 +112,24 @@ export class ProxyService {
       cache: this.cache,
       registry: this.registry,
       logger: config.logger,
+      timeouts: { headersMs: t.headersMs, idleMs: t.idleMs },
     });
-    this.web = http.createServer((req, res) => this.onWeb(req, res));
+    // Everything on the web route is anonymous: short deadlines for headers, body and idle.
+    this.web = http.createServer(
+      {
+        headersTimeout: t.unauthenticatedMs,
+        requestTimeout: Math.max(t.webRequestMs, t.unauthenticatedMs),
+        keepAliveTimeout: t.webIdleMs,
+        connectionsCheckingInterval: checkingInterval(t.unauthenticatedMs, t.webRequestMs),
+      },
+      (req, res) => this.onWeb(req, res),
+    );
+    enforceDeadlines(this.web);
     if (config.localClusters && config.localClusters.length > 0) {
-      const forwarder = new KubeForwarder(config.localClusters.map((c) => c.creds));
+      const forwarder = new KubeForwarder(
+        config.localClusters.map((c) => c.creds),
+        { logger: config.logger, ...(config.upstreamLimits ? { limits: config.upstreamLimits } : {}) },
+      );
       this.forwarder = forwarder;
       for (const c of config.localClusters) {
         this.registry.add({ cluster: c.creds.name, labels: c.labels, serverId: 'local', backend: forwarder, isOpen: () => true });
@@ -128,6 +157,9 @@ export class ProxyService {
         return { host: host || '127.0.0.1', port };
       },
       servers: this.tlsServers,
+      helloTimeoutMs: this.timeouts.clientHelloMs,
+      relayFirstByteMs: this.timeouts.relayFirstByteMs,
+      relayIdleMs: this.timeouts.relayIdleMs,
       onError: (err, route) => this.config.logger.debug({ err: err.message, route }, 'connection failed'),
     });
     this.address = await listen(router, this.config.listenAddr);
@@ -153,6 +185,7 @@ export class ProxyService {
     await (this.config.audit ? this.audit.flush() : this.audit.close());
     for (const t of this.tunnels) t.destroy();
     this.kube.close();
+    this.web.close(); // its deadline timer (the server itself never listened)
     this.forwarder?.close();
     await Promise.all(
       this.servers.map(
@@ -202,8 +235,12 @@ export class ProxyService {
 
   private tlsServer(route: Exclude<Route, 'auth'>, onSecure: (socket: tls.TLSSocket) => void): tls.Server {
     // Nagle's algorithm would hold back the small frames of request/response traffic.
-    const server = tls.createServer({ ...this.tlsOptions(route), noDelay: true }, onSecure);
-    server.on('tlsClientError', (err) => this.config.logger.debug({ err: err.message, route }, 'TLS handshake failed'));
+    const server = tls.createServer({ ...this.tlsOptions(route), noDelay: true, handshakeTimeout: this.timeouts.handshakeMs }, onSecure);
+    // With a listener here Node no longer destroys the socket itself (handshake timeout included).
+    server.on('tlsClientError', (err, socket) => {
+      this.config.logger.debug({ err: err.message, route }, 'TLS handshake failed');
+      socket.destroy();
+    });
     return server;
   }
 
@@ -220,7 +257,13 @@ export class ProxyService {
       if (!agent?.systemRoles.includes('Kube')) throw new Error('tunnel client is not a kube agent');
       const session = new TunnelSession(socket);
       this.tunnels.add(session);
-      const info = await session.info();
+      let info;
+      try {
+        info = await session.info(this.timeouts.tunnelHelloMs);
+      } catch (err) {
+        this.tunnels.delete(session);
+        throw err;
+      }
       const removers = info.clusters.map((c) =>
         this.registry.add({ cluster: c.name, labels: c.labels, serverId: agent.username, backend: session, isOpen: () => session.isOpen }),
       );

@@ -17,6 +17,10 @@ export interface RouterOptions {
   onError?(err: Error, route?: Route): void;
   /** How long a client may take to send its ClientHello. */
   helloTimeoutMs?: number;
+  /** Auth relay: how long until the client sends application data (its TLS handshake with auth is done). */
+  relayFirstByteMs?: number;
+  /** Auth relay: no bytes either way for this long ends it. */
+  relayIdleMs?: number;
 }
 
 /**
@@ -67,8 +71,59 @@ function relay(client: net.Socket, first: Buffer, o: RouterOptions): void {
   });
   client.on('close', () => upstream.destroy());
   upstream.on('close', () => client.destroy());
+  // The relay cannot see inside the TLS it carries, but it can see record types: a client
+  // that has sent no encrypted record in time never finished its handshake, and is dropped
+  // here, whatever auth's own TLS settings are (auth closes connections that then stay idle).
+  const firstByte = setTimeout(() => {
+    o.onError?.(new Error('auth relay: no application data from the client in time'), 'auth');
+    client.destroy();
+  }, o.relayFirstByteMs ?? 10_000);
+  firstByte.unref();
+  client.once('close', () => clearTimeout(firstByte));
+  const scanner = applicationDataScanner(() => clearTimeout(firstByte));
+  scanner(first);
+  const onData = (chunk: Buffer) => {
+    if (scanner(chunk)) client.off('data', onData);
+  };
+  client.on('data', onData);
+  client.setTimeout(o.relayIdleMs ?? 600_000, () => client.destroy());
   upstream.write(first);
   client.pipe(upstream);
   upstream.pipe(client);
   client.resume();
+}
+
+/**
+ * Walks TLS record headers in the bytes a client sends; calls `found` at the first
+ * application_data record (type 23) and returns true from then on. In TLS 1.3 the client's
+ * encrypted handshake messages travel in such records, in TLS 1.2 its first data does:
+ * either way the client has finished its handshake.
+ */
+export function applicationDataScanner(found: () => void, records = 1): (chunk: Buffer) => boolean {
+  let skip = 0; // bytes of the current record's body still to pass
+  const header: number[] = [];
+  let seen = 0;
+  let done = false;
+  return (chunk) => {
+    let p = 0;
+    while (!done && p < chunk.length) {
+      if (skip > 0) {
+        const n = Math.min(skip, chunk.length - p);
+        skip -= n;
+        p += n;
+        continue;
+      }
+      header.push(chunk[p] as number);
+      p++;
+      if (header.length < 5) continue;
+      if (header[0] === 23 && ++seen >= records) {
+        done = true;
+        found();
+        break;
+      }
+      skip = ((header[3] as number) << 8) | (header[4] as number);
+      header.length = 0;
+    }
+    return done;
+  };
 }

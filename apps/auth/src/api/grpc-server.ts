@@ -32,6 +32,8 @@ export interface GrpcServerOptions {
   certPem: string;
   keyPem: string;
   logger: Logger;
+  /** Connection management (auth_service.grpc, durations in ms); defaults below. */
+  timeouts?: { keepalive_interval?: number | undefined; keepalive_timeout?: number | undefined; max_connection_idle?: number | undefined };
 }
 
 /**
@@ -88,7 +90,15 @@ export async function serveGrpc(
   o: GrpcServerOptions,
   listenAddr: string,
 ): Promise<{ server: Server; port: number; setServerCertificate(certPem: string, keyPem: string): void }> {
-  const server = new Server({ 'grpc.max_receive_message_length': GRPC_MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': GRPC_MAX_MESSAGE_BYTES });
+  const server = new Server({
+    'grpc.max_receive_message_length': GRPC_MAX_MESSAGE_BYTES,
+    'grpc.max_send_message_length': GRPC_MAX_MESSAGE_BYTES,
+    // Anonymous callers (login, join) reach this port: a connection without calls is closed,
+    // and dead peers are found by ping; the proxy's relay drops silent connections sooner.
+    'grpc.keepalive_time_ms': o.timeouts?.keepalive_interval ?? 60_000,
+    'grpc.keepalive_timeout_ms': o.timeouts?.keepalive_timeout ?? 20_000,
+    'grpc.max_connection_idle_ms': o.timeouts?.max_connection_idle ?? 60_000,
+  });
   server.addService(tolerantDecoding(AuthServiceService), handlers(o) as unknown as Record<string, UntypedHandleCall>);
   const { credentials, source } = serverCredentials(o);
   const port = await new Promise<number>((resolve, reject) => {
