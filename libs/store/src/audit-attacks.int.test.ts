@@ -48,12 +48,15 @@ describe.each(['postgres', 'embedded'] as const)('audit chain attacks on %s', (k
     await store?.close();
     await tdb?.drop();
   });
-  // Ten keyed events in two batches, the writer stopped (checkpointed), the server restarted.
+  // Ten keyed events in two batches, checkpoints after each (the second as the writer stops), the server restarted.
   beforeEach(async () => {
     await run(sql`TRUNCATE audit_events, audit_keys, audit_checkpoints RESTART IDENTITY`);
     expect(await startKeyedAuditChain(store, key, 'sealed')).toBe(true);
     restart();
     await appendAuditEvents(store, events(1, 6));
+    expect(await checkpointAuditChain(store)).toMatchObject({ seq: 6 });
+    // Nothing new since: no second checkpoint of the same head.
+    expect(await checkpointAuditChain(store)).toBeUndefined();
     await appendAuditEvents(store, events(7, 10));
     expect(await checkpointAuditChain(store)).toMatchObject({ seq: 10 });
     restart();
@@ -69,14 +72,24 @@ describe.each(['postgres', 'embedded'] as const)('audit chain attacks on %s', (k
     expect(links.rows.map((r) => [r.key_id, Number(r.seq)])).toEqual(Array.from({ length: 12 }, (_, i) => ['ak-test', i + 1]));
   });
 
+  it('verifies times in any RFC 3339 form, finer than the column keeps them', async () => {
+    const odd = [
+      { ...event(11), time: '2026-11-21T10:00:59.9999999Z' },
+      { ...event(12), time: '2026-11-21T12:00:00.123456+02:00' },
+    ];
+    await appendAuditEvents(store, odd);
+    expect(await verifyAuditChain(store)).toMatchObject({ checked: 12 });
+    expect((await verifyAuditChain(store)).broken).toBeUndefined();
+  });
+
   it('deleting the last events is truncation after the checkpoint', async () => {
     await run(sql`DELETE FROM audit_events WHERE seq > 7`);
     const r = await verifyAuditChain(store);
     expect(r.checked).toBe(7);
-    expect(r.broken).toMatchObject({ uid: 'uid-7', seq: 7, reason: expect.stringMatching(/events #8–#10 were deleted \(truncated after checkpoint 1\)/) });
+    expect(r.broken).toMatchObject({ uid: 'uid-7', seq: 7, reason: expect.stringMatching(/events #8–#10 were deleted \(truncated after checkpoint 2\)/) });
   });
 
-  it('deleting the last events and the checkpoint is caught by the server that wrote them', async () => {
+  it('deleting events newer than the last checkpoint is caught by the server that wrote them', async () => {
     await appendAuditEvents(store, events(11, 13));
     await run(sql`DELETE FROM audit_events WHERE seq > 11`);
     expect((await verifyAuditChain(store)).broken).toMatchObject({ uid: 'uid-11', reason: expect.stringMatching(/stored up to event #13: events #12–#13 were deleted/) });
@@ -150,12 +163,25 @@ describe.each(['postgres', 'embedded'] as const)('audit chain attacks on %s', (k
 
   it('replacing the checkpoint after a truncation is found: its signature does not match', async () => {
     await run(sql`DELETE FROM audit_events WHERE seq > 7`);
-    await run(sql`UPDATE audit_checkpoints SET seq = 7, hash = (SELECT hash FROM audit_events WHERE seq = 7)`);
-    expect((await verifyAuditChain(store)).broken).toMatchObject({ uid: 'uid-7', reason: expect.stringMatching(/checkpoint 1 .* whose signature does not match: the checkpoint was forged or modified/) });
+    await run(sql`UPDATE audit_checkpoints SET seq = 7, hash = (SELECT hash FROM audit_events WHERE seq = 7) WHERE seq = 10`);
+    expect((await verifyAuditChain(store)).broken).toMatchObject({ uid: 'uid-7', reason: expect.stringMatching(/checkpoint 2 .* whose signature does not match: the checkpoint was forged or modified/) });
     // A forged checkpoint added beyond the end, in its place, is no better.
-    await run(sql`DELETE FROM audit_checkpoints`);
+    await run(sql`DELETE FROM audit_checkpoints WHERE id = 2`);
     await run(sql`INSERT INTO audit_checkpoints (seq, hash, key_id, time, mac) VALUES (9, 'x', 'ak-test', '2026-01-01T00:00:00Z', 'y')`);
-    expect((await verifyAuditChain(store)).broken).toMatchObject({ uid: 'uid-7', reason: expect.stringMatching(/checkpoint 2 .* forged or modified \(it names event #9\)/) });
+    expect((await verifyAuditChain(store)).broken).toMatchObject({ uid: 'uid-7', reason: expect.stringMatching(/checkpoint 3 .* forged or modified \(it names event #9\)/) });
+  });
+
+  it('a forged checkpoint in the middle is reported before a later edit', async () => {
+    await run(sql`UPDATE audit_checkpoints SET mac = 'forged' WHERE seq = 6`);
+    await run(sql`UPDATE audit_events SET data = jsonb_set(data::jsonb, '{verb}', '"delete"')::json WHERE seq = 8`);
+    expect((await verifyAuditChain(store)).broken).toMatchObject({ uid: 'uid-6', reason: expect.stringMatching(/named by checkpoint 1 .* forged or modified/) });
+    await run(sql`DELETE FROM audit_checkpoints WHERE seq = 6`);
+    expect((await verifyAuditChain(store)).broken).toMatchObject({ uid: 'uid-8', reason: expect.stringMatching(/was edited/) });
+  });
+
+  it('deleting the whole log is found', async () => {
+    await run(sql`DELETE FROM audit_events`);
+    expect((await verifyAuditChain(store)).broken).toMatchObject({ id: '', reason: expect.stringMatching(/^the log has no events, but checkpoint 2 .* recorded event #10: events #1–#10 were deleted/) });
   });
 
   it('replacing the last event with one of the attacker\'s own is found at it', async () => {

@@ -105,34 +105,27 @@ export async function verifyAuditChain(store: Store, since?: Date): Promise<Chai
              kubernetes_cluster, namespace, seq, key_id, hash, prev_hash, data::text AS text
       FROM audit_events WHERE id > ${afterId} ORDER BY id LIMIT ${PAGE}`.execute(store.db)).rows;
     if (rows.length === 0) break;
-    const hashes = new Map<number, string>();
+    // The checkpoints this page reaches must name its links, under a valid signature; each
+    // is checked right after the event it names, so the first problem is the one reported.
+    const hi = Math.max(...rows.map((r) => Number(r.seq ?? 0)));
+    const cps = new Map<number, Checkpoint[]>();
+    for (const cp of await checkpointsIn(store, checkedCheckpointsTo, hi)) cps.set(Number(cp.seq), [...(cps.get(Number(cp.seq)) ?? []), cp]);
     for (const r of rows) {
-      const wrong = await checkRow(store, r, expect, prev, segments);
+      const wrong = (await checkRow(store, r, expect, prev, segments)) ?? checkpointsAt(r, cps.get(Number(r.seq)) ?? [], state.keys);
       if (wrong) return done({ checked, broken: wrong, ...(checkpoint !== undefined ? { checkpoint } : {}) });
       const seq = Number(r.seq);
-      hashes.set(seq, r.hash ?? '');
+      if (cps.has(seq)) checkpoint = seq;
       prev = r.hash ?? '';
       expect = seq + 1;
       afterId = String(r.id);
       last = r;
       checked++;
     }
-    // The checkpoints this page reaches must name its links, under a valid signature.
-    const cps = await checkpointsIn(store, checkedCheckpointsTo, expect - 1);
-    for (const cp of cps) {
-      const bad = checkCheckpoint(cp, state.keys);
-      const at = rows.find((r) => Number(r.seq) === Number(cp.seq)) as Row;
-      if (bad) return done({ checked, broken: brokenAt(at, `is named by ${bad}`) });
-      if (hashes.get(Number(cp.seq)) !== cp.hash) {
-        return done({ checked, broken: brokenAt(at, `does not match the checkpoint of ${cp.time} (checkpoint ${cp.id}), which recorded a different link for event #${cp.seq}: it was replaced`) });
-      }
-      checkpoint = Number(cp.seq);
-    }
     checkedCheckpointsTo = expect - 1;
   }
   const end = expect - 1;
   const result = (broken: Broken | undefined) => done({ checked, ...(broken ? { broken } : {}), ...(checkpoint !== undefined ? { checkpoint } : {}) });
-  const atEnd = (why: string) => (last ? brokenAt(last, `is the last stored event, but ${why}`) : brokenLog(`the log has no events, but ${why}`));
+  const atEnd = (why: string) => (last ? brokenAt(last, `is the last stored event, but ${why}`) : brokenLog(`${end === 0 ? 'the log has no events' : `the log ends at event #${end}`}, but ${why}`));
   // Anything recorded beyond the stored end proves that events after it were deleted.
   const beyond = await store.db.selectFrom('audit_checkpoints').selectAll().where('seq', '>', String(end)).orderBy('seq', 'desc').limit(1).executeTakeFirst();
   if (beyond) {
@@ -184,9 +177,10 @@ function columnMismatch(r: Row): Broken | undefined {
   for (const c of ['uid', 'event', 'code', 'cluster_name', 'username', 'kubernetes_cluster', 'namespace'] as const) {
     if (r[c] !== want[c]) return brokenAt(r, `has a search column that disagrees with its content: ${COLUMN_NAMES[c]} is ${show(r[c])} but the event says ${show(want[c])}`);
   }
-  // Stored to the microsecond; JavaScript parses to the millisecond.
+  // Postgres rounds to the microsecond, JavaScript truncates to the millisecond.
   const ms = typeof want.time === 'string' ? Date.parse(want.time) : NaN;
-  if (!(Math.floor(Number(r.time_us) / 1000) === ms)) {
+  const skew = Number(r.time_us) - ms * 1000;
+  if (!(skew >= 0 && skew <= 1000)) {
     return brokenAt(r, `has a search column that disagrees with its content: time is ${new Date(Number(r.time_us) / 1000).toISOString()} but the event says ${show(want.time)}`);
   }
   return undefined;
@@ -196,6 +190,15 @@ function segmentOf(segments: Segment[], seq: number): Segment | undefined {
   let found: Segment | undefined;
   for (const s of segments) if (s.start <= seq) found = s;
   return found;
+}
+
+function checkpointsAt(r: Row, cps: Checkpoint[], keys: Map<string, AuditKey>): Broken | undefined {
+  for (const cp of cps) {
+    const bad = checkCheckpoint(cp, keys);
+    if (bad) return brokenAt(r, `is named by ${bad}`);
+    if (r.hash !== cp.hash) return brokenAt(r, `does not match checkpoint ${cp.id} of ${cp.time}, which recorded another link for event #${cp.seq}: it was replaced`);
+  }
+  return undefined;
 }
 
 function checkCheckpoint(cp: Checkpoint, keys: Map<string, AuditKey>): string | undefined {
