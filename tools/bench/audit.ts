@@ -44,12 +44,12 @@ export const benchmark: Benchmark = {
       }
       const plainRate = n / (Number(process.hrtime.bigint() - start) / 1e9);
 
+      // Keyed links, as the auth service writes them.
+      useAuditKeys(store, [{ id: 'bench', key: randomBytes(32) }]);
       // The pipeline: producer thread → BullMQ → worker → chained COPY. Stored so far = newest
       // id − the id before the run: ids are handed out in chain order under the chain lock,
       // and max(id) is one index probe, where count(*) would scan the table every 20 ms and
       // take the database's CPU from the writer being measured.
-      // Keyed links, as the auth service writes them.
-      useAuditKeys(store, [{ id: 'bench', key: randomBytes(32) }]);
       const worker = new AuditWorker({ redisUrl, store, logger, prefix });
       const run = async (count: number, rate: number, tag: string) => {
         const idBefore = Number((await store.db.selectFrom('audit_events').select((eb) => eb.fn.max('id').as('id')).executeTakeFirst())?.id ?? 0);
