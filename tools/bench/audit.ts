@@ -9,7 +9,7 @@ import { Worker as Thread } from 'node:worker_threads';
 import pg from 'pg';
 import { AuditWorker } from '@keyway/audit';
 import { silentLogger } from '@keyway/log';
-import { Store, auditEventRow } from '@keyway/store';
+import { Store, auditEventRow, useAuditKeys } from '@keyway/store';
 import { adminDatabaseUrl } from '@keyway/testing';
 import { benchEvent } from './audit-events.js';
 import type { ProducerOptions } from './audit-producer.js';
@@ -44,6 +44,8 @@ export const benchmark: Benchmark = {
       }
       const plainRate = n / (Number(process.hrtime.bigint() - start) / 1e9);
 
+      // Keyed links, as the auth service writes them.
+      useAuditKeys(store, [{ id: 'bench', key: randomBytes(32) }]);
       // The pipeline: producer thread → BullMQ → worker → chained COPY. Stored so far = newest
       // id − the id before the run: ids are handed out in chain order under the chain lock,
       // and max(id) is one index probe, where count(*) would scan the table every 20 ms and

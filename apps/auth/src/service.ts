@@ -9,13 +9,13 @@ import { BadParameterError, isAlreadyExists } from '@keyway/errors';
 import type { Logger } from '@keyway/log';
 import { decodeIdentity, generateKeyPair } from '@keyway/pki';
 import { PRESET_ROLES } from '@keyway/rbac';
-import { Store } from '@keyway/store';
+import { Store, checkpointAuditChain } from '@keyway/store';
 import { AuditWorker, QueueAuditLog, SpooledAuditLog, StoreSink, type AuditLog } from '@keyway/audit';
 import { AuthApi, HOST_CERT_TTL_MS } from './api/auth-api.js';
 import { ChangeFeed } from './api/change-feed.js';
 import { rateLimitsOf } from './api/rate-limit.js';
 import { serveGrpc } from './api/grpc-server.js';
-import { loadOrCreateAuthorities, type CertAuthorities } from './authorities.js';
+import { loadOrCreateAuditKeys, loadOrCreateAuthorities, type CertAuthorities } from './authorities.js';
 import { generateCaKeySecret } from './ca/index.js';
 import { LocalUsers } from './users/local-users.js';
 
@@ -27,6 +27,8 @@ const ADMIN_CERT_TTL_MS = 30 * 24 * 60 * 60_000;
 const SERVER_CERT_TTL_MS = 30 * 24 * 60 * 60_000;
 const SWEEP_INTERVAL_MS = 60_000;
 const PRESENCE_SWEEP_INTERVAL_MS = 1_000;
+/** How often the audit chain's head is signed: truncation of what it covers is detected. */
+const AUDIT_CHECKPOINT_INTERVAL_MS = 2_000;
 
 export interface AuthServiceDeps {
   config: KeywayConfig;
@@ -109,6 +111,7 @@ export class AuthService {
     const store = await Store.open({ location: config.storage, logger });
     try {
       const cas = await loadOrCreateAuthorities({ store, clusterName: config.cluster_name, caKey, logger, ...(deps.clock ? { clock: deps.clock } : {}) });
+      await loadOrCreateAuditKeys({ store, caKey, logger });
       await createPresetRoles(store, logger);
       return new AuthService(deps, store, cas);
     } catch (err) {
@@ -157,6 +160,11 @@ export class AuthService {
         this.api.expireHosts().catch((err: unknown) => logger.warn({ err }, 'expiring host heartbeats failed'));
       }, PRESENCE_SWEEP_INTERVAL_MS).unref(),
     );
+    this.timers.push(
+      setInterval(() => {
+        checkpointAuditChain(this.store).catch((err: unknown) => logger.warn({ err }, 'checkpointing the audit chain failed'));
+      }, AUDIT_CHECKPOINT_INTERVAL_MS).unref(),
+    );
     const address = `${hostOf(listen)}:${port}`;
     logger.info({ address, cluster: config.cluster_name }, 'auth service listening');
     return address;
@@ -180,6 +188,9 @@ export class AuthService {
     }
     await this.audit.close();
     await this.auditWorker?.close();
+    // The writer stops: sign where the chain ends, so deleting its last events is detected.
+    const checkpoint = await checkpointAuditChain(this.store).catch((err: unknown) => this.deps.logger.warn({ err }, 'checkpointing the audit chain failed'));
+    if (checkpoint) this.deps.logger.info({ seq: checkpoint.seq, hash: checkpoint.hash }, 'audit chain checkpointed');
     await this.store.close();
   }
 

@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '@keyway/testing';
-import { appendAuditEvents, canonicalJson, chainHash, searchAuditEvents, verifyAuditChain, type AuditEventRecord } from './audit.js';
+import { appendAuditEvents, auditEventRow, searchAuditEvents, type AuditEventRecord } from './audit.js';
+import { canonicalJson, chainHash } from './audit-chain.js';
+import { verifyAuditChain } from './audit-verify.js';
 import { Store } from './store.js';
 
 const event = (i: number, extra: Record<string, unknown> = {}): AuditEventRecord => ({
@@ -80,7 +82,8 @@ describe.each(['postgres', 'embedded'] as const)('audit chain on %s', (kind) => 
     const prev = head.rows[0]?.hash ?? '';
     await store.db
       .insertInto('audit_events')
-      .values({ uid: legacy.uid, time: legacy.time, event: legacy.event, code: legacy.code, data: JSON.stringify(legacy), prev_hash: prev, hash: chainHash(prev, canonicalJson(legacy)) })
+      // Numbered as migration 0006 numbers the rows before it.
+      .values({ ...auditEventRow(legacy), prev_hash: prev, hash: chainHash(prev, canonicalJson(legacy)), seq: 9 })
       .execute();
     expect(await verifyAuditChain(store)).toEqual({ checked: 9 });
   });

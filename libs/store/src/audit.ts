@@ -1,7 +1,8 @@
-import { hash } from 'node:crypto';
 import { sql, type Transaction } from 'kysely';
 import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
+import { BadParameterError } from '@keyway/errors';
+import { GENESIS, chainHash, chainState, keyedLink, searchColumns, type AuditKey } from './audit-chain.js';
 import type { AuditEventsTable, Database } from './schema.js';
 import type { Store } from './store.js';
 
@@ -38,30 +39,7 @@ export interface AuditQuery {
 }
 
 /** Events are chained in one order; writers take this advisory lock to append. */
-const CHAIN_LOCK = 0x6b77_6175;
-const GENESIS = '0'.repeat(64);
-
-/**
- * Keys sorted at every level. Events stored before the data column kept its exact text
- * (migration 0005) were hashed over this form; verification still accepts it for them.
- */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    return `{${Object.keys(value as object)
-      .sort()
-      .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
-/** The chain link: the predecessor's hash and the event's stored JSON text, exactly. */
-export function chainHash(prevHash: string, data: string): string {
-  // One-shot: no Hash object per event.
-  return hash('sha256', `${prevHash}\n${data}`, 'hex');
-}
+export const CHAIN_LOCK = 0x6b77_6175;
 
 /** An event as its row's columns; `data` is the JSON text stored and hashed. */
 export type AuditEventRow = Pick<AuditEventsTable, 'uid' | 'event' | 'code' | 'cluster_name' | 'username' | 'kubernetes_cluster' | 'namespace'> & { time: string; data: string };
@@ -69,22 +47,44 @@ type PreparedEvent = AuditEventRow;
 
 /** The columns an event is stored (and searched) under. */
 export function auditEventRow(e: AuditEventRecord): AuditEventRow {
-  return {
-    uid: e.uid,
-    time: e.time,
-    event: e.event,
-    code: e.code,
-    cluster_name: str(e['cluster_name']),
-    username: str(e['user']),
-    kubernetes_cluster: str(e['kubernetes_cluster']),
-    namespace: str(e['resource_namespace'] ?? e['kubernetes_pod_namespace']),
-    data: JSON.stringify(e),
-  };
+  return { ...searchColumns(e), data: JSON.stringify(e) };
 }
 
 interface ChainedRow extends PreparedEvent {
+  seq: number;
+  key_id: string | null;
   prev_hash: string;
   hash: string;
+}
+
+interface Head {
+  seq: number;
+  hash: string;
+}
+
+const HEAD_SQL = 'SELECT seq, hash FROM audit_events ORDER BY id DESC LIMIT 1';
+const KEYED_FROM_SQL = 'SELECT start_seq FROM audit_keys ORDER BY start_seq LIMIT 1';
+const MAX_SEQ_SQL = 'SELECT coalesce(max(seq), 0) AS seq FROM audit_events';
+type Query = <R>(text: string) => Promise<R[]>;
+
+/**
+ * Where the next event links, read under the chain lock. What this process stored last wins
+ * over a stored head that went backwards (its tail was deleted): the gap stays visible to
+ * verify instead of being refilled with new events under the same numbers.
+ */
+async function chainHead(query: Query, stored: { seq: string | null; hash: string | null } | undefined, key: AuditKey | undefined, mine: Head | undefined): Promise<Head> {
+  if (!key) {
+    // An unkeyed writer may not extend a keyed chain: its links would be the forgeable kind.
+    const keyed = await query<{ start_seq: string }>(KEYED_FROM_SQL);
+    if (keyed[0]) throw new BadParameterError(`the audit chain is keyed from event #${keyed[0].start_seq} on, and this writer holds no audit key`);
+  }
+  let head: Head = { seq: 0, hash: GENESIS };
+  if (stored) {
+    // A row without a number was written around the chain (the bench's plain inserts).
+    const seq = stored.seq === null ? Number((await query<{ seq: string }>(MAX_SEQ_SQL))[0]?.seq ?? 0) : Number(stored.seq);
+    head = { seq, hash: stored.hash ?? GENESIS };
+  }
+  return mine && mine.seq >= head.seq ? mine : head;
 }
 
 /**
@@ -99,11 +99,11 @@ export async function appendAuditEvents(store: Store, events: AuditEventRecord[]
   if (!store.supportsCopy) return appendWithInsert(store, prepared);
   // Fast path: one COPY. If any uid was already stored (a retried batch), COPY fails on the
   // unique index, the attempt rolls back, and the batch is chained again without them.
-  const fast = await store.withConnection((client) => copyChained(client, prepared, false)).catch((err: unknown) => {
+  const fast = await store.withConnection((client) => copyChained(store, client, prepared, false)).catch((err: unknown) => {
     if (isUidConflict(err)) return undefined;
     throw err;
   });
-  return fast ?? store.withConnection((client) => copyChained(client, prepared, true));
+  return fast ?? store.withConnection((client) => copyChained(store, client, prepared, true));
 }
 
 function prepare(events: AuditEventRecord[]): PreparedEvent[] {
@@ -117,28 +117,44 @@ function prepare(events: AuditEventRecord[]): PreparedEvent[] {
   return out;
 }
 
-function chain(events: PreparedEvent[], head: string): ChainedRow[] {
-  let prev = head;
+function link(key: AuditKey | undefined, seq: number, prev: string, data: string): string {
+  return key ? keyedLink(key.key, seq, prev, data) : chainHash(prev, data);
+}
+
+function chain(events: PreparedEvent[], head: Head, key: AuditKey | undefined): ChainedRow[] {
+  let prev = head.hash;
+  let seq = head.seq;
   return events.map((e) => {
-    const hash = chainHash(prev, e.data);
-    const row = { ...e, prev_hash: prev, hash };
+    seq++;
+    const hash = link(key, seq, prev, e.data);
+    const row = { ...e, seq, key_id: key?.id ?? null, prev_hash: prev, hash };
     prev = hash;
     return row;
   });
 }
 
-async function copyChained(client: PoolClient, events: PreparedEvent[], skipStored: boolean): Promise<number> {
+async function copyChained(store: Store, client: PoolClient, events: PreparedEvent[], skipStored: boolean): Promise<number> {
+  const state = chainState(store);
+  const key = state.current;
   // One round trip to open the transaction, take the chain lock and read the chain's head.
-  const opened = (await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${CHAIN_LOCK}); SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1`)) as unknown as { rows: { hash: string | null }[] }[];
+  const opened = (await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${CHAIN_LOCK}); ${HEAD_SQL}`)) as unknown as { rows: { seq: string | null; hash: string | null }[] }[];
   try {
+    const query: Query = async <R>(text: string) => (await client.query(text)).rows as R[];
+    const head = await chainHead(query, opened[2]?.rows[0], key, state.head);
     let todo = events;
     if (skipStored) {
       const stored = await client.query<{ uid: string }>('SELECT uid FROM audit_events WHERE uid = ANY($1::text[])', [events.map((e) => e.uid)]);
       const existing = new Set(stored.rows.map((r) => r.uid));
       todo = events.filter((e) => !existing.has(e.uid));
     }
-    if (todo.length > 0) await copyRows(client, copyText(todo, opened[2]?.rows[0]?.hash ?? GENESIS));
+    let last = head;
+    if (todo.length > 0) {
+      const { text, end } = copyText(todo, head, key);
+      await copyRows(client, text);
+      last = end;
+    }
     await client.query('COMMIT');
+    state.head = last;
     return todo.length;
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
@@ -150,17 +166,20 @@ async function copyChained(client: PoolClient, events: PreparedEvent[], skipStor
  * The rows in COPY's text format (tab-separated, \N for null, backslash escapes), chained
  * as they are written: one string per batch, no row objects in between.
  */
-function copyText(events: PreparedEvent[], head: string): string {
-  let prev = head;
+function copyText(events: PreparedEvent[], head: Head, key: AuditKey | undefined): { text: string; end: Head } {
+  let prev = head.hash;
+  let seq = head.seq;
+  const keyId = key ? copyField(key.id) : '\\N';
   let out = '';
   for (const e of events) {
-    const hash = chainHash(prev, e.data);
+    seq++;
+    const hash = link(key, seq, prev, e.data);
     // JSON text has no raw tab, newline or carriage return; only its backslashes need doubling.
     const data = e.data.includes('\\') ? e.data.replaceAll('\\', '\\\\') : e.data;
-    out += `${copyField(e.uid)}\t${copyField(e.time)}\t${copyField(e.event)}\t${copyField(e.code)}\t${copyField(e.cluster_name)}\t${copyField(e.username)}\t${copyField(e.kubernetes_cluster)}\t${copyField(e.namespace)}\t${data}\t${prev}\t${hash}\n`;
+    out += `${copyField(e.uid)}\t${copyField(e.time)}\t${copyField(e.event)}\t${copyField(e.code)}\t${copyField(e.cluster_name)}\t${copyField(e.username)}\t${copyField(e.kubernetes_cluster)}\t${copyField(e.namespace)}\t${data}\t${prev}\t${hash}\t${seq}\t${keyId}\n`;
     prev = hash;
   }
-  return out;
+  return { text: out, end: { seq, hash: prev } };
 }
 
 function copyRows(client: PoolClient, text: string): Promise<void> {
@@ -172,7 +191,7 @@ function copyRows(client: PoolClient, text: string): Promise<void> {
   });
 }
 
-const COPY_COLUMNS = 'uid, time, event, code, cluster_name, username, kubernetes_cluster, namespace, data, prev_hash, hash';
+const COPY_COLUMNS = 'uid, time, event, code, cluster_name, username, kubernetes_cluster, namespace, data, prev_hash, hash, seq, key_id';
 const NEEDS_COPY_ESCAPE = /[\\\t\n\r]/;
 
 function copyField(v: string | null): string {
@@ -189,21 +208,29 @@ function isUidConflict(err: unknown): boolean {
 
 /** The embedded server has no COPY: multi-row inserts, same chain, same idempotence. */
 async function appendWithInsert(store: Store, events: PreparedEvent[]): Promise<number> {
-  return store.transaction(async (trx) => {
+  const state = chainState(store);
+  const key = state.current;
+  const rows = await store.transaction(async (trx) => {
     await sql`SELECT pg_advisory_xact_lock(${CHAIN_LOCK})`.execute(trx);
     const existing = new Set<string>();
     for (let i = 0; i < events.length; i += 1000) {
       const uids = events.slice(i, i + 1000).map((e) => e.uid);
       for (const r of await trx.selectFrom('audit_events').select('uid').where('uid', 'in', uids).execute()) existing.add(r.uid);
     }
-    const last = await trx.selectFrom('audit_events').select('hash').orderBy('id', 'desc').limit(1).executeTakeFirst();
+    const query: Query = async <R>(text: string) => (await sql.raw(text).execute(trx)).rows as R[];
+    const stored = await query<{ seq: string | null; hash: string | null }>(HEAD_SQL);
+    const head = await chainHead(query, stored[0], key, state.head);
     const rows = chain(
       events.filter((e) => !existing.has(e.uid)),
-      last?.hash ?? GENESIS,
+      head,
+      key,
     );
     for (let i = 0; i < rows.length; i += 1000) await insertRows(trx, rows.slice(i, i + 1000));
-    return rows.length;
+    return rows;
   });
+  const last = rows.at(-1);
+  if (last) state.head = { seq: last.seq, hash: last.hash };
+  return rows.length;
 }
 
 function insertRows(trx: Transaction<Database>, rows: ChainedRow[]) {
@@ -221,49 +248,4 @@ export async function searchAuditEvents(store: Store, q: AuditQuery): Promise<St
   if (q.before) query = query.where('id', '<', q.before);
   const rows = await query.orderBy('id', 'desc').limit(Math.min(Math.max(q.limit ?? 100, 1), 10_000)).execute();
   return rows.map((r) => ({ id: String(r.id), uid: r.uid, time: r.time, event: r.event, code: r.code, data: r.data, hash: r.hash ?? '', prevHash: r.prev_hash ?? '' }));
-}
-
-export interface ChainVerification {
-  checked: number;
-  /** The first event whose stored hash or link does not match, if any. */
-  broken?: { id: string; uid: string; event: string; reason: string };
-}
-
-/** Recomputes the chain from `since` (or the start), in pages. */
-export async function verifyAuditChain(store: Store, since?: Date): Promise<ChainVerification> {
-  let prev = GENESIS;
-  let afterId = '0';
-  let checked = 0;
-  if (since) {
-    const before = await store.db.selectFrom('audit_events').select(['id', 'hash']).where('time', '<', since).orderBy('id', 'desc').limit(1).executeTakeFirst();
-    if (before) {
-      prev = before.hash ?? GENESIS;
-      afterId = String(before.id);
-    }
-  }
-  for (;;) {
-    const rows = await store.db
-      .selectFrom('audit_events')
-      .select(['id', 'uid', 'event', 'hash', 'prev_hash', sql<string>`data::text`.as('text')])
-      .where('id', '>', afterId)
-      .orderBy('id', 'asc')
-      .limit(1000)
-      .execute();
-    if (rows.length === 0) return { checked };
-    for (const r of rows) {
-      if (r.prev_hash !== prev) {
-        return { checked, broken: { id: String(r.id), uid: r.uid, event: r.event, reason: 'does not link to the event before it' } };
-      }
-      if (chainHash(prev, r.text) !== r.hash && chainHash(prev, canonicalJson(JSON.parse(r.text))) !== r.hash) {
-        return { checked, broken: { id: String(r.id), uid: r.uid, event: r.event, reason: 'its content does not match its hash' } };
-      }
-      prev = r.hash ?? '';
-      afterId = String(r.id);
-      checked++;
-    }
-  }
-}
-
-function str(v: unknown): string | null {
-  return typeof v === 'string' && v !== '' ? v : null;
 }

@@ -143,6 +143,37 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('audit_events_namespace_id').on('audit_events').columns(['namespace', 'id']).execute();
     },
   },
+  '0006_audit_keyed_chain': {
+    async up(db: Kysely<unknown>) {
+      // A contiguous number per event (bigserial ids have gaps), inside the keyed link, so a
+      // missing event is named; and the id of the key that made each keyed link.
+      await db.schema.alterTable('audit_events').addColumn('seq', 'bigint').execute();
+      await db.schema.alterTable('audit_events').addColumn('key_id', 'text').execute();
+      await sql`UPDATE audit_events AS a SET seq = r.n FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM audit_events) AS r WHERE a.id = r.id`.execute(db);
+      // Audit keys, encrypted like the CA keys; each row also says, under its own MAC, from
+      // which event on it links the chain, so that point cannot be moved or removed unnoticed.
+      await db.schema
+        .createTable('audit_keys')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('encrypted_key', 'text', (c) => c.notNull())
+        .addColumn('start_seq', 'bigint', (c) => c.notNull())
+        .addColumn('start_hash', 'text', (c) => c.notNull())
+        .addColumn('mac', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .execute();
+      // Signed heads of the chain: the stored chain may not end before the latest one.
+      await db.schema
+        .createTable('audit_checkpoints')
+        .addColumn('id', 'bigserial', (c) => c.primaryKey())
+        .addColumn('seq', 'bigint', (c) => c.notNull())
+        .addColumn('hash', 'text', (c) => c.notNull())
+        .addColumn('key_id', 'text', (c) => c.notNull())
+        .addColumn('time', 'text', (c) => c.notNull())
+        .addColumn('mac', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('audit_checkpoints_seq').on('audit_checkpoints').column('seq').execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -57,6 +57,31 @@ export interface AuditEventsTable {
   prev_hash: string | null;
   hash: string | null;
   data: Json;
+  /** Contiguous from 1 in chain order (ids have gaps); null only for rows written around the chain. */
+  seq: BigIntOrNull;
+  /** The audit key that made this link; null for an unkeyed (sha256) link. */
+  key_id: string | null;
+}
+
+type BigIntOrNull = ColumnType<string | null, string | number | null | undefined, string | number | null>;
+
+export interface AuditKeysTable {
+  id: string;
+  encrypted_key: string;
+  start_seq: BigIntColumn;
+  start_hash: string;
+  mac: string;
+  created_at: Timestamp;
+}
+
+export interface AuditCheckpointsTable {
+  id: Generated<string>;
+  seq: BigIntColumn;
+  hash: string;
+  key_id: string;
+  /** RFC 3339, as signed. */
+  time: string;
+  mac: string;
 }
 
 export interface PresenceTable {
@@ -100,6 +125,8 @@ export interface Database {
   user_tokens: UserTokensTable;
   cert_authorities: CertAuthoritiesTable;
   audit_events: AuditEventsTable;
+  audit_keys: AuditKeysTable;
+  audit_checkpoints: AuditCheckpointsTable;
   cluster_state: ClusterStateTable;
   presence: PresenceTable;
   session_recordings: SessionRecordingsTable;

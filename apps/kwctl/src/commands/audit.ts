@@ -77,7 +77,7 @@ export function register(program: Command, ctx: CommandContext): void {
 
   audit
     .command('verify')
-    .description('recompute the hash chain of the audit log and name the first event that does not match')
+    .description('recompute the keyed chain of the audit log, check it reaches its last checkpoint, and name the first event edited, missing, out of order or whose search columns disagree')
     .option('--since <duration>', 'only events of the last DURATION')
     .action(async (opts: { since?: string }, cmd: Command) => {
       const since = opts.since ? new Date(Date.now() - parseDuration(opts.since)).toISOString() : '';
@@ -87,11 +87,16 @@ export function register(program: Command, ctx: CommandContext): void {
           ctx.out.write(`The audit log is intact: ${r.checked} event(s) checked.\n`);
           return;
         }
-        throw new BadParameterError(
-          `the audit log was tampered with: event ${r.brokenId} (${r.brokenEvent}, uid ${r.brokenUid}) ${r.reason}; ${r.checked} event(s) before it are intact`,
-        );
+        throw new BadParameterError(verifyFailure(r));
       });
     });
+}
+
+/** One sentence naming the first bad or missing event, or what is wrong when no event can be named. */
+export function verifyFailure(r: { checked: number; brokenId: string; brokenUid: string; brokenEvent: string; reason: string }): string {
+  const intact = `${r.checked} event(s) checked before that are intact`;
+  if (!r.brokenId) return `the audit log was tampered with: ${r.reason}; ${intact}`;
+  return `the audit log was tampered with: event ${r.brokenId} (${r.brokenEvent}, uid ${r.brokenUid}) ${r.reason}; ${intact}`;
 }
 
 function time(flag: string, value: string): Date {
