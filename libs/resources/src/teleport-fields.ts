@@ -125,12 +125,10 @@ const ROLE_OPTION_FIELDS: readonly TeleportFieldRule[] = [
   { path: 'client_idle_timeout', inert: ZERO_DURATION, note: 'idle session termination' },
   { path: 'disconnect_expired_cert', inert: FALSE, note: 'disconnecting sessions when certificates expire' },
   { path: 'max_connections', inert: ZERO, note: 'connection limits' },
-  { path: 'max_kubernetes_connections', inert: ZERO, note: 'connection limits' },
   { path: 'require_session_mfa', inert: FALSE, note: 'per-session MFA' },
   { path: 'mfa_verification_interval', inert: ZERO, note: 'per-session MFA' },
   { path: 'device_trust_mode', note: 'device trust' },
   { path: 'pin_source_ip', inert: FALSE, note: 'IP pinning' },
-  { path: 'lock', note: 'per-role locking mode' },
   { path: 'request_access', inert: oneOf('optional'), note: REQUESTS },
   { path: 'request_prompt', note: REQUESTS },
   {
