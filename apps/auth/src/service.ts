@@ -86,6 +86,7 @@ export class AuthService {
       cas,
       users,
       secondFactor: authn.second_factor,
+      lockingMode: authn.locking_mode,
       logger,
       ...(deps.clock ? { now: deps.clock } : {}),
     });

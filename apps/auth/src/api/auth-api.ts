@@ -11,6 +11,7 @@ import type { CertAuthorities } from '../authorities.js';
 import { DEFAULT_USER_TOKEN_TTL_MS, checkUserTokenTtl, type IssuedUserToken, type LocalUsers } from '../users/local-users.js';
 import { describeCaller, requireAuthenticated, type Caller } from './caller.js';
 import type { Change, ChangeFeed, WatchKind } from './change-feed.js';
+import { AUTH_PREFERENCE_KIND, authPreferenceChange, type LockingMode } from './auth-preference.js';
 import { EVENTS, auditEvent, type AuditLog, type EventKind } from '@keyway/audit';
 import {
   findSessionRecording,
@@ -37,6 +38,8 @@ export interface AuthApiOptions {
   cas: CertAuthorities;
   users: LocalUsers;
   secondFactor: 'otp' | 'off';
+  /** auth_service.authentication.locking_mode, served to proxies as cluster_auth_preference. */
+  lockingMode?: LockingMode;
   logger: Logger;
   /** Where committed changes are published for watchers. */
   feed: ChangeFeed;
@@ -66,7 +69,7 @@ export class AuthApi {
   private readonly o: Required<AuthApiOptions>;
 
   constructor(options: AuthApiOptions) {
-    this.o = { now: () => new Date(), ...options };
+    this.o = { now: () => new Date(), lockingMode: 'best_effort', ...options };
   }
 
   ping() {
@@ -494,18 +497,19 @@ export class AuthApi {
     const c = requireAuthenticated(caller);
     const allowed = c.kind === 'host' && (c.identity.systemRoles.includes('Proxy') || c.identity.systemRoles.includes('Admin'));
     if (!allowed) throw new AccessDeniedError(`${describeCaller(c)} may not watch the cluster state`);
-    const wanted = new Set(kinds.map((k) => watchKind(k)));
+    const preference = kinds.includes(AUTH_PREFERENCE_KIND);
+    const wanted = new Set(kinds.filter((k) => k !== AUTH_PREFERENCE_KIND).map((k) => watchKind(k)));
     const cancel = this.o.feed.subscribe((change) => {
       if (wanted.has(change.kind)) onChange(change);
     });
     try {
-      const snapshot: Change[] = [];
+      const snapshot: Change[] = preference ? [authPreferenceChange(this.o.lockingMode)] : [];
       for (const kind of wanted) {
         if (kind === 'proxy' || kind === 'kube_server') {
           for (const p of await this.o.store.listPresence(kind, this.o.now())) {
             snapshot.push({ type: 'put', kind, name: p.hostId, resource: p.data });
           }
-        } else {
+        } else if (kind !== AUTH_PREFERENCE_KIND) {
           for (const r of await this.o.store.listResources(kind)) {
             snapshot.push({ type: 'put', kind, name: r.name, resource: r.resource, revision: r.revision });
           }
