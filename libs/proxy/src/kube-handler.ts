@@ -11,10 +11,11 @@ import type { Logger } from '@keyway/log';
 import { verifyCertificate, type Identity } from '@keyway/pki';
 import { authorizeKubeRequest, visibleKubeClusters } from '@keyway/rbac';
 import type { RoleResource } from '@keyway/resources';
-import { endToEndHeaders, pump, splice, type Headers, type KubeRequestHead } from '@keyway/tunnel';
+import { endToEndHeaders, pump, type Headers, type KubeRequestHead } from '@keyway/tunnel';
 import type { ClusterCache } from './cache.js';
 import { tapSession, type RecordingSink } from './recording/index.js';
 import type { ClusterRegistry, ClusterRoute } from './registry.js';
+import { RightsTracker, isStreamRequest, revocableSplice, type Held } from './rights/index.js';
 
 export interface KubeHandlerOptions {
   clusterName: string;
@@ -31,6 +32,8 @@ export interface KubeHandlerOptions {
   auditAccepting?: () => boolean;
   /** Where exec/attach session recordings go; without it sessions are not recorded. */
   recordings?: RecordingSink;
+  /** How old the view of locks may get before locking_mode strict refuses (default 3 s). */
+  maxLockStalenessMs?: number;
 }
 
 const PROXY_VERSION_FOR_AUDIT = '0.1.0';
@@ -76,6 +79,10 @@ interface Exchange {
   /** Head and whole body in one write. */
   respondWhole(status: number, headers: Headers, body: Buffer): void;
   closed(): boolean;
+  /** Ends the exchange at once (its right ended). */
+  abort(): void;
+  /** Calls back once the exchange is over, however it ended. */
+  onClose(fn: () => void): void;
 }
 
 /**
@@ -89,9 +96,12 @@ export class KubeHandler {
   private readonly maxHeaderBytes: number;
   private readonly hostname = osHostname();
   private readonly sockets = new Set<TLSSocket>();
+  /** Every open connection and stream per identity, closed when its right ends. */
+  readonly rights: RightsTracker;
 
   constructor(private readonly o: KubeHandlerOptions) {
     this.maxHeaderBytes = o.maxHeaderBytes ?? 64 * 1024;
+    this.rights = new RightsTracker({ cache: o.cache, logger: o.logger, ...(o.maxLockStalenessMs !== undefined ? { maxLockStalenessMs: o.maxLockStalenessMs } : {}) });
     // kubectl keeps its connections and reuses them; Node's 5 s idle timeout would close them
     // between commands and race a reused connection (the client sees "socket hang up").
     this.h1 = http.createServer({ maxHeaderSize: this.maxHeaderBytes, requestTimeout: 0 });
@@ -121,16 +131,27 @@ export class KubeHandler {
       const session = http2.performServerHandshake(socket, {
         settings: { initialWindowSize: 8 * 1024 * 1024, maxConcurrentStreams: 1000, maxHeaderListSize: this.maxHeaderBytes },
       });
+      this.trackConnection(socket, authn, () => session.destroy());
       this.serveHttp2(session, socket, authn);
     } else {
+      this.trackConnection(socket, authn, () => socket.destroy());
       this.h1.emit('connection', socket);
     }
   }
 
   /** Drops every kubectl connection (idle ones would otherwise hold a shutdown for the keep-alive). */
   close(): void {
+    this.rights.stop();
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
+  }
+
+  /** An authenticated connection is closed when its identity's right ends (see RightsTracker). */
+  private trackConnection(socket: TLSSocket, authn: Authn, close: () => void): void {
+    if (!('identity' in authn)) return;
+    const held = this.rights.trackConnection(authn.identity, { close });
+    connectionHolds.set(socket, held);
+    socket.once('close', () => held.release());
   }
 
   private authenticate(socket: TLSSocket): Authn {
@@ -169,6 +190,8 @@ export class KubeHandler {
           stream.end(body);
         },
         closed: () => stream.destroyed,
+        abort: () => stream.close(http2.constants.NGHTTP2_CANCEL),
+        onClose: (fn) => (stream.destroyed ? fn() : stream.once('close', fn)),
       };
       void this.serve(exchange);
     });
@@ -204,6 +227,8 @@ export class KubeHandler {
         res.end(body);
       },
       closed: () => res.destroyed,
+      abort: () => res.destroy(),
+      onClose: (fn) => (res.destroyed ? fn() : res.once('close', fn)),
     };
     void this.serve(exchange);
   }
@@ -220,14 +245,9 @@ export class KubeHandler {
       return { status: kubeStatus(503, 'ServiceUnavailable', 'keyway: requests cannot be audited right now (audit.mode strict); try again shortly') };
     }
     const { cache, registry } = this.o;
-    if (!cache.users.has(identity.username)) {
-      return { status: kubeStatus(403, 'Forbidden', `keyway: user "${identity.username}" no longer exists`) };
-    }
-    const lock = cache.lockFor(identity.username, identity.roles);
-    if (lock) {
-      const why = lock.spec.message ? `: ${lock.spec.message}` : '';
-      return { status: kubeStatus(403, 'Forbidden', `keyway: user "${identity.username}" is locked${why}`) };
-    }
+    // Expiry, locks, user deletion and (strict) a stale view, on every request of a connection.
+    const refused = this.rights.refusal(identity);
+    if (refused) return { status: refused };
     const roles = identity.roles.map((r) => cache.roles.get(r)).filter((r): r is RoleResource => r !== undefined);
     const traits = { internal: identity.traits, external: {} };
     // Only the target cluster is checked on the way through; the list of every cluster
@@ -307,6 +327,14 @@ export class KubeHandler {
       return this.fail(x, prepared.status);
     }
     const { route, head, identity } = prepared;
+    if (isStreamRequest(prepared.info, x.url)) {
+      const held = this.rights.openStream(identity, { close: () => x.abort() });
+      if ('status' in held) {
+        this.emitKubeRequest(audit, held.status.code, held.status.message);
+        return this.fail(x, held.status);
+      }
+      x.onClose(() => held.release());
+    }
     try {
       const res = await route.backend.request(head, x.hasBody ? x.body : null);
       this.emitKubeRequest(audit, res.head.status);
@@ -442,6 +470,14 @@ export class KubeHandler {
     }
     const { route, head } = prepared;
     head.upgrade = String(req.headers['upgrade'] ?? '');
+    // A session is a stream: counted, and ended with a last line when its right ends.
+    let endSession: (message: string) => void = () => socket.destroy();
+    const held: Held | { status: KubeStatus } = this.rights.openStream(prepared.identity, { close: (reason) => endSession(`keyway: session closed: ${reason}`) });
+    if ('status' in held) {
+      this.emitKubeRequest(audit, held.status.code, held.status.message);
+      return writeRawResponse(socket, held.status.code, held.status);
+    }
+    socket.once('close', () => held.release());
     try {
       const { head: res, stream } = await route.backend.upgrade(head, clientHead);
       this.emitKubeRequest(audit, res.status);
@@ -452,7 +488,10 @@ export class KubeHandler {
       }
       socket.write(rawHead(101, { ...res.headers, connection: 'Upgrade', upgrade: head.upgrade }, false));
       this.auditSession(audit, head, socket, { stream, clientHead, headers: res.headers });
-      splice(socket, stream);
+      // The session's stream holder ends this connection now, with its last words.
+      connectionHolds.get(req.socket)?.release();
+      const spliced = revocableSplice(socket, stream, sessionProtocol(head, res.headers, prepared.info), clientHead);
+      endSession = (message) => spliced.end(message);
     } catch (err) {
       this.emitKubeRequest(audit, 503, (err as Error).message);
       writeRawResponse(socket, 503, kubeStatus(503, 'ServiceUnavailable', `keyway: cluster "${head.cluster}" is not reachable right now: ${(err as Error).message}`));
@@ -469,6 +508,25 @@ export class KubeHandler {
 
 /** Authentication results per TLS connection, for the HTTP/1.1 server's requests. */
 const authns = new WeakMap<object, Authn>();
+/** The rights tracker's hold on each authenticated connection. */
+const connectionHolds = new WeakMap<object, Held>();
+
+/** What revocableSplice needs to know to write a session's last words. */
+function sessionProtocol(head: KubeRequestHead, headers: Headers, info: RequestInfo) {
+  const header = (name: string) => {
+    const key = Object.keys(headers).find((k) => k.toLowerCase() === name);
+    const v = key === undefined ? undefined : headers[key];
+    return String(Array.isArray(v) ? v[0] : (v ?? ''));
+  };
+  const query = new URLSearchParams(head.path.split('?')[1] ?? '');
+  const tty = query.get('tty');
+  return {
+    upgrade: head.upgrade ?? '',
+    subprotocol: header('sec-websocket-protocol') || header('x-stream-protocol-version'),
+    command: info.subresource === 'exec' || info.subresource === 'attach',
+    tty: tty === 'true' || tty === '1',
+  };
+}
 
 /**
  * The client's Impersonate-User and Impersonate-Group values, in one pass over the raw

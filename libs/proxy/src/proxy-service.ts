@@ -14,6 +14,7 @@ import { KubeHandler } from './kube-handler.js';
 import type { SessionChunk } from './recording/index.js';
 import { ClusterRegistry } from './registry.js';
 import { createRouter, type Route } from './router.js';
+import type { RightsTracker } from './rights/index.js';
 
 export const PROXY_VERSION = '0.1.0';
 /** Events the kube handler names with `$event`; anything else is kube.request. */
@@ -92,6 +93,11 @@ export class ProxyService {
         this.registry.add({ cluster: c.creds.name, labels: c.labels, serverId: 'local', backend: forwarder, isOpen: () => true });
       }
     }
+  }
+
+  /** Open connections and streams per identity (issue 10: rights end on open connections). */
+  get rights(): RightsTracker {
+    return this.kube.rights;
   }
 
   get hostId(): string {

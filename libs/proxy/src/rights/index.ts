@@ -1,0 +1,18 @@
+import type { RequestInfo } from '@keyway/kube';
+
+export { RightsTracker, DEFAULT_MAX_LOCK_STALENESS_MS, type Closable, type Held, type RightsTrackerOptions } from './tracker.js';
+export { revocableSplice } from './revocable-splice.js';
+export { FrameCursor, LastWords, type SessionProtocol } from './last-words.js';
+
+/**
+ * A request that stays open as long as the client likes: a watch or followed logs (exec,
+ * attach and port-forward are upgrades, counted where they are handled). These count against
+ * max_kubernetes_connections; short requests do not, so kubectl's parallel discovery is
+ * never refused.
+ */
+export function isStreamRequest(info: RequestInfo, url: string): boolean {
+  if (info.verb === 'watch') return true;
+  if (info.subresource !== 'log') return false;
+  const follow = new URLSearchParams(url.split('?')[1] ?? '').get('follow');
+  return follow === 'true' || follow === '1';
+}
