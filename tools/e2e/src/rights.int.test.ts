@@ -43,12 +43,14 @@ const RESOURCES = [
   ROLE('devs'),
   ROLE('capped', '{max_kubernetes_connections: 2}'),
   ROLE('strict-devs', '{lock: strict}'),
+  ROLE('ops'),
   USER('jimbo', 'devs'),
   USER('dora', 'devs'),
   USER('tess', 'devs'),
   USER('carl', 'capped'),
   USER('sam', 'strict-devs'),
   USER('bea', 'devs'),
+  USER('rolf', 'ops'),
 ].join('---\n');
 
 const SPDY = { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false', KUBECTL_PORT_FORWARD_WEBSOCKETS: 'false' };
@@ -91,6 +93,16 @@ describe('rights end on open connections', () => {
     echoPort = (echo.address() as net.AddressInfo).port;
     api = await startTestKubeApiServer();
     api.addPod({ name: 'web', namespace: 'default', logs: 'first line\n', ports: { 8080: echoPort } });
+    // What kubectl attach talks to: a process that prints, then runs until the client goes.
+    api.addPod({
+      name: 'daemon',
+      namespace: 'default',
+      attach: async (_args, io) => {
+        io.stdout.write('attached\n');
+        await new Promise<void>((r) => (io.signal.aborted ? r() : io.signal.addEventListener('abort', () => r())));
+        return 0;
+      },
+    });
     api.setRbac([
       { groups: ['devs'], verbs: ['get', 'list', 'watch', 'create'], resources: ['pods', 'pods/log', 'pods/exec', 'pods/attach', 'pods/portforward'], namespaces: ['default'] },
     ]);
@@ -118,6 +130,16 @@ describe('rights end on open connections', () => {
     const execSpdy = kubectl(kc, ['exec', 'web', '-n', 'default', '--', 'sh', '-c', 'echo ready; sleep 120'], SPDY);
     const pfWs = kubectl(kc, ['port-forward', '-n', 'default', 'pod/web', ':8080']);
     const pfSpdy = kubectl(kc, ['port-forward', '-n', 'default', 'pod/web', ':8080'], SPDY);
+    const attach = kubectl(kc, ['attach', 'daemon', '-n', 'default']);
+    // An idle keep-alive connection of the same user.
+    const files = join(dir, 'jimbo-tls');
+    expect((await kwctl(['auth', 'sign', '--user=jimbo', '--kube-cluster=kubernetes', '--format=tls', `--out=${files}`])).code).toBe(0);
+    const [host, port] = (stack.proxyAddress as string).split(':') as [string, string];
+    const idleAgent = new https.Agent({ keepAlive: true, cert: readFileSync(`${files}.crt`), key: readFileSync(`${files}.key`), ca: readFileSync(`${files}.cas`), servername: KUBE_SNI });
+    const idle = await get(idleAgent, host, Number(port), '/api/v1/namespaces/default/pods');
+    expect(idle.status).toBe(200);
+    const idleClosed = new Promise<number>((r) => idle.socket.once('close', () => r(Date.now())));
+    await attach.waitFor(/attached/, 15_000);
     await watch.waitFor(/web/, 15_000);
     await logs.waitFor(/first line/, 15_000);
     await execWs.waitFor(/ready/, 15_000);
@@ -126,7 +148,7 @@ describe('rights end on open connections', () => {
       const port = Number((await pf.waitFor(/Forwarding from 127\.0\.0\.1:(\d+) -> 8080/, 15_000))[1]);
       expect(await roundTrip(port, 'before the lock')).toBe('before the lock');
     }
-    expect(stack.proxy?.rights.openStreams('jimbo')).toBeGreaterThanOrEqual(6);
+    expect(stack.proxy?.rights.openStreams('jimbo')).toBe(7);
 
     const lockAt = Date.now();
     const times = Promise.all([
@@ -136,13 +158,16 @@ describe('rights end on open connections', () => {
       timeExit(execSpdy, 'kubectl exec (SPDY)', lockAt),
       timeExit(pfWs, 'kubectl port-forward (WebSocket)', lockAt),
       timeExit(pfSpdy, 'kubectl port-forward (SPDY)', lockAt),
+      timeExit(attach, 'kubectl attach', lockAt),
+      withBound(idleClosed, 15_000, 'idle keep-alive connection').then((at) => at - lockAt),
     ]);
     const locked = await kwctl(['lock', '--user=jimbo', '--message=incident 42']);
     expect(locked.code, locked.err).toBe(0);
     const lockedAfter = Date.now() - lockAt;
     const t = await times;
-    console.log(`from kwctl lock (returned after ${lockedAfter} ms) to exit: watch ${t[0]} ms, logs -f ${t[1]} ms, exec ws ${t[2]} ms, exec spdy ${t[3]} ms, port-forward ws ${t[4]} ms, spdy ${t[5]} ms`);
-    for (const exec of [execWs, execSpdy]) {
+    console.log(`from kwctl lock (returned after ${lockedAfter} ms) to exit: watch ${t[0]} ms, logs -f ${t[1]} ms, exec ws ${t[2]} ms, exec spdy ${t[3]} ms, port-forward ws ${t[4]} ms, spdy ${t[5]} ms, attach ${t[6]} ms, idle keep-alive ${t[7]} ms`);
+    idleAgent.destroy();
+    for (const exec of [execWs, execSpdy, attach]) {
       expect(exec.stderr()).toContain('keyway: session closed: user "jimbo" is locked: incident 42');
       expect(await exec.exited).not.toBe(0);
     }
@@ -152,6 +177,20 @@ describe('rights end on open connections', () => {
     await again.exited;
     expect(again.stderr()).toMatch(/jimbo" is locked: incident 42/);
   }, 90_000);
+
+  it('a lock on one of the certificate\'s roles ends its streams', async () => {
+    const kc = await sign('rolf');
+    const exec = kubectl(kc, ['exec', 'web', '-n', 'default', '--', 'sh', '-c', 'echo ready; sleep 120']);
+    const watch = kubectl(kc, ['get', 'pods', '-n', 'default', '-w']);
+    await exec.waitFor(/ready/, 15_000);
+    await watch.waitFor(/web/, 15_000);
+    const at = Date.now();
+    const times = Promise.all([timeExit(exec, 'kubectl exec', at), timeExit(watch, 'kubectl get -w', at)]);
+    expect((await kwctl(['lock', '--role=ops', '--message=role retired'])).code).toBe(0);
+    const t = await times;
+    console.log(`from kwctl lock --role to exit: exec ${t[0]} ms, watch ${t[1]} ms`);
+    expect(exec.stderr()).toContain('keyway: session closed: user "rolf" is locked: role retired');
+  }, 60_000);
 
   it('deleting the user ends its streams', async () => {
     const kc = await sign('dora');
@@ -255,41 +294,26 @@ describe('rights end on open connections', () => {
   }, 60_000);
 
   describe('locking_mode strict', () => {
-    let balancer: TcpBalancer;
-    let proxy: ProxyService;
-    let proxyAddress: string;
+    let cuttable: CuttableProxy;
 
     beforeAll(async () => {
-      // A second proxy whose line to auth runs through a balancer the test can cut.
-      balancer = await startTcpBalancer([stack.authAddress]);
-      const [creds] = loadKubeconfig(api.agentKubeconfig);
-      proxy = new ProxyService({
-        clusterName: 'acme',
-        listenAddr: '127.0.0.1:0',
-        publicAddrs: [],
-        authAddr: balancer.address,
-        credentials: stack.auth.issueHostCredentials('Proxy', [PROXY_SERVER_NAME, '*.keyway.cluster.local', 'localhost'], ['127.0.0.1']),
-        localClusters: [{ creds: { ...(creds as NonNullable<typeof creds>), name: 'kubernetes' }, labels: { env: 'dev' } }],
-        audit: stack.auth.audit,
-        logger: silentLogger(),
-      });
-      proxyAddress = (await proxy.serve()).address;
+      cuttable = await startCuttableProxy(stack, api);
     }, 30_000);
 
     afterAll(async () => {
-      await proxy?.close();
-      await balancer?.close();
+      await cuttable?.close();
     });
 
     it('refuses a strict user with 503 while the view of locks is stale, and ends its streams; best-effort users go on', async () => {
+      const { proxy, address: proxyAddress } = cuttable;
       const strict = await sign('sam', proxyAddress);
       const ok = kubectl(strict, ['get', 'pods', '-n', 'default', '-o', 'name']);
       expect(await ok.exited, ok.stderr()).toBe(0);
       const watch = kubectl(strict, ['get', 'pods', '-n', 'default', '-w']);
       await watch.waitFor(/web/, 15_000);
-      const balancerPort = Number(balancer.address.slice(balancer.address.lastIndexOf(':') + 1));
+      expect(proxy.cache.lockingMode).toBe('best_effort');
       const cutAt = Date.now();
-      await balancer.close();
+      await cuttable.cut();
       const ended = await timeExit(watch, 'strict watch', cutAt, 20_000);
       console.log(`watch of auth cut: strict user's watch ended after ${ended} ms (view stale after 3 s)`);
       const refused = kubectl(strict, ['get', 'pods', '-n', 'default']);
@@ -301,13 +325,99 @@ describe('rights end on open connections', () => {
       const served = kubectl(relaxed, ['get', 'pods', '-n', 'default', '-o', 'name']);
       expect(await served.exited, served.stderr()).toBe(0);
       // The line comes back: so does the strict user.
-      balancer = await startTcpBalancer([stack.authAddress], { port: balancerPort });
+      await cuttable.restore();
       await waitUntil(() => proxy.cache.viewAgeMs() === 0, 'the proxy to watch auth again', 20_000);
       const back = kubectl(strict, ['get', 'pods', '-n', 'default', '-o', 'name']);
       expect(await back.exited, back.stderr()).toBe(0);
     }, 90_000);
   });
 });
+
+describe('locking_mode strict cluster-wide (auth_service.authentication.locking_mode)', () => {
+  let api: TestKubeApiServer;
+  let stack: Stack;
+  let cuttable: CuttableProxy;
+  let dir: string;
+  const kwctl = kwctlIn(() => dir);
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'kw-rights-strict-'));
+    api = await startTestKubeApiServer();
+    api.addPod({ name: 'web', namespace: 'default' });
+    api.setRbac([{ groups: ['devs'], verbs: ['get', 'list', 'watch'], resources: ['pods'], namespaces: ['default'] }]);
+    const config = loadConfig({
+      env: {
+        KEYWAY_DATA_DIR: dir,
+        KEYWAY_AUTH_LISTEN_ADDR: '127.0.0.1:0',
+        KEYWAY_PROXY_LISTEN_ADDR: '127.0.0.1:0',
+        KEYWAY_CLUSTER_NAME: 'acme',
+        KEYWAY_AUTH_SERVICE__AUTHENTICATION__LOCKING_MODE: 'strict',
+      },
+    });
+    stack = await startStack(config, silentLogger());
+    expect((await kwctl(['create', '-f', '-'], [ROLE('devs'), USER('una', 'devs')].join('---\n'))).code).toBe(0);
+    cuttable = await startCuttableProxy(stack, api);
+  }, 60_000);
+
+  afterAll(async () => {
+    await cuttable?.close();
+    await stack?.close();
+    await api?.close();
+  });
+
+  it('every user is refused with 503 while the view is stale, though no role asks for strict', async () => {
+    expect(cuttable.proxy.cache.lockingMode).toBe('strict');
+    const kc = join(dir, 'una.kubeconfig');
+    expect((await kwctl(['auth', 'sign', '--user=una', '--kube-cluster=kubernetes', `--proxy=${cuttable.address}`, `--out=${kc}`])).code).toBe(0);
+    const run = (args: string[]) => startProcess('kubectl', ['--kubeconfig', kc, ...args], { PATH: process.env['PATH'], HOME: dir });
+    const ok = run(['get', 'pods', '-n', 'default', '-o', 'name']);
+    expect(await ok.exited, ok.stderr()).toBe(0);
+    await cuttable.cut();
+    await waitUntil(() => cuttable.proxy.cache.viewAgeMs() > 3_000, 'the view to go stale', 20_000);
+    const refused = run(['get', 'pods', '-n', 'default']);
+    expect(await refused.exited).not.toBe(0);
+    expect(refused.stderr()).toMatch(/view of locks is \d+s old .*locking_mode is strict for user "una"/);
+  }, 60_000);
+});
+
+interface CuttableProxy {
+  proxy: ProxyService;
+  address: string;
+  /** Cuts the proxy's line to auth (its watch breaks and cannot reconnect). */
+  cut(): Promise<void>;
+  restore(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A second proxy, serving the test API server itself, whose line to auth runs through a balancer the test can cut. */
+async function startCuttableProxy(stack: Stack, api: TestKubeApiServer): Promise<CuttableProxy> {
+  let balancer: TcpBalancer = await startTcpBalancer([stack.authAddress]);
+  const port = Number(balancer.address.slice(balancer.address.lastIndexOf(':') + 1));
+  const [creds] = loadKubeconfig(api.agentKubeconfig);
+  const proxy = new ProxyService({
+    clusterName: 'acme',
+    listenAddr: '127.0.0.1:0',
+    publicAddrs: [],
+    authAddr: balancer.address,
+    credentials: stack.auth.issueHostCredentials('Proxy', [PROXY_SERVER_NAME, '*.keyway.cluster.local', 'localhost'], ['127.0.0.1']),
+    localClusters: [{ creds: { ...(creds as NonNullable<typeof creds>), name: 'kubernetes' }, labels: { env: 'dev' } }],
+    audit: stack.auth.audit,
+    logger: silentLogger(),
+  });
+  const { address } = await proxy.serve();
+  return {
+    proxy,
+    address,
+    cut: () => balancer.close(),
+    restore: async () => {
+      balancer = await startTcpBalancer([stack.authAddress], { port });
+    },
+    close: async () => {
+      await proxy.close();
+      await balancer.close();
+    },
+  };
+}
 
 function roundTrip(port: number, text: string): Promise<string> {
   return new Promise<string>((resolve, reject) => {
