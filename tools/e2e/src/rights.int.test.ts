@@ -51,6 +51,7 @@ const RESOURCES = [
   USER('sam', 'strict-devs'),
   USER('bea', 'devs'),
   USER('rolf', 'ops'),
+  USER('pia', 'devs'),
 ].join('---\n');
 
 const SPDY = { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false', KUBECTL_PORT_FORWARD_WEBSOCKETS: 'false' };
@@ -303,6 +304,26 @@ describe('rights end on open connections', () => {
     afterAll(async () => {
       await cuttable?.close();
     });
+
+    it('a lock ends the user\'s streams on every proxy', async () => {
+      const viaFirst = await sign('pia');
+      const viaSecond = await sign('pia', cuttable.address);
+      const watches = [kubectl(viaFirst, ['get', 'pods', '-n', 'default', '-w']), kubectl(viaSecond, ['get', 'pods', '-n', 'default', '-w'])];
+      const execs = [
+        kubectl(viaFirst, ['exec', 'web', '-n', 'default', '--', 'sh', '-c', 'echo ready; sleep 120']),
+        kubectl(viaSecond, ['exec', 'web', '-n', 'default', '--', 'sh', '-c', 'echo ready; sleep 120'], SPDY),
+      ];
+      for (const w of watches) await w.waitFor(/web/, 15_000);
+      for (const e of execs) await e.waitFor(/ready/, 15_000);
+      expect(cuttable.proxy.rights.openStreams('pia')).toBe(2);
+      const at = Date.now();
+      const times = Promise.all([...watches, ...execs].map((p, i) => timeExit(p, `stream ${i}`, at)));
+      expect((await kwctl(['lock', '--user=pia', '--message=left the company'])).code).toBe(0);
+      const t = await times;
+      console.log(`from kwctl lock to exit, two proxies: watch ${t[0]} / ${t[1]} ms, exec ${t[2]} / ${t[3]} ms`);
+      for (const e of execs) expect(e.stderr()).toContain('keyway: session closed: user "pia" is locked: left the company');
+      expect(cuttable.proxy.rights.held('pia')).toBe(0);
+    }, 60_000);
 
     it('refuses a strict user with 503 while the view of locks is stale, and ends its streams; best-effort users go on', async () => {
       const { proxy, address: proxyAddress } = cuttable;
