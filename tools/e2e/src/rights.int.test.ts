@@ -340,7 +340,6 @@ describe('rights end on open connections', () => {
       const refused = kubectl(strict, ['get', 'pods', '-n', 'default']);
       expect(await refused.exited).not.toBe(0);
       expect(refused.stderr()).toMatch(/view of locks .*locking_mode is strict/);
-      expect(Date.now() - cutAt).toBeGreaterThanOrEqual(3_000);
       // A best-effort user is still served from the last view.
       const relaxed = await sign('carl', proxyAddress);
       const served = kubectl(relaxed, ['get', 'pods', '-n', 'default', '-o', 'name']);

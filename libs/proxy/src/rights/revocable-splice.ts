@@ -29,6 +29,10 @@ export function revocableSplice(client: Duplex, upstream: Duplex, protocol: Sess
   upstream.once('close', () => {
     if (ending === undefined) client.destroy();
   });
+  // The server's end reaches the client as pipe would pass it on.
+  upstream.once('end', () => {
+    if (ending === undefined && !finished) client.end();
+  });
   if (clientHead.length > 0) words.fromClient(clientHead);
   client.on('data', (b: Buffer) => words.fromClient(b));
   client.pipe(upstream);
