@@ -168,6 +168,7 @@ describe('rights end on open connections', () => {
     const t = await times;
     console.log(`from kwctl lock (returned after ${lockedAfter} ms) to exit: watch ${t[0]} ms, logs -f ${t[1]} ms, exec ws ${t[2]} ms, exec spdy ${t[3]} ms, port-forward ws ${t[4]} ms, spdy ${t[5]} ms, attach ${t[6]} ms, idle keep-alive ${t[7]} ms`);
     idleAgent.destroy();
+    console.log(`kubectl exec over WebSocket ended with code ${await execWs.exited}, stderr ${JSON.stringify(execWs.stderr())}; over SPDY ${JSON.stringify(execSpdy.stderr())}`);
     for (const exec of [execWs, execSpdy, attach]) {
       expect(exec.stderr()).toContain('keyway: session closed: user "jimbo" is locked: incident 42');
       expect(await exec.exited).not.toBe(0);

@@ -108,7 +108,7 @@ describe('LastWords', () => {
     const words = new LastWords({ upgrade: 'websocket', subprotocol: 'v5.channel.k8s.io', command: true, tty: false });
     const { channels, closed } = readWebSocket(words.frames(MESSAGE));
     expect(channels.get(2)).toBe(`${MESSAGE}\n`);
-    expect(JSON.parse(channels.get(3) as string)).toMatchObject({ kind: 'Status', status: 'Failure', message: MESSAGE });
+    expect(JSON.parse(channels.get(3) as string)).toMatchObject({ kind: 'Status', status: 'Failure', message: 'keyway: session closed' });
     expect(channels.has(1)).toBe(false);
     expect(closed).toBe(true);
   });
@@ -154,7 +154,7 @@ describe('LastWords', () => {
       },
     }).push(words.frames(MESSAGE));
     expect(got.get(7)).toBe(`${MESSAGE}\n`);
-    expect(JSON.parse(got.get(1) as string)).toMatchObject({ status: 'Failure', message: MESSAGE });
+    expect(JSON.parse(got.get(1) as string)).toMatchObject({ status: 'Failure', message: 'keyway: session closed' });
     expect(fins).toEqual([1]);
     expect(got.has(5)).toBe(false);
   });
@@ -189,7 +189,7 @@ describe('revocableSplice', () => {
     const { channels, closed } = readWebSocket(Buffer.concat(received));
     expect(channels.get(1)).toBe('o'.repeat(5_000));
     expect(channels.get(2)).toBe(`${MESSAGE}\n`);
-    expect(JSON.parse(channels.get(3) as string)).toMatchObject({ message: MESSAGE });
+    expect(JSON.parse(channels.get(3) as string)).toMatchObject({ message: 'keyway: session closed' });
     expect(closed).toBe(true);
     close1();
     close2();

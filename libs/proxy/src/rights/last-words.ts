@@ -1,7 +1,7 @@
 /**
  * The frames a proxy writes into an exec/attach session it ends: a line on the session's
  * stderr (stdout for a terminal, which has no stderr), a Failure Status on the error channel
- * (so kubectl exits non-zero with the reason), and the protocol's close. Written only at a
+ * (so kubectl exits non-zero), and the protocol's close. Written only at a
  * frame boundary of the server→client direction, which FrameCursor finds.
  */
 import { FrameError, SPDY_SYN_STREAM, SpdyHeaderInflater, SpdyParser } from '../recording/frames.js';
@@ -123,10 +123,14 @@ export class LastWords {
     }
   }
 
-  /** The bytes to send the client before closing, saying `message`. */
-  frames(message: string): Buffer {
+  /**
+   * The bytes to send the client before closing: `message` as the session's last line, and
+   * `summary` in the error channel's Status (kubectl prints it as "error: …" and exits 1; kept
+   * short so the reason is not printed twice).
+   */
+  frames(message: string, summary = 'keyway: session closed'): Buffer {
     const line = Buffer.from(this.p.tty ? `\r\n${message}\r\n` : `${message}\n`);
-    const status = Buffer.from(JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason: 'Forbidden', code: 403 }));
+    const status = Buffer.from(JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: summary, reason: 'Forbidden', code: 403 }));
     if (this.framing === 'websocket') {
       const close = Buffer.from([0x88, 0x02, 0x03, 0xe8]); // close, 1000
       if (!this.p.command || !/channel\.k8s\.io$/.test(this.p.subprotocol)) return close;
