@@ -15,7 +15,7 @@ import { endToEndHeaders, pump, type Headers, type KubeRequestHead } from '@keyw
 import type { ClusterCache } from './cache.js';
 import { tapSession, type RecordingSink } from './recording/index.js';
 import type { ClusterRegistry, ClusterRoute } from './registry.js';
-import { RightsTracker, isStreamRequest, revocableSplice, type Held } from './rights/index.js';
+import { RightsTracker, isStreamRequest, revocableSplice, sessionProtocol, type Held } from './rights/index.js';
 
 export interface KubeHandlerOptions {
   clusterName: string;
@@ -490,7 +490,7 @@ export class KubeHandler {
       this.auditSession(audit, head, socket, { stream, clientHead, headers: res.headers });
       // The session's stream holder ends this connection now, with its last words.
       connectionHolds.get(req.socket)?.release();
-      const spliced = revocableSplice(socket, stream, sessionProtocol(head, res.headers, prepared.info), clientHead);
+      const spliced = revocableSplice(socket, stream, sessionProtocol(head.upgrade, head.path, res.headers, prepared.info.subresource), clientHead);
       endSession = (message) => spliced.end(message);
     } catch (err) {
       this.emitKubeRequest(audit, 503, (err as Error).message);
@@ -510,23 +510,6 @@ export class KubeHandler {
 const authns = new WeakMap<object, Authn>();
 /** The rights tracker's hold on each authenticated connection. */
 const connectionHolds = new WeakMap<object, Held>();
-
-/** What revocableSplice needs to know to write a session's last words. */
-function sessionProtocol(head: KubeRequestHead, headers: Headers, info: RequestInfo) {
-  const header = (name: string) => {
-    const key = Object.keys(headers).find((k) => k.toLowerCase() === name);
-    const v = key === undefined ? undefined : headers[key];
-    return String(Array.isArray(v) ? v[0] : (v ?? ''));
-  };
-  const query = new URLSearchParams(head.path.split('?')[1] ?? '');
-  const tty = query.get('tty');
-  return {
-    upgrade: head.upgrade ?? '',
-    subprotocol: header('sec-websocket-protocol') || header('x-stream-protocol-version'),
-    command: info.subresource === 'exec' || info.subresource === 'attach',
-    tty: tty === 'true' || tty === '1',
-  };
-}
 
 /**
  * The client's Impersonate-User and Impersonate-Group values, in one pass over the raw

@@ -99,8 +99,11 @@ describe('rights end on open connections', () => {
       name: 'daemon',
       namespace: 'default',
       attach: async (_args, io) => {
+        // Again and again: whenever kubectl starts reading, it sees the process is up.
+        const tick = setInterval(() => io.stdout.write('attached\n'), 500);
         io.stdout.write('attached\n');
         await new Promise<void>((r) => (io.signal.aborted ? r() : io.signal.addEventListener('abort', () => r())));
+        clearInterval(tick);
         return 0;
       },
     });
@@ -140,7 +143,7 @@ describe('rights end on open connections', () => {
     const idle = await get(idleAgent, host, Number(port), '/api/v1/namespaces/default/pods');
     expect(idle.status).toBe(200);
     const idleClosed = new Promise<number>((r) => idle.socket.once('close', () => r(Date.now())));
-    await attach.waitFor(/attached/, 15_000);
+    await attach.waitFor(/attached/, 30_000);
     await watch.waitFor(/web/, 15_000);
     await logs.waitFor(/first line/, 15_000);
     await execWs.waitFor(/ready/, 15_000);

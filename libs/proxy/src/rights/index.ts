@@ -2,7 +2,7 @@ import type { RequestInfo } from '@keyway/kube';
 
 export { RightsTracker, DEFAULT_MAX_LOCK_STALENESS_MS, type Closable, type Held, type RightsTrackerOptions } from './tracker.js';
 export { revocableSplice } from './revocable-splice.js';
-export { FrameCursor, LastWords, type SessionProtocol } from './last-words.js';
+export { FrameCursor, LastWords, sessionProtocol, type SessionProtocol } from './last-words.js';
 
 /**
  * A request that stays open as long as the client likes: a watch or followed logs (exec,

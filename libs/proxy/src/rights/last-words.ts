@@ -81,6 +81,22 @@ export interface SessionProtocol {
   tty: boolean;
 }
 
+/** The session's protocol from its request (Upgrade, path) and the upstream's 101 headers. */
+export function sessionProtocol(upgrade: string, path: string, headers: Record<string, string | string[] | undefined>, subresource: string): SessionProtocol {
+  const header = (name: string) => {
+    const key = Object.keys(headers).find((k) => k.toLowerCase() === name);
+    const v = key === undefined ? undefined : headers[key];
+    return String(Array.isArray(v) ? v[0] : (v ?? ''));
+  };
+  const tty = new URLSearchParams(path.split('?')[1] ?? '').get('tty');
+  return {
+    upgrade,
+    subprotocol: header('sec-websocket-protocol') || header('x-stream-protocol-version'),
+    command: subresource === 'exec' || subresource === 'attach',
+    tty: tty === 'true' || tty === '1',
+  };
+}
+
 /** What the ending of one session writes, learning SPDY stream ids from the client's frames. */
 export class LastWords {
   readonly framing: Framing | undefined;
