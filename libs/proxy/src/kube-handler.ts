@@ -15,7 +15,7 @@ import { endToEndHeaders, pump, type Headers, type KubeRequestHead } from '@keyw
 import type { ClusterCache } from './cache.js';
 import { tapSession, type RecordingSink } from './recording/index.js';
 import type { ClusterRegistry, ClusterRoute } from './registry.js';
-import { RightsTracker, isStreamRequest, revocableSplice, sessionProtocol, type Held } from './rights/index.js';
+import { RightsTracker, disconnectEvent, isStreamRequest, revocableSplice, sessionProtocol, type Held } from './rights/index.js';
 
 export interface KubeHandlerOptions {
   clusterName: string;
@@ -149,9 +149,17 @@ export class KubeHandler {
   /** An authenticated connection is closed when its identity's right ends (see RightsTracker). */
   private trackConnection(socket: TLSSocket, authn: Authn, close: () => void): void {
     if (!('identity' in authn)) return;
-    const held = this.rights.trackConnection(authn.identity, { close });
+    const held = this.rights.trackConnection(authn.identity, { close: this.auditedClose(authn.identity, socket.remoteAddress ?? '', 'connection', close) });
     connectionHolds.set(socket, held);
     socket.once('close', () => held.release());
+  }
+
+  /** A close that is audited as client.disconnect first. */
+  private auditedClose(identity: Identity, remoteAddr: string, what: string, close: (reason: string) => void): (reason: string) => void {
+    return (reason) => {
+      void this.o.audit?.(disconnectEvent({ clusterName: this.o.clusterName, identity, remoteAddr, serverHostname: this.hostname, reason, what }));
+      close(reason);
+    };
   }
 
   private authenticate(socket: TLSSocket): Authn {
@@ -328,7 +336,7 @@ export class KubeHandler {
     }
     const { route, head, identity } = prepared;
     if (isStreamRequest(prepared.info, x.url)) {
-      const held = this.rights.openStream(identity, { close: () => x.abort() });
+      const held = this.rights.openStream(identity, { close: this.auditedClose(identity, x.remoteAddr, `${x.method} ${audit.info?.path ?? ''}`, () => x.abort()) });
       if ('status' in held) {
         this.emitKubeRequest(audit, held.status.code, held.status.message);
         return this.fail(x, held.status);
@@ -472,7 +480,9 @@ export class KubeHandler {
     head.upgrade = String(req.headers['upgrade'] ?? '');
     // A session is a stream: counted, and ended with a last line when its right ends.
     let endSession: (message: string) => void = () => socket.destroy();
-    const held: Held | { status: KubeStatus } = this.rights.openStream(prepared.identity, { close: (reason) => endSession(`keyway: session closed: ${reason}`) });
+    const held: Held | { status: KubeStatus } = this.rights.openStream(prepared.identity, {
+      close: this.auditedClose(prepared.identity, audit.remoteAddr, `${prepared.info.subresource || 'upgrade'} session`, (reason) => endSession(`keyway: session closed: ${reason}`)),
+    });
     if ('status' in held) {
       this.emitKubeRequest(audit, held.status.code, held.status.message);
       return writeRawResponse(socket, held.status.code, held.status);

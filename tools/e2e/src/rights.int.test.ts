@@ -177,6 +177,17 @@ describe('rights end on open connections', () => {
       expect(await exec.exited).not.toBe(0);
     }
     expect(stack.proxy?.rights.held('jimbo')).toBe(0);
+    // Each closed stream and connection is audited as Teleport's client.disconnect.
+    const disconnects = async () =>
+      (await kwctl(['audit', 'search', '--event', 'client.disconnect', '--user', 'jimbo', '--format', 'json', '--limit', '100'])).out
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    await waitUntil(async () => (await disconnects()).length >= 8, 'the client.disconnect events');
+    const events = await disconnects();
+    expect(events.every((e) => e['code'] === 'T3006I' && String(e['reason']).endsWith('user "jimbo" is locked: incident 42'))).toBe(true);
+    expect(events.map((e) => String(e['reason']))).toEqual(expect.arrayContaining([expect.stringMatching(/^exec session closed/), expect.stringMatching(/^attach session closed/), expect.stringMatching(/^portforward session closed/), expect.stringMatching(/^GET .*\/pods closed/), expect.stringMatching(/^connection closed/)]));
     // And nothing new gets through.
     const again = kubectl(kc, ['get', 'pods', '-n', 'default']);
     await again.exited;
