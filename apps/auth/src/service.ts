@@ -98,6 +98,7 @@ export class AuthService {
       cas,
       users,
       secondFactor: authn.second_factor,
+      lockingMode: authn.locking_mode,
       logger,
       ...(deps.clock ? { now: deps.clock } : {}),
       rateLimits: rateLimitsOf(config.auth_service.rate_limits),

@@ -26,6 +26,7 @@ export const EVENTS = {
   sessionStart: { event: 'session.start', code: 'T2000I' },
   sessionEnd: { event: 'session.end', code: 'T2004I' },
   portForward: { event: 'port_forward', code: 'T3003I' },
+  clientDisconnect: { event: 'client.disconnect', code: 'T3006I' },
 } as const;
 
 export type EventKind = (typeof EVENTS)[keyof typeof EVENTS];

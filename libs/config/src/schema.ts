@@ -82,6 +82,8 @@ const authentication = z
     // Failed logins before the user is locked, and for how long.
     max_login_attempts: z.number().int().positive().default(5),
     lockout_duration: duration.default(20 * 60_000),
+    // Teleport's: strict refuses requests when a proxy's view of locks is stale; roles can ask for strict too.
+    locking_mode: z.enum(['best_effort', 'strict']).default('best_effort'),
   })
   .strict();
 

@@ -2,8 +2,16 @@ import type { AuthClient } from '@keyway/client';
 import { Backoff, Outage, type Logger } from '@keyway/log';
 import type { LockResource, RoleResource, UserResource } from '@keyway/resources';
 
-const KINDS = ['role', 'user', 'lock', 'proxy', 'kube_server'] as const;
+const KINDS = ['role', 'user', 'lock', 'proxy', 'kube_server', 'cluster_auth_preference'] as const;
 type Kind = (typeof KINDS)[number];
+
+/** What changed in the cache: one resource, or the whole state (a snapshot came in). */
+export type CacheChange = { type: 'init' } | { type: 'put' | 'delete'; kind: Kind; name: string };
+
+/** auth_service.authentication as auth serves it (Teleport's cluster_auth_preference). */
+export interface AuthPreference {
+  spec: { locking_mode?: 'best_effort' | 'strict' };
+}
 
 export interface KubeServerHeartbeat {
   host_id: string;
@@ -23,6 +31,11 @@ export class ClusterCache {
   readonly locks = new Map<string, LockResource>();
   readonly proxies = new Map<string, Record<string, unknown>>();
   readonly kubeServers = new Map<string, KubeServerHeartbeat>();
+  readonly authPreference = new Map<string, AuthPreference>();
+  private readonly listeners = new Set<(change: CacheChange) => void>();
+  /** When the view stopped being current (the watch broke); undefined while it is. */
+  private staleSince: number | undefined = Date.now();
+  private initialized = false;
   private stopped = false;
   private cancel: (() => void) | undefined;
   private readyResolve!: () => void;
@@ -41,6 +54,36 @@ export class ClusterCache {
 
   get isHealthy(): boolean {
     return this.healthy;
+  }
+
+  /**
+   * How old the view is, in milliseconds: 0 while the watch is up, the time since it broke
+   * while it is down, Infinity before the first snapshot.
+   */
+  viewAgeMs(now = Date.now()): number {
+    if (!this.initialized) return Infinity;
+    return this.staleSince === undefined ? 0 : now - this.staleSince;
+  }
+
+  /** The cluster-wide locking mode auth is configured with (best_effort until it says). */
+  get lockingMode(): 'best_effort' | 'strict' {
+    return [...this.authPreference.values()][0]?.spec.locking_mode ?? 'best_effort';
+  }
+
+  /** Called after each change is applied, and after each snapshot. */
+  subscribe(listener: (change: CacheChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private notify(change: CacheChange): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(change);
+      } catch (err) {
+        this.logger.error({ err: (err as Error).message }, 'cache listener failed');
+      }
+    }
   }
 
   start(): void {
@@ -84,7 +127,10 @@ export class ClusterCache {
             this.healthy = true;
             this.backoff.reset();
             this.outage.recovered();
+            this.initialized = true;
+            this.staleSince = undefined;
             this.readyResolve();
+            this.notify({ type: 'init' });
             return;
           }
           const kind = event.resource?.kind as Kind | undefined;
@@ -93,8 +139,10 @@ export class ClusterCache {
           const map: Map<string, unknown> = initialized ? this.mapOf(kind) : (fresh.get(kind) ?? fresh.set(kind, new Map()).get(kind)!);
           if (event.type === 'delete') map.delete(event.resource.name);
           else map.set(event.resource.name, value);
+          if (initialized) this.notify({ type: event.type === 'delete' ? 'delete' : 'put', kind, name: event.resource.name });
         },
         (err) => {
+          if (this.healthy) this.staleSince = Date.now();
           this.healthy = false;
           client.close();
           if (this.stopped) return;
@@ -122,6 +170,8 @@ export class ClusterCache {
         return this.proxies as Map<string, never>;
       case 'kube_server':
         return this.kubeServers as Map<string, never>;
+      case 'cluster_auth_preference':
+        return this.authPreference as Map<string, never>;
     }
   }
 }

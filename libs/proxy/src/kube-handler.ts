@@ -11,11 +11,12 @@ import type { Logger } from '@keyway/log';
 import { verifyCertificate, type Identity } from '@keyway/pki';
 import { authorizeKubeRequest, visibleKubeClusters } from '@keyway/rbac';
 import type { RoleResource } from '@keyway/resources';
-import { endToEndHeaders, pump, splice, type Headers, type KubeRequestHead } from '@keyway/tunnel';
+import { endToEndHeaders, pump, type Headers, type KubeRequestHead } from '@keyway/tunnel';
 import type { ClusterCache } from './cache.js';
 import { applyHttp1Timeouts, checkingInterval, closeIdleHttp2 } from './timeouts.js';
 import { tapSession, type RecordingSink } from './recording/index.js';
 import { noRouteStatus, presentClusters, type ClusterRegistry, type ClusterRoute } from './registry.js';
+import { RightsTracker, disconnectEvent, isStreamRequest, revocableSplice, sessionProtocol, type Held } from './rights/index.js';
 
 export interface KubeHandlerOptions {
   clusterName: string;
@@ -39,6 +40,8 @@ export interface KubeHandlerOptions {
   recordings?: RecordingSink;
   /** Deadline for complete request headers, and keep-alive idle (HTTP/1.1 and HTTP/2); defaults 30 s and 90 s. */
   timeouts?: { headersMs: number; idleMs: number };
+  /** How old the view of locks may get before locking_mode strict refuses (default 3 s). */
+  maxLockStalenessMs?: number;
 }
 
 const PROXY_VERSION_FOR_AUDIT = '0.1.0';
@@ -84,6 +87,10 @@ interface Exchange {
   /** Head and whole body in one write. */
   respondWhole(status: number, headers: Headers, body: Buffer): void;
   closed(): boolean;
+  /** Ends the exchange at once (its right ended). */
+  abort(): void;
+  /** Calls back once the exchange is over, however it ended. */
+  onClose(fn: () => void): void;
 }
 
 /**
@@ -98,9 +105,12 @@ export class KubeHandler {
   private readonly hostname = osHostname();
   private readonly sockets = new Set<TLSSocket>();
   private readonly idleMs: number;
+  /** Every open connection and stream per identity, closed when its right ends. */
+  readonly rights: RightsTracker;
 
   constructor(private readonly o: KubeHandlerOptions) {
     this.maxHeaderBytes = o.maxHeaderBytes ?? 64 * 1024;
+    this.rights = new RightsTracker({ cache: o.cache, logger: o.logger, ...(o.maxLockStalenessMs !== undefined ? { maxLockStalenessMs: o.maxLockStalenessMs } : {}) });
     // kubectl keeps its connections and reuses them; Node's 5 s idle timeout would close them
     // between commands and race a reused connection (the client sees "socket hang up").
     const t = o.timeouts ?? { headersMs: 30_000, idleMs: KEEP_ALIVE_MS };
@@ -134,17 +144,36 @@ export class KubeHandler {
         settings: { initialWindowSize: 8 * 1024 * 1024, maxConcurrentStreams: 1000, maxHeaderListSize: this.maxHeaderBytes },
       });
       closeIdleHttp2(session, this.idleMs);
+      this.trackConnection(socket, authn, () => session.destroy());
       this.serveHttp2(session, socket, authn);
     } else {
+      this.trackConnection(socket, authn, () => socket.destroy());
       this.h1.emit('connection', socket);
     }
   }
 
   /** Drops every kubectl connection (idle ones would otherwise hold a shutdown for the keep-alive). */
   close(): void {
+    this.rights.stop();
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
     this.h1.close(); // its deadline timer (the server itself never listened)
+  }
+
+  /** An authenticated connection is closed when its identity's right ends (see RightsTracker). */
+  private trackConnection(socket: TLSSocket, authn: Authn, close: () => void): void {
+    if (!('identity' in authn)) return;
+    const held = this.rights.trackConnection(authn.identity, { close: this.auditedClose(authn.identity, socket.remoteAddress ?? '', 'connection', close) });
+    connectionHolds.set(socket, held);
+    socket.once('close', () => held.release());
+  }
+
+  /** A close that is audited as client.disconnect first. */
+  private auditedClose(identity: Identity, remoteAddr: string, what: string, close: (reason: string) => void): (reason: string) => void {
+    return (reason) => {
+      void this.o.audit?.(disconnectEvent({ clusterName: this.o.clusterName, identity, remoteAddr, serverHostname: this.hostname, reason, what }));
+      close(reason);
+    };
   }
 
   private authenticate(socket: TLSSocket): Authn {
@@ -183,6 +212,8 @@ export class KubeHandler {
           stream.end(body);
         },
         closed: () => stream.destroyed,
+        abort: () => stream.close(http2.constants.NGHTTP2_CANCEL),
+        onClose: (fn) => (stream.destroyed ? fn() : stream.once('close', fn)),
       };
       void this.serve(exchange);
     });
@@ -218,6 +249,8 @@ export class KubeHandler {
         res.end(body);
       },
       closed: () => res.destroyed,
+      abort: () => res.destroy(),
+      onClose: (fn) => (res.destroyed ? fn() : res.once('close', fn)),
     };
     void this.serve(exchange);
   }
@@ -238,14 +271,9 @@ export class KubeHandler {
       return { status: kubeStatus(503, 'ServiceUnavailable', 'keyway: requests cannot be audited right now (audit.mode strict); try again shortly') };
     }
     const { cache, registry } = this.o;
-    if (!cache.users.has(identity.username)) {
-      return { status: kubeStatus(403, 'Forbidden', `keyway: user "${identity.username}" no longer exists`) };
-    }
-    const lock = cache.lockFor(identity.username, identity.roles);
-    if (lock) {
-      const why = lock.spec.message ? `: ${lock.spec.message}` : '';
-      return { status: kubeStatus(403, 'Forbidden', `keyway: user "${identity.username}" is locked${why}`) };
-    }
+    // Expiry, locks, user deletion and (strict) a stale view, on every request of a connection.
+    const refused = this.rights.refusal(identity);
+    if (refused) return { status: refused };
     const roles = identity.roles.map((r) => cache.roles.get(r)).filter((r): r is RoleResource => r !== undefined);
     const traits = { internal: identity.traits, external: {} };
     // Only the target cluster is checked on the way through; the list of every cluster
@@ -316,6 +344,14 @@ export class KubeHandler {
       return this.fail(x, prepared.status);
     }
     const { route, head, identity } = prepared;
+    if (isStreamRequest(prepared.info, x.url)) {
+      const held = this.rights.openStream(identity, { close: this.auditedClose(identity, x.remoteAddr, `${x.method} ${audit.info?.path ?? ''}`, () => x.abort()) });
+      if ('status' in held) {
+        this.emitKubeRequest(audit, held.status.code, held.status.message);
+        return this.fail(x, held.status);
+      }
+      x.onClose(() => held.release());
+    }
     try {
       const res = await route.backend.request(head, x.hasBody ? x.body : null);
       // The event is durable before the response's first byte goes out.
@@ -454,6 +490,16 @@ export class KubeHandler {
     }
     const { route, head } = prepared;
     head.upgrade = String(req.headers['upgrade'] ?? '');
+    // A session is a stream: counted, and ended with a last line when its right ends.
+    let endSession: (message: string) => void = () => socket.destroy();
+    const held: Held | { status: KubeStatus } = this.rights.openStream(prepared.identity, {
+      close: this.auditedClose(prepared.identity, audit.remoteAddr, `${prepared.info.subresource || 'upgrade'} session`, (reason) => endSession(`keyway: session closed: ${reason}`)),
+    });
+    if ('status' in held) {
+      this.emitKubeRequest(audit, held.status.code, held.status.message);
+      return writeRawResponse(socket, held.status.code, held.status);
+    }
+    socket.once('close', () => held.release());
     try {
       const { head: res, stream } = await route.backend.upgrade(head, clientHead);
       if (!(await this.emitKubeRequest(audit, res.status))) {
@@ -467,7 +513,10 @@ export class KubeHandler {
       }
       socket.write(rawHead(101, { ...res.headers, connection: 'Upgrade', upgrade: head.upgrade }, false));
       this.auditSession(audit, head, socket, { stream, clientHead, headers: res.headers });
-      splice(socket, stream);
+      // The session's stream holder ends this connection now, with its last words.
+      connectionHolds.get(req.socket)?.release();
+      const spliced = revocableSplice(socket, stream, sessionProtocol(head.upgrade, head.path, res.headers, prepared.info.subresource), clientHead);
+      endSession = (message) => spliced.end(message);
     } catch (err) {
       await this.emitKubeRequest(audit, 503, (err as Error).message);
       writeRawResponse(socket, 503, kubeStatus(503, 'ServiceUnavailable', `keyway: cluster "${head.cluster}" is not reachable right now: ${(err as Error).message}`));
@@ -497,6 +546,8 @@ function parsePath(method: string, rawUrl: string): { info: RequestInfo; url: st
 
 /** Authentication results per TLS connection, for the HTTP/1.1 server's requests. */
 const authns = new WeakMap<object, Authn>();
+/** The rights tracker's hold on each authenticated connection. */
+const connectionHolds = new WeakMap<object, Held>();
 
 /**
  * The client's Impersonate-User and Impersonate-Group values, in one pass over the raw

@@ -16,6 +16,7 @@ import { readiness } from './readiness.js';
 import type { SessionChunk } from './recording/index.js';
 import { ClusterRegistry } from './registry.js';
 import { createRouter, type Route } from './router.js';
+import type { RightsTracker } from './rights/index.js';
 import { DEFAULT_LISTENER_TIMEOUTS, checkingInterval, dropIfSilent, enforceDeadlines, limitUnauthenticated, type ListenerTimeouts } from './timeouts.js';
 
 export const PROXY_VERSION = '0.1.0';
@@ -135,6 +136,11 @@ export class ProxyService {
         this.registry.add({ cluster: c.creds.name, labels: c.labels, serverId: 'local', backend: forwarder, isOpen: () => true });
       }
     }
+  }
+
+  /** Open connections and streams per identity (issue 10: rights end on open connections). */
+  get rights(): RightsTracker {
+    return this.kube.rights;
   }
 
   get hostId(): string {

@@ -223,7 +223,12 @@ const conditions = z.strictObject({
   rules: z.array(rule).optional(),
 });
 
-const roleOptions = z.strictObject({ max_session_ttl: duration.optional() });
+const roleOptions = z.strictObject({
+  max_session_ttl: duration.optional(),
+  // Teleport's: concurrent Kubernetes streams per user (0 or unset: no limit), and the locking mode.
+  max_kubernetes_connections: z.number().int().min(0).optional(),
+  lock: z.enum(['best_effort', 'strict'], { error: 'must be "best_effort" or "strict"' }).optional(),
+});
 
 type RawConditions = z.output<typeof conditions>;
 
@@ -340,6 +345,8 @@ export function roleSpecSchema(version: RoleVersion) {
             s.options.max_session_ttl === undefined || s.options.max_session_ttl === 0
               ? DEFAULT_MAX_SESSION_TTL
               : formatDuration(s.options.max_session_ttl),
+          ...(s.options.max_kubernetes_connections ? { max_kubernetes_connections: s.options.max_kubernetes_connections } : {}),
+          ...(s.options.lock !== undefined ? { lock: s.options.lock } : {}),
         },
         allow: normaliseConditions(s.allow, version, true),
         deny: normaliseConditions(s.deny, version, false),

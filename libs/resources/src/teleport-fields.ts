@@ -123,14 +123,13 @@ const ROLE_OPTION_FIELDS: readonly TeleportFieldRule[] = [
   { path: 'create_host_user_default_shell', note: SSH },
   { path: 'max_sessions', inert: ZERO, note: SSH },
   { path: 'client_idle_timeout', inert: ZERO_DURATION, note: 'idle session termination' },
-  { path: 'disconnect_expired_cert', inert: FALSE, note: 'disconnecting sessions when certificates expire' },
+  // Keyway always disconnects at expiry; in Teleport false defers to the cluster-wide setting, so neither value changes anything here.
+  { path: 'disconnect_expired_cert', inert: (v) => FALSE(v) || TRUE(v), note: 'keeping sessions open after their certificate expires' },
   { path: 'max_connections', inert: ZERO, note: 'connection limits' },
-  { path: 'max_kubernetes_connections', inert: ZERO, note: 'connection limits' },
   { path: 'require_session_mfa', inert: FALSE, note: 'per-session MFA' },
   { path: 'mfa_verification_interval', inert: ZERO, note: 'per-session MFA' },
   { path: 'device_trust_mode', note: 'device trust' },
   { path: 'pin_source_ip', inert: FALSE, note: 'IP pinning' },
-  { path: 'lock', note: 'per-role locking mode' },
   { path: 'request_access', inert: oneOf('optional'), note: REQUESTS },
   { path: 'request_prompt', note: REQUESTS },
   {

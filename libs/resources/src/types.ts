@@ -67,6 +67,10 @@ export interface RoleConditions {
 export interface RoleOptions {
   /** Go duration, normalised (`30h0m0s` → `30h`); defaults to 30h as in Teleport. */
   max_session_ttl: string;
+  /** Teleport's: the most concurrent Kubernetes streams a user may hold (per proxy here); unset = no limit. */
+  max_kubernetes_connections?: number;
+  /** Teleport's locking mode for users of this role; strict wins over the cluster-wide mode. */
+  lock?: 'best_effort' | 'strict';
 }
 
 export interface RoleSpec {

@@ -14,6 +14,7 @@ import { AuthRateLimits, DEFAULT_RATE_LIMITS, type AuthRateLimitOptions } from '
 import { describeCaller, requireAuthenticated, type Caller } from './caller.js';
 import { authorizeCreateBeforeParse, checkHeartbeat } from './input-bounds.js';
 import type { Change, ChangeFeed, WatchKind } from './change-feed.js';
+import { AUTH_PREFERENCE_KIND, authPreferenceChange, type LockingMode } from './auth-preference.js';
 import { EVENTS, auditEvent, type AuditLog, type EventKind } from '@keyway/audit';
 import {
   findSessionRecording,
@@ -40,6 +41,8 @@ export interface AuthApiOptions {
   cas: CertAuthorities;
   users: LocalUsers;
   secondFactor: 'otp' | 'off';
+  /** auth_service.authentication.locking_mode, served to proxies as cluster_auth_preference. */
+  lockingMode?: LockingMode;
   logger: Logger;
   /** Where committed changes are published for watchers. */
   feed: ChangeFeed;
@@ -73,7 +76,7 @@ export class AuthApi {
 
   constructor(options: AuthApiOptions) {
     const { rateLimits, ...rest } = options;
-    this.o = { now: () => new Date(), ...rest };
+    this.o = { now: () => new Date(), lockingMode: 'best_effort', ...rest };
     // The service's clock, as for lockouts and expiry.
     this.limits = new AuthRateLimits({ ...(rateLimits ?? DEFAULT_RATE_LIMITS), now: () => this.o.now().getTime() });
   }
@@ -525,20 +528,25 @@ export class AuthApi {
    */
   async watch(caller: Caller, kinds: string[], onChange: (change: Change) => void): Promise<{ snapshot: Change[]; cancel: () => void }> {
     const c = requireAuthenticated(caller);
-    const wanted = new Set(kinds.map((k) => watchKind(k)));
+    const preference = kinds.includes(AUTH_PREFERENCE_KIND);
+    const wanted = new Set(kinds.filter((k) => k !== AUTH_PREFERENCE_KIND).map((k) => watchKind(k)));
     // The same rule as get and list, kind by kind; a watch never carries secrets.
     for (const kind of wanted) readRule(c, describeCaller(c), kind, 'watch', false);
+    // The cluster's auth preference (locking mode) is for the proxies that enforce it.
+    if (preference && !(c.kind === 'host' && (c.identity.systemRoles.includes('Proxy') || c.identity.systemRoles.includes('Admin')))) {
+      throw new AccessDeniedError(`${describeCaller(c)} may not watch ${AUTH_PREFERENCE_KIND}`);
+    }
     const cancel = this.o.feed.subscribe((change) => {
       if (wanted.has(change.kind)) onChange(change.resource === undefined ? change : { ...change, resource: redactForRead(change.resource, false) });
     });
     try {
-      const snapshot: Change[] = [];
+      const snapshot: Change[] = preference ? [authPreferenceChange(this.o.lockingMode)] : [];
       for (const kind of wanted) {
         if (kind === 'proxy' || kind === 'kube_server') {
           for (const p of await this.o.store.listPresence(kind, this.o.now())) {
             snapshot.push({ type: 'put', kind, name: p.hostId, resource: redactForRead(p.data, false) });
           }
-        } else {
+        } else if (kind !== AUTH_PREFERENCE_KIND) {
           for (const r of await this.o.store.listResources(kind)) {
             snapshot.push({ type: 'put', kind, name: r.name, resource: redactForRead(r.resource, false), revision: r.revision });
           }

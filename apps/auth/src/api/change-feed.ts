@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 
-export type WatchKind = 'role' | 'user' | 'lock' | 'kube_cluster' | 'token' | 'github' | 'oidc' | 'saml' | 'proxy' | 'kube_server';
+export type WatchKind = 'role' | 'user' | 'lock' | 'kube_cluster' | 'token' | 'github' | 'oidc' | 'saml' | 'proxy' | 'kube_server' | 'cluster_auth_preference';
 
 export interface Change {
   type: 'put' | 'delete';
