@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { PassThrough, Readable, type Duplex } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import { NotFoundError } from '@keyway/errors';
-import { endToEndHeaders, pump, type KubeBackend, type KubeRequestHead, type KubeResponse, type KubeResponseHead } from '@keyway/tunnel';
+import { endToEndHeaders, pumpBody, type KubeBackend, type KubeRequestHead, type KubeResponse, type KubeResponseHead } from '@keyway/tunnel';
 import type { ClusterCredentials } from './kubeconfig.js';
 
 /** Bodies up to this size with a Content-Length are read whole before they are passed on (a single object; lists and watches stream). */
@@ -61,12 +61,14 @@ export class KubeForwarder implements KubeBackend {
 
   async request(head: KubeRequestHead, body: Readable | null): Promise<KubeResponse> {
     const upstream = this.upstream(head);
-    // undici destroys the body stream it was given once the request is done; the body here
-    // is often one side of a tunnel stream whose other side still carries the response.
+    // undici destroys the body stream it was given once the request is done, which can be
+    // before the body ended (the API server answers once it has Content-Length bytes); the
+    // body here is often one side of a tunnel stream whose other side still carries the
+    // response, so it is never handed over itself, and its rest is dropped (see pumpBody).
     let own: PassThrough | null = null;
     if (body) {
       own = new PassThrough();
-      pump(body, own);
+      pumpBody(body, own);
     }
     return new Promise((resolve, reject) => {
       upstream.pool.dispatch(
