@@ -19,3 +19,4 @@ export {
   type HostJoinOptions,
 } from './host-credentials.js';
 export { splitHostPort } from './address.js';
+export { THE_AUTH_SERVICE, THE_PROXY, callFailure } from './unreachable.js';
