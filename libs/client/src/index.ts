@@ -20,3 +20,4 @@ export {
 } from './host-credentials.js';
 export { splitHostPort } from './address.js';
 export { THE_AUTH_SERVICE, THE_PROXY, callFailure } from './unreachable.js';
+export { untilReachable, unreachableReason, type WaitOptions } from './wait.js';

@@ -2,12 +2,13 @@ import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { ConnectionProblemError, fromGrpcError, type KeywayError } from '@keyway/errors';
 
 /** What grpc-js puts in `details` when a connection failed, and what to tell the user. */
-const TRANSPORT: [RegExp, (server: string, address: string) => string][] = [
-  [/ECONNREFUSED/, (s, a) => `cannot reach ${s} at ${a}: connection refused; check that it is running and that the address is right, then try again`],
-  [/ENOTFOUND|EAI_AGAIN/, (s, a) => `cannot reach ${s} at ${a}: the host name does not resolve; check the address`],
-  [/ETIMEDOUT|EHOSTUNREACH|ENETUNREACH/, (s, a) => `cannot reach ${s} at ${a}: the network does not get through; check the address and the network`],
+const TRANSPORT: [RegExp, string, (server: string, address: string) => string][] = [
+  [/ECONNREFUSED/, 'connection refused', (s, a) => `cannot reach ${s} at ${a}: connection refused; check that it is running and that the address is right, then try again`],
+  [/ENOTFOUND|EAI_AGAIN/, 'host not found', (s, a) => `cannot reach ${s} at ${a}: the host name does not resolve; check the address`],
+  [/ETIMEDOUT|EHOSTUNREACH|ENETUNREACH/, 'network unreachable', (s, a) => `cannot reach ${s} at ${a}: the network does not get through; check the address and the network`],
   [
     /socket disconnected before secure TLS|Connection dropped|ECONNRESET|Socket closed|EPIPE|Premature close/i,
+    'connection closed before an answer',
     (s, a) =>
       s === THE_PROXY
         ? `the Keyway proxy at ${a} is up but could not pass the call on to the auth service (down or restarting); try again shortly, or ask your Keyway administrator to check the auth service`
@@ -31,17 +32,20 @@ export function callFailure(err: unknown, server: string, address: string, timeo
   if (e?.metadata?.get('keyway-error-kind')[0] !== undefined) return fromGrpcError(err);
   const details = `${e?.details ?? ''} ${e?.message ?? ''}`;
   if (e?.code === GrpcStatus.UNAVAILABLE || e?.code === GrpcStatus.INTERNAL || e?.code === GrpcStatus.UNKNOWN) {
-    for (const [re, say] of TRANSPORT) if (re.test(details)) return new ConnectionProblemError(say(server, address), { address });
+    for (const [re, reason, say] of TRANSPORT) if (re.test(details)) return new ConnectionProblemError(say(server, address), { address, reason });
     if (e.code === GrpcStatus.UNAVAILABLE) {
       const reason = lastError(e.details ?? '');
       if (/certificate|self[- ]signed|unable to verify|not of the auth service|does not match|handshake/i.test(reason)) {
-        return new ConnectionProblemError(`cannot verify ${server} at ${address}: ${reason}; check the address and the CA pin`, { address });
+        return new ConnectionProblemError(`cannot verify ${server} at ${address}: ${reason}; check the address and the CA pin`, { address, reason });
       }
-      return new ConnectionProblemError(`cannot reach ${server} at ${address}: ${reason || 'unavailable'}; try again shortly`, { address });
+      return new ConnectionProblemError(`cannot reach ${server} at ${address}: ${reason || 'unavailable'}; try again shortly`, { address, reason: reason || 'unavailable' });
     }
   }
   if (e?.code === GrpcStatus.DEADLINE_EXCEEDED) {
-    return new ConnectionProblemError(`${server} at ${address} did not answer within ${Math.round(timeoutMs / 1000)}s: it may be overloaded or unreachable; try again shortly`, { address });
+    return new ConnectionProblemError(`${server} at ${address} did not answer within ${Math.round(timeoutMs / 1000)}s: it may be overloaded or unreachable; try again shortly`, {
+      address,
+      reason: 'no answer in time',
+    });
   }
   return fromGrpcError(err);
 }

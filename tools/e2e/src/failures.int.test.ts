@@ -112,8 +112,22 @@ describe('failures a user can meet', () => {
     expect(errorLine(c.stderr)).toEqual([
       `ERROR: cannot reach the auth service at 127.0.0.1:${authPort}: connection refused; check that it is running and that the address is right, then try again`,
     ]);
-    auth = startAuth();
-    await auth.waitFor(/auth service \(gRPC, mTLS\):\s+(\S+)/, 60_000);
+    // A proxy that starts (joins) while auth is down waits for it, saying so, and comes up with it.
+    const late = startProcess(
+      bin('keyway-proxy'),
+      ['--auth-server', `127.0.0.1:${authPort}`, '--token', token, '--listen-addr', '127.0.0.1:0', '--data-dir', join(dir, 'proxy-late')],
+      env(),
+    );
+    try {
+      await waitUntil(() => (late.stderr().match(/waiting for the auth service/g) ?? []).length >= 2, 'the late proxy to wait for auth', 60_000);
+      expect(late.stderr()).toContain(`waiting for the auth service at 127.0.0.1:${authPort} (connection refused); retrying in `);
+      expect(late.child.exitCode).toBeNull();
+      auth = startAuth();
+      await auth.waitFor(/auth service \(gRPC, mTLS\):\s+(\S+)/, 60_000);
+      await late.waitFor(/listening on/, 60_000);
+    } finally {
+      await late.stop('SIGKILL');
+    }
     await waitUntil(async () => (await login()).code === 0, 'a login once auth is back', 60_000);
   }, 120_000);
 
