@@ -16,6 +16,12 @@ describe('callFailure', () => {
     expect(err.message).toBe('the auth service cannot reach its database (Postgres at db:5432): connection refused');
   });
 
+  it('never says a bare "internal error"', () => {
+    const err = callFailure(grpcError(status.INTERNAL, 'internal error', 'Internal'), THE_PROXY, 'p:3080', 15_000);
+    expect(err.kind).toBe('Internal');
+    expect(err.message).toMatch(/^the auth service failed on this call \(an unexpected error, recorded in its log\); try again/);
+  });
+
   it('turns grpc-js transport text into one sentence naming the server', () => {
     const refused = grpcError(status.UNAVAILABLE, 'No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:3080. Resolution note: ');
     expect(callFailure(refused, THE_PROXY, 'localhost:3080', 15_000).message).toBe(

@@ -1,5 +1,5 @@
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
-import { ConnectionProblemError, fromGrpcError, type KeywayError } from '@keyway/errors';
+import { ConnectionProblemError, errorOfKind, fromGrpcError, type KeywayError } from '@keyway/errors';
 
 /** What grpc-js puts in `details` when a connection failed, and what to tell the user. */
 const TRANSPORT: [RegExp, string, (server: string, address: string) => string][] = [
@@ -29,7 +29,15 @@ export const THE_AUTH_SERVICE = 'the auth service';
 export function callFailure(err: unknown, server: string, address: string, timeoutMs: number): KeywayError {
   const e = err as Partial<ServiceError>;
   // The server answered with a typed error: its message is already meant for the user.
-  if (e?.metadata?.get('keyway-error-kind')[0] !== undefined) return fromGrpcError(err);
+  const kind = e?.metadata?.get('keyway-error-kind')[0];
+  if (kind === 'Internal') {
+    // An unexpected failure on the server, whose message is kept from callers on purpose.
+    return errorOfKind(
+      'Internal',
+      "the auth service failed on this call (an unexpected error, recorded in its log); try again, or ask your Keyway administrator to check the auth service's log",
+    );
+  }
+  if (kind !== undefined) return fromGrpcError(err);
   const details = `${e?.details ?? ''} ${e?.message ?? ''}`;
   if (e?.code === GrpcStatus.UNAVAILABLE || e?.code === GrpcStatus.INTERNAL || e?.code === GrpcStatus.UNKNOWN) {
     for (const [re, reason, say] of TRANSPORT) if (re.test(details)) return new ConnectionProblemError(say(server, address), { address, reason });
