@@ -35,13 +35,14 @@ program
       [
         `Keyway ${SERVER_VERSION} cluster "${config.cluster_name}" is running.`,
         `  auth service (gRPC, mTLS):  ${address}`,
-        ...(stack.proxyAddress ? [`  proxy (kubectl, agents):    ${stack.proxyAddress}`] : []),
-        ...(stack.kubeAddress ? [`  kube listener:              ${stack.kubeAddress}`] : []),
+        ...(stack.proxyListenAddress ? [`  proxy (kubectl, agents):    listening on ${stack.proxyListenAddress}`] : []),
+        ...(stack.kubeListenAddress ? [`  kube listener:              listening on ${stack.kubeListenAddress}`] : []),
         `  store:                      ${config.storage.type === 'embedded' ? `embedded (${config.storage.dataDir})` : 'postgres'}`,
         `  admin identity:             ${auth.adminIdentityPath}`,
         '',
         'Add the first user:',
         `  npx kwctl users add alice --roles=editor,access${opts.dataDir ? ` --data-dir=${opts.dataDir}` : ''}`,
+        ...(stack.proxyPublicAddress ? ['Then point kw at the proxy:', `  npx kw login --proxy=${stack.proxyPublicAddress} --user=alice --insecure`] : []),
         '',
       ].join('\n'),
     );

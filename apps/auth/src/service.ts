@@ -9,7 +9,7 @@ import { BadParameterError, isAlreadyExists } from '@keyway/errors';
 import type { Logger } from '@keyway/log';
 import { decodeIdentity, generateKeyPair } from '@keyway/pki';
 import { PRESET_ROLES } from '@keyway/rbac';
-import { Store, checkpointAuditChain } from '@keyway/store';
+import { checkpointAuditChain, type Store } from '@keyway/store';
 import { AuditWorker, QueueAuditLog, SpooledAuditLog, StoreSink, type AuditLog } from '@keyway/audit';
 import { AuthApi, HOST_CERT_TTL_MS } from './api/auth-api.js';
 import { ChangeFeed } from './api/change-feed.js';
@@ -18,6 +18,7 @@ import { serveGrpc } from './api/grpc-server.js';
 import { loadOrCreateAuditKeys, loadOrCreateAuthorities, type CertAuthorities } from './authorities.js';
 import { generateCaKeySecret } from './ca/index.js';
 import { LocalUsers } from './users/local-users.js';
+import { openStoreWhenReachable } from './wait-for-store.js';
 
 export const ADMIN_IDENTITY_FILE = 'admin-identity.pem';
 /** The auth service's audit spool, in its data dir (a proxy's is its own). */
@@ -109,7 +110,7 @@ export class AuthService {
   static async create(deps: AuthServiceDeps): Promise<AuthService> {
     const { config, logger } = deps;
     const caKey = resolveCaKey(config, logger);
-    const store = await Store.open({ location: config.storage, logger });
+    const store = await openStoreWhenReachable(config.storage, logger);
     try {
       const cas = await loadOrCreateAuthorities({ store, clusterName: config.cluster_name, caKey, logger, ...(deps.clock ? { clock: deps.clock } : {}) });
       await loadOrCreateAuditKeys({ store, caKey, logger });

@@ -13,6 +13,11 @@ export interface Stack {
   proxyAddress?: string;
   kubeAddress?: string;
   close(): Promise<void>;
+  /** Where the proxy listens, as bound: `0.0.0.0:3080` (proxyAddress is the address to dial). */
+  proxyListenAddress?: string;
+  kubeListenAddress?: string;
+  /** The address to give kw and kubectl: the first public_addr, else this host. */
+  proxyPublicAddress?: string;
 }
 
 /**
@@ -56,6 +61,9 @@ export async function startStack(config: KeywayConfig, logger: Logger, clock?: (
       authAddress,
       proxyAddress: bound.address,
       ...(bound.kubeAddress ? { kubeAddress: bound.kubeAddress } : {}),
+      proxyListenAddress: listenedOn(p.listen_addr, bound.address),
+      ...(bound.kubeAddress && p.kubernetes.listen_addr ? { kubeListenAddress: listenedOn(p.kubernetes.listen_addr, bound.kubeAddress) } : {}),
+      proxyPublicAddress: p.public_addr[0] ?? publicAddressOf(listenedOn(p.listen_addr, bound.address)),
       // Once: a second close (a signal during shutdown, a test's cleanup) waits for the first.
       close() {
         closing ??= (async () => {
@@ -70,6 +78,21 @@ export async function startStack(config: KeywayConfig, logger: Logger, clock?: (
     await auth.close().catch(() => undefined);
     throw err;
   }
+}
+
+/** The configured host with the port actually bound (`:0` resolved): what the listener is on. */
+export function listenedOn(configured: string, bound: string): string {
+  const port = bound.slice(bound.lastIndexOf(':') + 1);
+  const host = configured.slice(0, configured.lastIndexOf(':'));
+  return `${host === '' ? '0.0.0.0' : host}:${port}`;
+}
+
+/** Where a client on this host reaches a listener: localhost for a wildcard or loopback one. */
+export function publicAddressOf(listen: string): string {
+  const i = listen.lastIndexOf(':');
+  const host = listen.slice(0, i);
+  const local = ['0.0.0.0', '[::]', '::', '127.0.0.1', '[::1]', 'localhost'].includes(host);
+  return `${local ? 'localhost' : host}:${listen.slice(i + 1)}`;
 }
 
 function localClusters(config: KeywayConfig): { creds: ClusterCredentials; labels: Record<string, string> }[] {

@@ -23,7 +23,8 @@ export async function runProgram(
     if (typeof code === 'string' && code.startsWith('commander.')) {
       return code === 'commander.helpDisplayed' || code === 'commander.version' ? 0 : ((e as { exitCode?: number }).exitCode ?? 1);
     }
-    err.write(`ERROR: ${e instanceof Error ? e.message : String(e)}\n`);
+    // One line, whatever the message carries (a server's multi-line text, a stray newline).
+    err.write(`ERROR: ${(e instanceof Error ? e.message : String(e)).replace(/\s*[\r\n]+\s*/g, ' ').trim()}\n`);
     if (!(e instanceof KeywayError) && process.env['KEYWAY_DEBUG'] && e instanceof Error) err.write(`${e.stack ?? ''}\n`);
     return 1;
   }

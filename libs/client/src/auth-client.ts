@@ -4,6 +4,7 @@ import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { decodeIdentity, spkiPin } from '@keyway/pki';
 import { AuthServiceClient, type WatchEvent } from '@keyway/proto';
 import type { IdentityFile } from './identity-file.js';
+import { THE_AUTH_SERVICE, callFailure } from './unreachable.js';
 
 /**
  * The name every auth server certificate carries, so clients verify the server by its role
@@ -33,6 +34,8 @@ export interface AuthClientOptions {
    * is checked against a CA pin the user got out of band.
    */
   insecureSkipVerify?: boolean;
+  /** How failures name the server this reaches, e.g. "the Keyway proxy" (default: the auth service). */
+  serverName?: string;
 }
 
 type UnaryMethod<Req, Res> = (
@@ -60,6 +63,7 @@ type UnaryMethodNames = {
 export class AuthClient {
   private readonly client: AuthServiceClient;
   private readonly timeoutMs: number;
+  private readonly serverName: string;
   readonly address: string;
 
   constructor(options: AuthClientOptions) {
@@ -80,6 +84,7 @@ export class AuthClient {
       'grpc.max_send_message_length': GRPC_MAX_MESSAGE_BYTES,
     });
     this.timeoutMs = options.timeoutMs ?? 15_000;
+    this.serverName = options.serverName ?? THE_AUTH_SERVICE;
   }
 
   call<K extends UnaryMethodNames>(
@@ -89,7 +94,7 @@ export class AuthClient {
     const fn = this.client[method] as unknown as UnaryMethod<RequestOf<AuthServiceClient[K]>, ResponseOf<AuthServiceClient[K]>>;
     return new Promise((resolve, reject) => {
       fn.call(this.client, request, new Metadata(), { deadline: Date.now() + this.timeoutMs }, (err, res) => {
-        if (err) reject(fromGrpcError(err));
+        if (err) reject(callFailure(err, this.serverName, this.address, this.timeoutMs));
         else resolve(res);
       });
     });
@@ -139,8 +144,9 @@ function checkAuthServer(hostname: string, cert: PeerCertificate): Error | undef
  * accepts them only if the host CA matches the pin (`sha256:<hex>` of its public key, as
  * `kwctl status` prints it), the way Teleport agents join with --ca-pin.
  */
-export async function trustOnPin(address: string, pin: string): Promise<string[]> {
-  const bootstrap = new AuthClient({ address, insecureSkipVerify: true });
+export async function trustOnPin(address: string, pin: string, serverName?: string): Promise<string[]> {
+  const named = serverName ? { serverName } : {};
+  const bootstrap = new AuthClient({ address, insecureSkipVerify: true, ...named });
   try {
     const ping = await bootstrap.call('ping', {});
     const host = ping.certAuthorities.find((ca) => ca.type === 'host');
@@ -152,7 +158,7 @@ export async function trustOnPin(address: string, pin: string): Promise<string[]
     }
     // Only the pinned CA is trusted from the unverified answer; the rest is asked again over
     // a connection verified with it, so a server cannot slip in a CA of its own.
-    const verified = new AuthClient({ address, caPems: [host.certPem] });
+    const verified = new AuthClient({ address, caPems: [host.certPem], ...named });
     try {
       const trusted = await verified.call('ping', {});
       if (!trusted.certAuthorities.some((ca) => ca.type === 'host' && spkiPin(ca.certPem) === spkiPin(host.certPem))) {

@@ -6,6 +6,7 @@ import { decodeIdentity, generateKeyPair, type Identity, type SystemRole } from 
 import { AuthClient, trustOnPin } from './auth-client.js';
 import type { IdentityFile } from './identity-file.js';
 import type { IdentityStore } from './identity-store.js';
+import { untilReachable } from './wait.js';
 
 /** A host's (proxy's, agent's) certificate, key, and the cluster's CA certificates. */
 export interface HostCredentials {
@@ -54,6 +55,11 @@ export async function loadOrJoin(o: HostJoinOptions): Promise<HostCredentials> {
       previous ? 'stored host credentials expire soon: joining again with them, to keep the host id' : 'stored host credentials are expired or for another role: joining again under a new host id',
     );
   }
+  // A host may start before the auth service (or while it restarts): it waits, saying so.
+  return untilReachable(() => join(o), { what: `the auth service at ${o.authAddr}`, logger: o.logger });
+}
+
+async function join(o: HostJoinOptions): Promise<HostCredentials> {
   const caPems = await learnCas(o);
   const client = new AuthClient({ address: o.authAddr, caPems, ...(previous ? { identity: toIdentityFile(previous) } : {}) });
   try {

@@ -5,7 +5,7 @@ import { Pool, type Dispatcher } from 'undici';
 import { NotFoundError } from '@keyway/errors';
 import { kubeStatus } from '@keyway/kube';
 import type { Logger } from '@keyway/log';
-import { endToEndHeaders, pump, type KubeBackend, type KubeRequestHead, type KubeResponse, type KubeResponseHead } from '@keyway/tunnel';
+import { endToEndHeaders, pumpBody, type KubeBackend, type KubeRequestHead, type KubeResponse, type KubeResponseHead } from '@keyway/tunnel';
 import { FairShare, type Release } from './fair-share.js';
 import type { ClusterCredentials } from './kubeconfig.js';
 import { DEFAULT_UPSTREAM_LIMITS, isLongRunning, type UpstreamLimits } from './limits.js';
@@ -107,12 +107,14 @@ export class KubeForwarder implements KubeBackend {
       body?.resume(); // the refusal answers now: drain what the client still sends
       return this.failed(err, head, long ? 'stream' : 'request');
     }
-    // undici destroys the body stream it was given once the request is done; the body here
-    // is often one side of a tunnel stream whose other side still carries the response.
+    // undici destroys the body stream it was given once the request is done, which can be
+    // before the body ended (the API server answers once it has Content-Length bytes); the
+    // body here is often one side of a tunnel stream whose other side still carries the
+    // response, so it is never handed over itself, and its rest is dropped (see pumpBody).
     let own: PassThrough | null = null;
     if (body) {
       own = new PassThrough();
-      pump(body, own);
+      pumpBody(body, own);
     }
     const pool = long ? upstream.streamPool : upstream.pool;
     return new Promise((resolve) => {

@@ -13,3 +13,4 @@ export {
   type SessionChunkRecord,
   type SessionRecordingRecord,
 } from './recordings.js';
+export { connectionFailureReason, describeStore, storeUnreachable } from './connection-errors.js';

@@ -1,5 +1,6 @@
 import { Kysely, Migrator, PostgresDialect, sql, type Transaction } from 'kysely';
 import pg from 'pg';
+import { describeStore, mappedPool } from './connection-errors.js';
 import { AlreadyExistsError, BadParameterError, CompareFailedError, NotFoundError } from '@keyway/errors';
 import type { Logger } from '@keyway/log';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded.js';
@@ -106,7 +107,7 @@ export class Store {
     });
     pool.on('error', (err) => options.logger?.warn({ err }, 'idle database connection failed'));
     pool.on('connect', (client) => client.on('error', (err) => options.logger?.warn({ err }, 'database connection failed')));
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: mappedPool(pool, describeStore(options.location)) }) });
     const store = new Store(db, pool, embedded);
     try {
       await store.migrate(options.logger);

@@ -2,4 +2,4 @@ export { peekClientHello, type ClientHelloInfo, type PeekResult } from './client
 export { GRPC_ALPN, H, INFO_PATH, PROXY_SERVER_NAME, TUNNEL_ALPN, endToEndHeaders, type TunnelInfo } from './protocol.js';
 export type { Headers, KubeBackend, KubeRequestHead, KubeResponse, KubeResponseHead } from './backend.js';
 export { TunnelClosedError, TunnelSession, serveTunnel } from './session.js';
-export { pump, splice } from './pump.js';
+export { pump, pumpBody, splice } from './pump.js';

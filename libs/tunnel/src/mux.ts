@@ -269,6 +269,7 @@ export class Mux {
 
   /** @internal Sends body bytes within the stream's window; calls back when more may be written. */
   sendData(stream: MuxStream, chunk: Buffer, cb: (err?: Error | null) => void): void {
+    if (stream.discardWrites) return cb();
     if (this.dead || stream.resetByPeer) return cb(new Error('tunnel stream closed'));
     let off = 0;
     while (off < chunk.length && stream.sendWindow > 0) {
@@ -425,7 +426,15 @@ export class Mux {
         if (!stream) return;
         this.streams.delete(id);
         stream.resetByPeer = true;
-        if (!stream.destroyed) {
+        if (stream.remoteEnded && !stream.destroyed) {
+          // The peer's whole answer arrived before the reset: it only reads no more of what
+          // this side sends (HTTP/2's RST_STREAM NO_ERROR after a response). The answer stays
+          // readable; the rest of this side's body is dropped.
+          stream.discardWrites = true;
+          const pending = stream.pendingWrite;
+          stream.pendingWrite = undefined;
+          pending?.cb();
+        } else if (!stream.destroyed) {
           stream.destroy(stream.localEnded && stream.remoteEnded ? undefined : new Error(`tunnel stream reset by the other end: ${payload.toString('utf8')}`));
         }
         this.afterStreamGone();
@@ -455,6 +464,7 @@ export class MuxStream extends Duplex {
   /** @internal */ localEnded = false;
   /** @internal */ remoteEnded = false;
   /** @internal */ resetByPeer = false;
+  /** @internal The peer reset the stream after its whole answer: writes succeed and go nowhere. */ discardWrites = false;
   private responded = false;
 
   constructor(

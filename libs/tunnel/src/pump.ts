@@ -39,3 +39,27 @@ export function splice(a: Readable & Writable, b: Readable & Writable): void {
   a.pipe(b);
   b.pipe(a);
 }
+
+/**
+ * Pipes a request body into a consumer that may be done with it before it ends: an HTTP
+ * client that has its whole answer (the server replied once it had Content-Length bytes)
+ * destroys the body it was given. The rest of `src` is then read and dropped instead of
+ * destroying `src`, whose other side (a tunnel stream) still carries that answer: tearing it
+ * down there turned writes the API server had applied into 503s. A failing source still
+ * fails the consumer.
+ */
+export function pumpBody(src: Readable, dst: Writable): void {
+  const onError = (err: Error) => {
+    if (!dst.destroyed) dst.destroy(err);
+  };
+  src.once('error', onError);
+  const detach = () => {
+    if (src.readableEnded || src.destroyed) return;
+    src.unpipe(dst);
+    src.resume();
+  };
+  dst.once('close', detach);
+  if (src.destroyed) return onError(src.errored ?? new Error('the source closed before it could be piped'));
+  if (dst.destroyed) return detach();
+  src.pipe(dst);
+}

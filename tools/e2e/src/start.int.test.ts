@@ -17,8 +17,11 @@ const baseEnv = (): NodeJS.ProcessEnv => {
 
 const LISTENING = /auth service \(gRPC, mTLS\):\s+(\S+)/;
 
-async function start(env: NodeJS.ProcessEnv, dataDir: string): Promise<LongRunning> {
-  const p = startProcess(keyway, ['start', '--data-dir', dataDir, '--auth-listen-addr', '127.0.0.1:0'], env);
+// Never the default ports: a developer's `npm start` holds 3025 and 3080 while tests run.
+const FREE_PORTS = ['--auth-listen-addr', '127.0.0.1:0', '--proxy-listen-addr', '127.0.0.1:0'];
+
+async function start(env: NodeJS.ProcessEnv, dataDir: string, args = FREE_PORTS): Promise<LongRunning> {
+  const p = startProcess(keyway, ['start', '--data-dir', dataDir, ...args], env);
   await p.waitFor(LISTENING, 60_000);
   return p;
 }
@@ -34,7 +37,11 @@ describe('keyway start (embedded default)', () => {
   it('comes up with no configuration, serves kwctl, stops on SIGTERM and keeps its CAs', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'keyway-start-'));
     const env = baseEnv();
-    const first = await start(env, dataDir);
+    // The proxy's default host (every interface) on a free port: logged as it is bound.
+    const first = await start(env, dataDir, ['--auth-listen-addr', '127.0.0.1:0', '--proxy-listen-addr', '0.0.0.0:0']);
+    const port = /proxy \(kubectl, agents\):\s+listening on 0\.0\.0\.0:(\d+)\n/.exec(first.stdout())?.[1];
+    expect(port, first.stdout()).toBeTruthy();
+    expect(first.stdout()).toContain(`npx kw login --proxy=localhost:${port} `);
     expect(first.stdout()).toMatch(/admin identity:\s+.*admin-identity\.pem/);
     expect(first.stdout()).toMatch(/kwctl users add/);
     expect(first.stderr()).toMatch(/generated one into the data dir/);
@@ -69,7 +76,7 @@ describe('keyway start on Postgres', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'keyway-pg-'));
     const env = { ...baseEnv(), KEYWAY_DATABASE_URL: tdb.url };
 
-    const noKey = await runCommand(keyway, ['start', '--data-dir', dataDir, '--auth-listen-addr', '127.0.0.1:0'], { env });
+    const noKey = await runCommand(keyway, ['start', '--data-dir', dataDir, ...FREE_PORTS], { env });
     expect(noKey.code).toBe(1);
     expect(noKey.stderr).toMatch(/no CA key: set KEYWAY_CA_KEY/);
 
@@ -82,7 +89,7 @@ describe('keyway start on Postgres', () => {
     expect(await fingerprints(dataDir, keyed)).toEqual(before);
     expect(await second.stop()).toBe(0);
 
-    const wrong = await runCommand(keyway, ['start', '--data-dir', dataDir, '--auth-listen-addr', '127.0.0.1:0'], {
+    const wrong = await runCommand(keyway, ['start', '--data-dir', dataDir, ...FREE_PORTS], {
       env: { ...env, KEYWAY_CA_KEY: 'a-wrong-key-0123456789' },
     });
     expect(wrong.code).toBe(1);

@@ -537,7 +537,7 @@ export class AuthApi {
       throw new AccessDeniedError(`${describeCaller(c)} may not watch ${AUTH_PREFERENCE_KIND}`);
     }
     const cancel = this.o.feed.subscribe((change) => {
-      if (wanted.has(change.kind)) onChange(change.resource === undefined ? change : { ...change, resource: redactForRead(change.resource, false) });
+      if ((wanted as ReadonlySet<string>).has(change.kind)) onChange(change.resource === undefined ? change : { ...change, resource: redactForRead(change.resource, false) });
     });
     try {
       const snapshot: Change[] = preference ? [authPreferenceChange(this.o.lockingMode)] : [];
@@ -546,7 +546,7 @@ export class AuthApi {
           for (const p of await this.o.store.listPresence(kind, this.o.now())) {
             snapshot.push({ type: 'put', kind, name: p.hostId, resource: redactForRead(p.data, false) });
           }
-        } else if (kind !== AUTH_PREFERENCE_KIND) {
+        } else {
           for (const r of await this.o.store.listResources(kind)) {
             snapshot.push({ type: 'put', kind, name: r.name, resource: redactForRead(r.resource, false), revision: r.revision });
           }
@@ -825,7 +825,7 @@ function joinHostId(role: SystemRole, caller: Caller | undefined): string {
   return randomUUID();
 }
 
-function watchKind(kind: string): WatchKind {
+function watchKind(kind: string): ReadableKind {
   if (kind === 'proxy' || kind === 'kube_server') return kind;
   return storedKind(kind);
 }
