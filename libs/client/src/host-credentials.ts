@@ -56,10 +56,11 @@ export async function loadOrJoin(o: HostJoinOptions): Promise<HostCredentials> {
     );
   }
   // A host may start before the auth service (or while it restarts): it waits, saying so.
-  return untilReachable(() => join(o), { what: `the auth service at ${o.authAddr}`, logger: o.logger });
+  return untilReachable(() => join(o, previous), { what: `the auth service at ${o.authAddr}`, logger: o.logger });
 }
 
-async function join(o: HostJoinOptions): Promise<HostCredentials> {
+/** Joins with the token; with still-valid previous credentials presented, auth keeps their host id. */
+async function join(o: HostJoinOptions, previous: HostCredentials | undefined): Promise<HostCredentials> {
   const caPems = await learnCas(o);
   const client = new AuthClient({ address: o.authAddr, caPems, ...(previous ? { identity: toIdentityFile(previous) } : {}) });
   try {

@@ -347,7 +347,7 @@ export class KubeHandler {
     if (isStreamRequest(prepared.info, x.url)) {
       const held = this.rights.openStream(identity, { close: this.auditedClose(identity, x.remoteAddr, `${x.method} ${audit.info?.path ?? ''}`, () => x.abort()) });
       if ('status' in held) {
-        this.emitKubeRequest(audit, held.status.code, held.status.message);
+        await this.emitKubeRequest(audit, held.status.code, held.status.message);
         return this.fail(x, held.status);
       }
       x.onClose(() => held.release());
@@ -496,7 +496,7 @@ export class KubeHandler {
       close: this.auditedClose(prepared.identity, audit.remoteAddr, `${prepared.info.subresource || 'upgrade'} session`, (reason) => endSession(`keyway: session closed: ${reason}`)),
     });
     if ('status' in held) {
-      this.emitKubeRequest(audit, held.status.code, held.status.message);
+      await this.emitKubeRequest(audit, held.status.code, held.status.message);
       return writeRawResponse(socket, held.status.code, held.status);
     }
     socket.once('close', () => held.release());

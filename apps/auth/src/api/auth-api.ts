@@ -13,7 +13,7 @@ import { readRule, redactForRead, type ReadMethod, type ReadableKind } from './a
 import { AuthRateLimits, DEFAULT_RATE_LIMITS, type AuthRateLimitOptions } from './rate-limit.js';
 import { describeCaller, requireAuthenticated, type Caller } from './caller.js';
 import { authorizeCreateBeforeParse, checkHeartbeat } from './input-bounds.js';
-import type { Change, ChangeFeed, WatchKind } from './change-feed.js';
+import type { Change, ChangeFeed } from './change-feed.js';
 import { AUTH_PREFERENCE_KIND, authPreferenceChange, type LockingMode } from './auth-preference.js';
 import { EVENTS, auditEvent, type AuditLog, type EventKind } from '@keyway/audit';
 import {
