@@ -271,6 +271,11 @@ export class KubeHandler {
       return { status: kubeStatus(503, 'ServiceUnavailable', 'keyway: requests cannot be audited right now (audit.mode strict); try again shortly') };
     }
     const { cache, registry } = this.o;
+    // Before its first snapshot from auth the proxy knows no user, role or lock: it would
+    // answer "no longer exists" to everyone. It says it is starting, and kubectl retries.
+    if (!Number.isFinite(cache.viewAgeMs())) {
+      return { status: kubeStatus(503, 'ServiceUnavailable', 'keyway: this proxy is still loading users, roles and locks from the auth service; try again shortly', { retryAfterSeconds: 1 }) };
+    }
     // Expiry, locks, user deletion and (strict) a stale view, on every request of a connection.
     const refused = this.rights.refusal(identity);
     if (refused) return { status: refused };
