@@ -71,6 +71,8 @@ export class KubeAgent {
           store: config.identityStore,
           caPins: config.caPins,
           logger: config.logger,
+          waitFor: `the proxy at ${config.proxyAddr} to join the cluster`,
+          ...(opts.signal ? { signal: opts.signal } : {}),
         }),
       { what: `the proxy at ${config.proxyAddr} to join the cluster`, logger: config.logger, retryable: isTransient, ...(opts.signal ? { signal: opts.signal } : {}) },
     );

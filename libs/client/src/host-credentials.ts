@@ -29,6 +29,10 @@ export interface HostJoinOptions {
   dnsNames?: string[];
   ipAddresses?: string[];
   logger: Logger;
+  /** What the wait for an unreachable auth service names (default "the auth service at <authAddr>"); an agent joins through a proxy. */
+  waitFor?: string;
+  /** Ends the wait (SIGTERM while still waiting). */
+  signal?: AbortSignal;
 }
 
 const CA_ORG = { host: 'keyway host CA', user: 'keyway user CA' };
@@ -56,7 +60,7 @@ export async function loadOrJoin(o: HostJoinOptions): Promise<HostCredentials> {
     );
   }
   // A host may start before the auth service (or while it restarts): it waits, saying so.
-  return untilReachable(() => join(o, previous), { what: `the auth service at ${o.authAddr}`, logger: o.logger });
+  return untilReachable(() => join(o, previous), { what: o.waitFor ?? `the auth service at ${o.authAddr}`, logger: o.logger, ...(o.signal ? { signal: o.signal } : {}) });
 }
 
 /** Joins with the token; with still-valid previous credentials presented, auth keeps their host id. */

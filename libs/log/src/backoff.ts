@@ -72,8 +72,8 @@ export class Outage {
     return this.since !== undefined;
   }
 
-  failed(err: unknown, retryInMs: number): void {
-    const reason = err instanceof Error ? err.message : String(err);
+  /** `reason`: a short description of `err` ("connection refused"), where the caller has one. */
+  failed(err: unknown, retryInMs: number, reason = err instanceof Error ? err.message : String(err)): void {
     const retryIn = `${(retryInMs / 1000).toFixed(1)} s`;
     if (this.since === undefined) this.since = Date.now();
     const log = { ...this.fields, err: reason, retryInMs };
@@ -98,7 +98,7 @@ export class Outage {
  */
 export async function retryForever<T>(
   fn: () => Promise<T>,
-  o: { what: string; logger: Logger; backoff?: Backoff; retryable?: (err: unknown) => boolean; signal?: AbortSignal },
+  o: { what: string; logger: Logger; backoff?: Backoff; retryable?: (err: unknown) => boolean; describe?: (err: unknown) => string; signal?: AbortSignal },
 ): Promise<T> {
   const backoff = o.backoff ?? new Backoff();
   const outage = new Outage(o.logger, o.what);
@@ -111,7 +111,7 @@ export async function retryForever<T>(
     } catch (err) {
       if (o.retryable && !o.retryable(err)) throw err;
       const delay = backoff.next();
-      outage.failed(err, delay);
+      outage.failed(err, delay, o.describe?.(err));
       await sleep(delay, o.signal);
     }
   }

@@ -46,8 +46,8 @@ function run(argv: string[]): void {
   if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr || r.stdout}`);
 }
 
-/** A throwaway Postgres cluster (initdb) on its own port, trust auth, user postgres. */
-export async function startOwnPostgres(o: { port?: number } = {}): Promise<OwnService> {
+/** A throwaway Postgres cluster (initdb) on its own port, trust auth, user postgres; `start: false` leaves it stopped. */
+export async function startOwnPostgres(o: { port?: number; start?: boolean } = {}): Promise<OwnService> {
   const bin = postgresBinDir();
   const port = o.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'kw-pg-'));
@@ -81,7 +81,7 @@ export async function startOwnPostgres(o: { port?: number } = {}): Promise<OwnSe
       rmSync(dir, { recursive: true, force: true });
     },
   };
-  await service.start();
+  if (o.start !== false) await service.start();
   return service;
 }
 

@@ -54,6 +54,28 @@ describe('a reset after the whole answer', () => {
     expect(server.streamCount).toBe(0);
   });
 
+  it('ends the answering side when the asker resets after its whole request (a closed watch)', async () => {
+    const [a, b] = await socketPair();
+    const client = new Mux(a);
+    let answering: MuxStream | undefined;
+    const server = new Mux(b, {
+      onStream: (s: MuxStream) => {
+        answering = s;
+        s.respond({ status: 200 });
+        s.write('{"type":"ADDED"}\n');
+      },
+    });
+    open.push(client, server);
+    const stream = client.open({ method: 'GET', path: '/api/v1/pods?watch=true' }, true);
+    await new Promise((r) => stream.once('data', r));
+    stream.destroy(); // kubectl closed its watch
+    const s = answering as MuxStream;
+    await new Promise((r) => (s.destroyed ? r(undefined) : s.once('close', r)));
+    expect(s.errored?.message).toMatch(/reset by the other end/);
+    expect(s.discardWrites).toBe(false);
+    expect(server.streamCount).toBe(0);
+  });
+
   it('still fails a stream reset before its answer ended', async () => {
     const [a, b] = await socketPair();
     const client = new Mux(a);

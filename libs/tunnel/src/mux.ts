@@ -212,6 +212,7 @@ export class Mux {
     while (this.streams.has(id)) id = id >= 0xffff_fffe ? 1 : id + 1;
     this.nextId = id >= 0xffff_fffe ? 1 : id + 1;
     const stream = new MuxStream(this, id);
+    stream.openedHere = true;
     this.streams.set(id, stream);
     this.send(encodeFrame(FrameType.headers, ended ? FLAG_END : 0, id, JSON.stringify(head)));
     if (ended) {
@@ -426,10 +427,11 @@ export class Mux {
         if (!stream) return;
         this.streams.delete(id);
         stream.resetByPeer = true;
-        if (stream.remoteEnded && !stream.destroyed) {
+        if (stream.openedHere && stream.remoteEnded && !stream.destroyed) {
           // The peer's whole answer arrived before the reset: it only reads no more of what
           // this side sends (HTTP/2's RST_STREAM NO_ERROR after a response). The answer stays
-          // readable; the rest of this side's body is dropped.
+          // readable; the rest of this side's body is dropped. On the answering side a reset
+          // after the whole request is the asker going away (a closed watch): it ends the stream.
           stream.discardWrites = true;
           const pending = stream.pendingWrite;
           stream.pendingWrite = undefined;
@@ -465,6 +467,7 @@ export class MuxStream extends Duplex {
   /** @internal */ remoteEnded = false;
   /** @internal */ resetByPeer = false;
   /** @internal The peer reset the stream after its whole answer: writes succeed and go nowhere. */ discardWrites = false;
+  /** @internal This side opened the stream: it sent the request and reads the answer. */ openedHere = false;
   private responded = false;
 
   constructor(

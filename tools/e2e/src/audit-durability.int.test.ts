@@ -1,21 +1,18 @@
-import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import https from 'node:https';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KUBE_SNI } from '@keyway/client';
-import { startProcess, startTestKubeApiServer, type LongRunning, type TestKubeApiServer } from '@keyway/testing';
+import { freePort, startOwnPostgres, startProcess, startTestKubeApiServer, type LongRunning, type OwnService, type TestKubeApiServer } from '@keyway/testing';
 import { kwctlIn, waitUntil } from './harness.js';
 
 // Nothing answered is lost, nothing is stored twice. Every part is its own process: auth
 // (Postgres and Redis of this test's own, so they can be stopped), and a keyway-proxy
 // serving the test API server itself. Each request names a pod `<tag>-<i>`, so what was
 // answered can be counted against what was stored.
-const PG_BIN = '/usr/lib/postgresql/15/bin';
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 const bin = (name: string) => join(root, 'node_modules/.bin', name);
 const CLUSTER = 'agent'; // the context name in the test API server's agent kubeconfig
@@ -35,48 +32,9 @@ metadata: {name: auditee}
 spec: {roles: [reader]}
 `;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** A Postgres of this test's own (initdb + pg_ctl), run as the postgres user when we are root. */
-class OwnPostgres {
-  readonly dir = mkdtempSync(join(tmpdir(), 'kw-pg-'));
-  constructor(readonly port: number) {}
-  private run(cmd: string, args: string[]) {
-    const asRoot = process.getuid?.() === 0;
-    return asRoot ? execFileSync('runuser', ['-u', 'postgres', '--', join(PG_BIN, cmd), ...args], { stdio: 'pipe' }) : execFileSync(join(PG_BIN, cmd), args, { stdio: 'pipe' });
-  }
-  init() {
-    if (process.getuid?.() === 0) {
-      const pgUid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
-      const pgGid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
-      chownSync(this.dir, pgUid, pgGid);
-      chmodSync(this.dir, 0o700);
-    }
-    this.run('initdb', ['-D', join(this.dir, 'data'), '-U', 'postgres', '--auth=trust', '--no-sync']);
-  }
-  start() {
-    this.run('pg_ctl', ['-D', join(this.dir, 'data'), '-w', '-l', join(this.dir, 'log'), '-o', `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start']);
-  }
-  stop() {
-    this.run('pg_ctl', ['-D', join(this.dir, 'data'), '-w', '-m', 'immediate', 'stop']);
-  }
-  get url() {
-    return `postgres://postgres@127.0.0.1:${this.port}/postgres`;
-  }
-}
-
 describe('audit events survive killed proxies and workers, and a Redis restart while Postgres is down', () => {
   let api: TestKubeApiServer;
-  let pgsql: OwnPostgres;
+  let pgsql: OwnService;
   let redisPort: number;
   let redis: LongRunning;
   let auth: LongRunning;
@@ -157,9 +115,7 @@ describe('audit events survive killed proxies and workers, and a Redis restart w
     dir = mkdtempSync(join(tmpdir(), 'kw-durable-'));
     api = await startTestKubeApiServer();
     api.setRbac([{ groups: ['auditors'], verbs: ['get'], resources: ['pods'], namespaces: ['default'] }]);
-    pgsql = new OwnPostgres(await freePort());
-    pgsql.init();
-    pgsql.start();
+    pgsql = await startOwnPostgres();
     redisPort = await freePort();
     redis = await startRedis();
     authAddr = `127.0.0.1:${await freePort()}`;
@@ -179,11 +135,7 @@ describe('audit events survive killed proxies and workers, and a Redis restart w
     await proxy?.stop('SIGTERM', 5_000);
     await auth?.stop('SIGTERM', 5_000);
     await redis?.stop();
-    try {
-      pgsql?.stop();
-    } catch {
-      // already stopped
-    }
+    await pgsql?.destroy();
     await api?.close();
   });
 
@@ -203,14 +155,14 @@ describe('audit events survive killed proxies and workers, and a Redis restart w
   }, 300_000);
 
   it('Redis restarted without persistence while Postgres is down: 0 lost, 0 duplicated', async () => {
-    pgsql.stop();
+    await pgsql.stop();
     for (let i = 0; i < 300; i++) expect(await request('redis', i)).toBe(404);
     // Jobs are in Redis (one held by the worker, retrying the store); Redis forgets them all.
     await new Promise((r) => setTimeout(r, 1_000));
     await redis.stop('SIGKILL');
     redis = await startRedis();
     for (let i = 300; i < 400; i++) expect(await request('redis', i)).toBe(404);
-    pgsql.start();
+    await pgsql.start();
     const c = await account('redis');
     expect(c.generated).toBe(400);
     expect(c.lost).toBe(0);
@@ -218,13 +170,13 @@ describe('audit events survive killed proxies and workers, and a Redis restart w
   }, 300_000);
 
   it('a worker killed holding a job: the job is stored within seconds of a worker coming back, in order', async () => {
-    pgsql.stop();
+    await pgsql.stop();
     for (let i = 0; i < 100; i++) expect(await request('worker', i)).toBe(404);
     // The worker holds the proxy's job, retrying the store; it dies with it.
     await new Promise((r) => setTimeout(r, 1_500));
     auth.child.kill('SIGKILL');
     await auth.exited;
-    pgsql.start();
+    await pgsql.start();
     const restartedAt = Date.now();
     auth = await startAuth();
     const authUpMs = Date.now() - restartedAt;

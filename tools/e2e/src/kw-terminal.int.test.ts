@@ -92,7 +92,7 @@ describe('kw on a real terminal', () => {
     t.type(`${nextCode()}\r`);
     expect(await t.exited).toBe(1);
     const errors = t.text().split('\n').filter((l) => l.startsWith('ERROR'));
-    expect(errors).toEqual(['ERROR: invalid username or password']);
+    expect(errors).toEqual(['ERROR: invalid username, password or second factor']);
     expect(t.text()).not.toContain('not the password at all');
   }, 60_000);
 

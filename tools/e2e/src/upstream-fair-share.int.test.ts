@@ -128,10 +128,14 @@ describe('upstream capacity is shared fairly between users', () => {
     expect(own.status, own.body).toBe(200);
 
     // Closing watches gives the share back.
+    // The release travels proxy → tunnel → agent; on a loaded machine that takes a moment.
     for (const w of open.slice(0, 10)) w.stream.close();
-    await new Promise((r) => setTimeout(r, 500));
-    const again = await ask(mallory, '/api/v1/namespaces/default/pods?watch=true');
-    expect(again.status).toBe(200);
+    let again = await ask(mallory, '/api/v1/namespaces/default/pods?watch=true');
+    for (const deadline = Date.now() + 15_000; again.status === 429 && Date.now() < deadline; ) {
+      await new Promise((r) => setTimeout(r, 200));
+      again = await ask(mallory, '/api/v1/namespaces/default/pods?watch=true');
+    }
+    expect(again.status, again.body).toBe(200);
 
     adaWatch.stream.close();
     ada.close();
