@@ -1,7 +1,8 @@
 import { dirname, join } from 'node:path';
 import { Queue, QueueEvents, Worker, type ConnectionOptions } from 'bullmq';
 import type { Logger } from '@keyway/log';
-import { appendAuditEvents, type AuditEventRecord, type Store } from '@keyway/store';
+import { isBadParameter } from '@keyway/errors';
+import { appendAuditEvents, auditEventProblem, type AuditEventRecord, type Store } from '@keyway/store';
 import type { AuditMode } from './events.js';
 import { SpooledAuditLog, type AuditSink } from './spooled-log.js';
 
@@ -140,13 +141,21 @@ export class AuditWorker {
     this.worker = new Worker(
       AUDIT_QUEUE,
       async (job) => {
-        const events = (job.data as { events: AuditEventRecord[] }).events;
+        let events = (job.data as { events: AuditEventRecord[] }).events;
         let delay = 200;
         for (;;) {
           try {
             await appendAuditEvents(o.store, events);
             return;
           } catch (err) {
+            if (isBadParameter(err)) {
+              // Retrying a malformed event cannot help and would hold every later event: it
+              // is left out, loudly, and the rest of its batch is stored.
+              const invalid = events.filter((e) => auditEventProblem(e) !== undefined);
+              o.logger.error({ invalid: invalid.map((e) => ({ uid: String(e.uid).slice(0, 64), problem: auditEventProblem(e) })) }, 'audit events that cannot be stored were left out of their batch');
+              events = events.filter((e) => auditEventProblem(e) === undefined);
+              continue;
+            }
             o.logger.warn({ err: (err as Error).message, events: events.length }, 'storing audit events failed; retrying');
             await new Promise((r) => setTimeout(r, delay));
             delay = Math.min(delay * 2, 5_000);

@@ -1,4 +1,4 @@
-export { formatTable } from './table.js';
+export { formatTable, sessionDuration } from './table.js';
 import type { Command } from 'commander';
 import { KeywayError } from '@keyway/errors';
 

@@ -1,3 +1,10 @@
+/** A session's length as recording lists show it: 42s, 3m7s, or running. */
+export function sessionDuration(started: string, ended: string): string {
+  if (!ended) return 'running';
+  const s = Math.max(0, Math.round((new Date(ended).getTime() - new Date(started).getTime()) / 1000));
+  return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${s % 60}s`;
+}
+
 /**
  * The one text table of every Keyway command (kw, kwctl, benchmarks): a header, a line of
  * dashes, then rows, columns padded to their widest cell, as tsh and tctl print them.

@@ -117,6 +117,16 @@ export function searchColumns(e: Record<string, unknown>): SearchColumns {
   };
 }
 
+/**
+ * The longest value a search column keeps. A search needs no more, and Postgres refuses an
+ * index entry over about 2.7 KiB: one event with a longer user or namespace would fail its
+ * batch for ever and stop the audit log behind it.
+ */
+export const SEARCH_COLUMN_MAX = 256;
+
 function str(v: unknown): string | null {
-  return typeof v === 'string' && v !== '' ? v : null;
+  if (typeof v !== 'string' || v === '') return null;
+  // A text column cannot hold NUL; the hashed JSON keeps the value as it was.
+  const clean = v.includes('\u0000') ? v.replaceAll('\u0000', '') : v;
+  return clean.slice(0, SEARCH_COLUMN_MAX) || null;
 }

@@ -87,6 +87,21 @@ async function chainHead(query: Query, stored: { seq: string | null; hash: strin
   return mine && mine.seq >= head.seq ? mine : head;
 }
 
+/** Largest audit event, as JSON text. */
+export const MAX_AUDIT_EVENT_BYTES = 256 * 1024;
+
+/** Why an event cannot be stored (its identifying fields, its size), or undefined when it can. */
+export function auditEventProblem(e: unknown): string | undefined {
+  if (typeof e !== 'object' || e === null || Array.isArray(e)) return 'an audit event is a JSON object';
+  const r = e as Record<string, unknown>;
+  if (typeof r['uid'] !== 'string' || !/^[\w.:-]{1,128}$/.test(r['uid'])) return 'uid must be 1 to 128 letters, digits, ".", ":", "_" or "-"';
+  if (typeof r['event'] !== 'string' || !/^[\w.:-]{1,64}$/.test(r['event'])) return 'event must be a name of at most 64 characters, like kube.request';
+  if (typeof r['code'] !== 'string' || !/^[A-Za-z0-9]{1,16}$/.test(r['code'])) return 'code must be at most 16 letters and digits, like T3009I';
+  if (typeof r['time'] !== 'string' || r['time'].length > 40 || !Number.isFinite(Date.parse(r['time']))) return 'time must be an ISO 8601 time';
+  if (Buffer.byteLength(JSON.stringify(r)) > MAX_AUDIT_EVENT_BYTES) return `an audit event may be at most ${MAX_AUDIT_EVENT_BYTES / 1024} KiB of JSON`;
+  return undefined;
+}
+
 /**
  * Appends events in order, each chained to its predecessor. Idempotent on uid: an event
  * already stored (a retried batch) is skipped and does not enter the chain twice.
@@ -94,6 +109,14 @@ async function chainHead(query: Query, stored: { seq: string | null; hash: strin
  */
 export async function appendAuditEvents(store: Store, events: AuditEventRecord[]): Promise<number> {
   if (events.length === 0) return 0;
+  // A malformed event would fail its batch on every retry and stop the log behind it.
+  const bad = events.flatMap((e) => {
+    const problem = auditEventProblem(e);
+    return problem ? [{ uid: typeof e.uid === 'string' ? e.uid.slice(0, 64) : '', problem }] : [];
+  });
+  if (bad.length > 0) {
+    throw new BadParameterError(`${bad.length} of ${events.length} audit events cannot be stored; the first: ${bad[0]?.problem}`, { invalid: bad.slice(0, 10) });
+  }
   // Serialized before the chain lock is taken, so other writers wait only for the hashing.
   const prepared = prepare(events);
   if (!store.supportsCopy) return appendWithInsert(store, prepared);

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { Client, Metadata, credentials, status } from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -78,6 +79,31 @@ describe('request strings are bounded before they reach the store', () => {
     await anon.call('login', { user: 'nobody', password: 'p', totpCode: '1', publicKeyPem, ttlSeconds: 0, kubernetesCluster: '' }).catch(() => undefined);
     const found = await s.client(s.admin).call('searchEvents', { from: '', to: '', event: 'user.login', user: 'nobody', cluster: '', namespace: '', limit: 5, beforeId: '' });
     expect(found.events.length).toBeGreaterThan(0);
+  });
+
+  it('a proxy identity emitting malformed audit events is refused, and long or NUL search fields cannot stop the log', async () => {
+    const proxy = s.client(s.proxyHost);
+    const admin = s.client(s.admin);
+    const event = (fields: Record<string, unknown>) => ({ uid: randomUUID(), event: 'kube.request', code: 'T3009I', time: new Date().toISOString(), ...fields });
+    // Stored: the search columns keep a bounded prefix without NUL (an index entry over ~2.7 KiB,
+    // or a NUL in a text column, failed the batch for ever and held every later event).
+    const long = event({ user: `mallory${'x'.repeat(10_000)}`, resource_namespace: 'dev\u0000'.repeat(2_000), kubernetes_cluster: 'é'.repeat(5_000) });
+    await proxy.call('emitAuditEvents', { events: [JSON.stringify(long)] });
+    for (const [bad, why] of [
+      [event({ time: 'not a time' }), /audit event 0: time must be an ISO 8601 time/],
+      [event({ uid: 'a\u0000b' }), /audit event 0: uid must be/],
+      [event({ event: 'x'.repeat(100) }), /audit event 0: event must be a name/],
+      [event({ padding: 'x'.repeat(300 * 1024) }), /audit event 0 is over 256 KiB/],
+      [[1, 2, 3], /audit event 0: an audit event is a JSON object/],
+    ] as [unknown, RegExp][]) {
+      const err = await failure(proxy.call('emitAuditEvents', { events: [JSON.stringify(bad)] }));
+      expect(err.kind).toBe('BadParameter');
+      expect(err.message).toMatch(why);
+    }
+    const found = await admin.call('searchEvents', { from: '', to: '', event: 'kube.request', user: '', cluster: '', namespace: '', limit: 50, beforeId: '' });
+    expect(found.events.map((e) => (JSON.parse(e.json) as { uid: string }).uid)).toContain(long.uid);
+    const verified = await admin.call('verifyAuditChain', { since: '' });
+    expect(verified.ok, verified.reason).toBe(true);
   });
 
   it('a resource with a NUL character is refused, not an INTERNAL store failure', async () => {

@@ -6,7 +6,7 @@ import type { Logger } from '@keyway/log';
 import { fingerprint, spkiPin, subjectPublicKey, type Identity, type SystemRole } from '@keyway/pki';
 import { certTtl, checkAccess, identityKubeGrants, visibleKubeClusters } from '@keyway/rbac';
 import { RESOURCE_LIMITS, parseResourceDocuments, redactSecrets, type LockResource, type Resource, type RoleResource, type UserResource } from '@keyway/resources';
-import { STORED_KINDS, appendAuditEvents, type Db, type Store, type StoredKind, type StoredResource } from '@keyway/store';
+import { MAX_AUDIT_EVENT_BYTES, STORED_KINDS, appendAuditEvents, auditEventProblem, type Db, type Store, type StoredKind, type StoredResource } from '@keyway/store';
 import type { CertAuthorities } from '../authorities.js';
 import { DEFAULT_USER_TOKEN_TTL_MS, LOGIN_FAILED, LoginFailure, checkUserTokenTtl, type IssuedUserToken, type LocalUsers } from '../users/local-users.js';
 import { readRule, redactForRead, type ReadMethod, type ReadableKind } from './authorization.js';
@@ -566,17 +566,18 @@ export class AuthApi {
       throw new AccessDeniedError(`${describeCaller(c)} may not emit audit events`);
     }
     const parsed: AuditEventRecord[] = [];
-    for (const json of events) {
-      let e: AuditEventRecord;
+    for (const [i, json] of events.entries()) {
+      // Bounded before it is parsed; checked whole before anything is stored.
+      if (Buffer.byteLength(json) > MAX_AUDIT_EVENT_BYTES) throw new BadParameterError(`audit event ${i} is over ${MAX_AUDIT_EVENT_BYTES / 1024} KiB`);
+      let e: unknown;
       try {
-        e = JSON.parse(json) as AuditEventRecord;
+        e = JSON.parse(json);
       } catch {
-        throw new BadParameterError('audit event is not JSON');
+        throw new BadParameterError(`audit event ${i} is not JSON`);
       }
-      if (typeof e.uid !== 'string' || typeof e.event !== 'string' || typeof e.code !== 'string' || typeof e.time !== 'string') {
-        throw new BadParameterError('audit event needs uid, event, code and time');
-      }
-      parsed.push(e);
+      const problem = auditEventProblem(e);
+      if (problem) throw new BadParameterError(`audit event ${i}: ${problem}`);
+      parsed.push(e as AuditEventRecord);
     }
     // Stored before the answer: the proxy keeps the events in its spool until this call
     // succeeds (idempotent on uid, so its re-sends never duplicate).

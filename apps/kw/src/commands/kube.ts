@@ -13,6 +13,7 @@ import { REFRESH_MARGIN_MS, execCredential, kubeCachePath, type CachedKubeCert }
 import { kubeconfigPath, mergeEntries, readKubeconfig } from '../kubeconfig-file.js';
 import { kwHome, loadProfile, saveProfile, type LoadedProfile } from '../profile.js';
 import { kwExecutable } from '../self.js';
+import { formatTable } from '@keyway/cli';
 
 /** `kw kube ls | login | credentials`. */
 export function register(program: Command, ctx: CommandContext): void {
@@ -35,10 +36,7 @@ export function register(program: Command, ctx: CommandContext): void {
       if (opts.format === 'json') ctx.out.write(`${JSON.stringify(rows, null, 2)}\n`);
       else if (opts.format === 'yaml') ctx.out.write(stringify(rows));
       else {
-        const table = [['Kube Cluster Name', 'Labels', 'Selected'], ...rows.map((r) => [r.kube_cluster_name, labelText(r.labels), r.selected ? '*' : ''])];
-        const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
-        const line = (row: string[]) => row.map((cell, i) => cell.padEnd(widths[i]!)).join(' ').trimEnd();
-        ctx.out.write(`${line(table[0]!)}\n${widths.map((w) => '-'.repeat(w)).join(' ')}\n${table.slice(1).map(line).join('\n')}${rows.length ? '\n' : ''}`);
+        ctx.out.write(formatTable(['Kube Cluster Name', 'Labels', 'Selected'], rows.map((r) => [r.kube_cluster_name, labelText(r.labels), r.selected ? '*' : '']), { gap: ' ' }));
       }
     });
 

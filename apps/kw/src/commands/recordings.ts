@@ -5,6 +5,7 @@ import { BadParameterError } from '@keyway/errors';
 import { profileClient } from '../connect.js';
 import type { CommandContext } from '../context.js';
 import { loadProfile } from '../profile.js';
+import { formatTable, sessionDuration } from '@keyway/cli';
 
 /** One recorded event (see the proxy's session observer). */
 interface RecordedEvent {
@@ -34,11 +35,8 @@ export function register(program: Command, ctx: CommandContext): void {
           ctx.out.write(`${JSON.stringify(sessions, null, 2)}\n`);
           return;
         }
-        const rows = sessions.map((s) => [s.id, s.user, s.cluster, `${s.namespace}/${s.pod}`, s.started, duration(s.started, s.ended)]);
-        const table = [['ID', 'User', 'Cluster', 'Pod', 'Start', 'Duration'], ...rows];
-        const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
-        const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join(' ').trimEnd();
-        ctx.out.write(`${line(table[0]!)}\n${widths.map((w) => '-'.repeat(w)).join(' ')}\n${rows.map(line).join('\n')}${rows.length ? '\n' : ''}`);
+        const rows = sessions.map((s) => [s.id, s.user, s.cluster, `${s.namespace}/${s.pod}`, s.started, sessionDuration(s.started, s.ended)]);
+        ctx.out.write(formatTable(['ID', 'User', 'Cluster', 'Pod', 'Start', 'Duration'], rows, { gap: ' ' }));
       } finally {
         client.close();
       }
@@ -87,8 +85,3 @@ async function* sessionEvents(client: AuthClient, id: string): AsyncGenerator<Re
   }
 }
 
-function duration(started: string, ended: string): string {
-  if (!ended) return 'running';
-  const s = Math.max(0, Math.round((new Date(ended).getTime() - new Date(started).getTime()) / 1000));
-  return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${s % 60}s`;
-}

@@ -3,6 +3,7 @@ import { Option } from 'commander';
 import { BadParameterError } from '@keyway/errors';
 import { parseDuration } from '@keyway/resources';
 import type { CommandContext } from '../context.js';
+import { formatTable } from '@keyway/cli';
 
 /** `kwctl audit search|verify`. */
 export function register(program: Command, ctx: CommandContext): void {
@@ -67,10 +68,7 @@ export function register(program: Command, ctx: CommandContext): void {
                 : String(d['name'] ?? d['error'] ?? d['kubernetes_cluster'] ?? '');
             return [String(d['time'] ?? ''), String(d['event'] ?? ''), String(d['code'] ?? ''), String(d['user'] ?? ''), what];
           });
-          const table = [['Time', 'Event', 'Code', 'User', 'Details'], ...rows];
-          const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
-          const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-          ctx.out.write(`${[line(table[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n')}\n`);
+          ctx.out.write(formatTable(['Time', 'Event', 'Code', 'User', 'Details'], rows));
         });
       },
     );

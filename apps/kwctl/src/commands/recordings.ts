@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { BadParameterError } from '@keyway/errors';
 import type { CommandContext } from '../context.js';
+import { formatTable, sessionDuration } from '@keyway/cli';
 
 /** `kwctl recordings ls`: exec/attach session recordings, newest first. */
 export function register(program: Command, ctx: CommandContext): void {
@@ -21,17 +22,9 @@ export function register(program: Command, ctx: CommandContext): void {
           for (const s of sessions) ctx.out.write(`${JSON.stringify(s)}\n`);
           return;
         }
-        const rows = sessions.map((s) => [s.id, s.user, s.cluster, `${s.namespace}/${s.pod}`, s.started, duration(s.started, s.ended)]);
-        const table = [['ID', 'User', 'Cluster', 'Pod', 'Start', 'Duration'], ...rows];
-        const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
-        const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-        ctx.out.write(`${[line(table[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n')}\n`);
+        const rows = sessions.map((s) => [s.id, s.user, s.cluster, `${s.namespace}/${s.pod}`, s.started, sessionDuration(s.started, s.ended)]);
+        ctx.out.write(formatTable(['ID', 'User', 'Cluster', 'Pod', 'Start', 'Duration'], rows));
       });
     });
 }
 
-function duration(started: string, ended: string): string {
-  if (!ended) return 'running';
-  const s = Math.max(0, Math.round((new Date(ended).getTime() - new Date(started).getTime()) / 1000));
-  return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${s % 60}s`;
-}
