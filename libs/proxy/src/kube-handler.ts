@@ -15,7 +15,7 @@ import { endToEndHeaders, pump, type Headers, type KubeRequestHead } from '@keyw
 import type { ClusterCache } from './cache.js';
 import { applyHttp1Timeouts, checkingInterval, closeIdleHttp2 } from './timeouts.js';
 import { tapSession, type RecordingSink } from './recording/index.js';
-import { noRouteStatus, presentClusters, type ClusterRegistry, type ClusterRoute } from './registry.js';
+import { isTunnelPending, noRouteStatus, presentClusters, type ClusterRegistry, type ClusterRoute } from './registry.js';
 import { RightsTracker, disconnectEvent, isStreamRequest, revocableSplice, sessionProtocol, type Held } from './rights/index.js';
 
 export interface KubeHandlerOptions {
@@ -40,6 +40,8 @@ export interface KubeHandlerOptions {
   recordings?: RecordingSink;
   /** Deadline for complete request headers, and keep-alive idle (HTTP/1.1 and HTTP/2); defaults 30 s and 90 s. */
   timeouts?: { headersMs: number; idleMs: number };
+  /** How long a request for a cluster whose agent tunnel is on its way waits for it (default 5 s). */
+  tunnelWaitMs?: number;
   /** How old the view of locks may get before locking_mode strict refuses (default 3 s). */
   maxLockStalenessMs?: number;
 }
@@ -256,6 +258,25 @@ export class KubeHandler {
   }
 
   /** Authorizes one request; returns where it goes or the Status to answer with. */
+  /**
+   * prepare(), except that a request for a cluster whose tunnel is on its way (this proxy just
+   * started, or the agent is redialling) waits for the tunnel, up to tunnelWaitMs, instead of
+   * failing at once: agents reach a proxy within about a second of hearing of it.
+   */
+  private async prepareAwaitingTunnel(
+    x: Pick<Exchange, 'method' | 'url' | 'headers' | 'rawHeaders' | 'authn'>,
+    audit: AuditContext,
+    gone: () => boolean,
+  ): Promise<ReturnType<KubeHandler['prepare']>> {
+    let prepared = this.prepare(x, audit);
+    const deadline = Date.now() + (this.o.tunnelWaitMs ?? 5_000);
+    while ('status' in prepared && isTunnelPending(prepared.status) && Date.now() < deadline && !gone()) {
+      await new Promise((r) => setTimeout(r, 100));
+      prepared = this.prepare(x, audit);
+    }
+    return prepared;
+  }
+
   private prepare(
     x: Pick<Exchange, 'method' | 'url' | 'headers' | 'rawHeaders' | 'authn'>,
     audit: AuditContext,
@@ -343,7 +364,7 @@ export class KubeHandler {
 
   private async serve(x: Exchange): Promise<void> {
     const audit: AuditContext = { remoteAddr: x.remoteAddr, path: x.url, method: x.method };
-    const prepared = this.prepare(x, audit);
+    const prepared = await this.prepareAwaitingTunnel(x, audit, () => x.closed());
     if ('status' in prepared) {
       await this.emitKubeRequest(audit, prepared.status.code, prepared.status.message);
       return this.fail(x, prepared.status);
@@ -488,7 +509,7 @@ export class KubeHandler {
     socket.on('error', () => undefined);
     const authn = authns.get(req.socket as TLSSocket) ?? { status: kubeStatus(401, 'Unauthorized', 'keyway: unknown connection') };
     const audit: AuditContext = { remoteAddr: req.socket.remoteAddress ?? '', path: req.url ?? '/', method: req.method ?? 'GET' };
-    const prepared = this.prepare({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders, authn }, audit);
+    const prepared = await this.prepareAwaitingTunnel({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders, authn }, audit, () => socket.destroyed);
     if ('status' in prepared) {
       await this.emitKubeRequest(audit, prepared.status.code, prepared.status.message);
       return writeRawResponse(socket, prepared.status.code, prepared.status);

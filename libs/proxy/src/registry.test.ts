@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { KubeBackend } from '@keyway/tunnel';
-import { ClusterRegistry, TUNNEL_PENDING_RETRY_AFTER_S, noRouteStatus, presentClusters, type ClusterRoute } from './registry.js';
+import { ClusterRegistry, TUNNEL_PENDING_RETRY_AFTER_S, isTunnelPending, noRouteStatus, presentClusters, type ClusterRoute } from './registry.js';
 
 const backend: KubeBackend = { request: () => Promise.reject(new Error('unused')), upgrade: () => Promise.reject(new Error('unused')) };
 
@@ -54,6 +54,9 @@ describe('a cluster without a route', () => {
     expect(status.reason).toBe('ServiceUnavailable');
     expect(status.details?.retryAfterSeconds).toBe(TUNNEL_PENDING_RETRY_AFTER_S);
     expect(status.message).toContain('"dev" has no agent tunnel to this proxy yet');
+    // The kube handler holds such a request until the tunnel arrives; a 404 it answers at once.
+    expect(isTunnelPending(status)).toBe(true);
+    expect(isTunnelPending(noRouteStatus('gone', { present, canSee: () => true, visible: () => [] }))).toBe(false);
   });
 
   it('answers 404 for a cluster nobody serves, and for one the user may not see (existence does not leak)', () => {

@@ -85,6 +85,11 @@ export function presentClusters(servers: Iterable<{ kube_clusters?: unknown }>):
 /** Seconds kubectl is told to wait before retrying a cluster whose tunnel is on its way. */
 export const TUNNEL_PENDING_RETRY_AFTER_S = 1;
 
+/** Whether a status is noRouteStatus's "tunnel on its way" (a 503 that names the cluster). */
+export function isTunnelPending(status: KubeStatus): boolean {
+  return status.code === 503 && status.details?.kind === 'kube_cluster' && status.details.retryAfterSeconds === TUNNEL_PENDING_RETRY_AFTER_S;
+}
+
 /**
  * The answer for a request to a cluster this proxy has no open route to. A cluster that
  * exists (an agent heartbeats it) and that the user may see is on its way: a just-started
