@@ -1,5 +1,6 @@
 import { createHmac, hash, timingSafeEqual } from 'node:crypto';
 import type { Store } from './store.js';
+import type { AuditEventsTable } from './schema.js';
 
 /**
  * The audit chain's link formats and the keys this process links with.
@@ -93,16 +94,7 @@ export function chainState(store: Store): ChainState {
 }
 
 /** The columns an event is searched under, derived from its JSON: the writer's and verify's one rule. */
-export interface SearchColumns {
-  uid: string;
-  time: string;
-  event: string;
-  code: string;
-  cluster_name: string | null;
-  username: string | null;
-  kubernetes_cluster: string | null;
-  namespace: string | null;
-}
+export type SearchColumns = Pick<AuditEventsTable, 'uid' | 'event' | 'code' | 'cluster_name' | 'username' | 'kubernetes_cluster' | 'namespace'> & { time: string };
 
 export function searchColumns(e: Record<string, unknown>): SearchColumns {
   return {

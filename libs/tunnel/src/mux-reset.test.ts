@@ -1,6 +1,5 @@
-import type { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { socketPair } from '@keyway/testing';
+import { readAll, socketPair } from '@keyway/testing';
 import { Mux, type MuxStream } from './mux.js';
 
 // A peer may reset a stream after its whole answer, while this side is still sending a body
@@ -11,16 +10,6 @@ const open: { destroy(): void }[] = [];
 afterEach(() => {
   for (const o of open.splice(0)) o.destroy();
 });
-
-function collect(stream: Readable): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    if (stream.destroyed && !stream.readableEnded) return reject(stream.errored ?? new Error('stream closed'));
-    const chunks: Buffer[] = [];
-    stream.on('data', (c: Buffer) => chunks.push(c));
-    stream.on('end', () => resolve(Buffer.concat(chunks)));
-    stream.on('error', reject);
-  });
-}
 
 describe('a reset after the whole answer', () => {
   it('leaves the answer readable and lets the rest of the body go nowhere', async () => {
@@ -41,7 +30,7 @@ describe('a reset after the whole answer', () => {
     const heads: unknown[] = [];
     stream.on('head', (h: unknown) => heads.push(h));
     stream.write('{"the":"object"}');
-    const answer = collect(stream);
+    const answer = readAll(stream);
     await new Promise((r) => setTimeout(r, 50)); // answer and reset arrived, none read yet
     expect((await answer).toString()).toBe('created');
     expect(heads).toEqual([{ status: 201 }]);
@@ -88,6 +77,6 @@ describe('a reset after the whole answer', () => {
     });
     open.push(client, server);
     const stream = client.open({ method: 'GET' }, true);
-    await expect(collect(stream)).rejects.toThrow(/reset by the other end: upstream went away/);
+    await expect(readAll(stream)).rejects.toThrow(/reset by the other end: upstream went away/);
   });
 });
