@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import type { Server } from '@grpc/grpc-js';
 import { AUTH_SERVER_NAME, writeIdentityFile, writeSecretFile, type HostCredentials } from '@keyway/client';
 import type { KeywayConfig } from '@keyway/config';
 import { BadParameterError, isAlreadyExists } from '@keyway/errors';
@@ -14,7 +13,7 @@ import { AuditWorker, QueueAuditLog, SpooledAuditLog, StoreSink, type AuditLog }
 import { AuthApi, HOST_CERT_TTL_MS } from './api/auth-api.js';
 import { ChangeFeed } from './api/change-feed.js';
 import { rateLimitsOf } from './api/rate-limit.js';
-import { serveGrpc } from './api/grpc-server.js';
+import { serveGrpc, type ServedGrpc } from './api/grpc-server.js';
 import { loadOrCreateAuditKeys, loadOrCreateAuthorities, type CertAuthorities } from './authorities.js';
 import { generateCaKeySecret } from './ca/index.js';
 import { LocalUsers } from './users/local-users.js';
@@ -49,7 +48,7 @@ export class AuthService {
   /** Where this process's events go; the in-process proxy shares it. */
   readonly audit: AuditLog;
   private readonly auditWorker: AuditWorker | undefined;
-  private server: Server | undefined;
+  private server: ServedGrpc | undefined;
   private port = 0;
   private readonly timers: NodeJS.Timeout[] = [];
 
@@ -128,7 +127,7 @@ export class AuthService {
     const listen = config.auth_service.listen_addr;
     const serverKey = generateKeyPair();
     const serverCert = this.signServerCert(serverKey.publicKeyPem, listen);
-    const { server, port, setServerCertificate } = await serveGrpc(
+    const served = await serveGrpc(
       {
         api: this.api,
         cas: { userCa: this.cas.user.cert, hostCa: this.cas.host.cert, userCaPem: this.cas.user.certPem, hostCaPem: this.cas.host.certPem },
@@ -139,8 +138,9 @@ export class AuthService {
       },
       listen,
     );
-    this.server = server;
-    this.port = port;
+    const { setServerCertificate } = served;
+    this.server = served;
+    this.port = served.port;
     this.writeAdminIdentity();
     // Refresh the admin identity and the server's own certificate daily, so a long-running
     // auth server never presents, or leaves kwctl with, an expired one.
@@ -167,7 +167,7 @@ export class AuthService {
         checkpointAuditChain(this.store).catch((err: unknown) => logger.warn({ err }, 'checkpointing the audit chain failed'));
       }, AUDIT_CHECKPOINT_INTERVAL_MS).unref(),
     );
-    const address = `${hostOf(listen)}:${port}`;
+    const address = `${hostOf(listen)}:${served.port}`;
     logger.info({ address, cluster: config.cluster_name }, 'auth service listening');
     return address;
   }
@@ -178,16 +178,7 @@ export class AuthService {
 
   async close(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
-    const server = this.server;
-    if (server) {
-      await new Promise<void>((resolve) => {
-        const force = setTimeout(() => server.forceShutdown(), 5_000).unref();
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
-      });
-    }
+    await this.server?.close(5_000);
     await this.audit.close();
     await this.auditWorker?.close();
     // The writer stops: sign where the chain ends, so deleting its last events is detected.

@@ -1,8 +1,8 @@
 import { credentials, Metadata, type CallOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
-import { AccessDeniedError, fromGrpcError, type KeywayError } from '@keyway/errors';
+import { AccessDeniedError, ConnectionProblemError, fromGrpcError, type KeywayError } from '@keyway/errors';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { decodeIdentity, spkiPin } from '@keyway/pki';
-import { AuthServiceClient, type WatchEvent } from '@keyway/proto';
+import { AuthServiceClient, type Resource, type WatchEvent } from '@keyway/proto';
 import type { IdentityFile } from './identity-file.js';
 import { THE_AUTH_SERVICE, callFailure } from './unreachable.js';
 
@@ -98,6 +98,23 @@ export class AuthClient {
         else resolve(res);
       });
     });
+  }
+
+  /**
+   * Every resource of a kind, page by page (one ListResources call per page, each of which
+   * fits in a message whatever the resources' sizes). Refuses a server whose pages do not
+   * move forward instead of looping.
+   */
+  async listAllResources(kind: string, withSecrets = false): Promise<Resource[]> {
+    const all: Resource[] = [];
+    let startKey = '';
+    for (;;) {
+      const page = await this.call('listResources', { kind, withSecrets, limit: 0, startKey });
+      all.push(...page.resources);
+      if (!page.nextKey) return all;
+      if (page.nextKey <= startKey) throw new ConnectionProblemError(`${this.serverName} returned a list page that does not move forward (at "${page.nextKey}")`);
+      startKey = page.nextKey;
+    }
   }
 
   /**

@@ -15,6 +15,7 @@ import { ProxyAnnouncer } from './proxy-announcer.js';
 import { readiness } from './readiness.js';
 import type { SessionChunk } from './recording/index.js';
 import { ClusterRegistry } from './registry.js';
+import { relayHeaderSigner } from './relay-signer.js';
 import { createRouter, type Route } from './router.js';
 import type { RightsTracker } from './rights/index.js';
 import { DEFAULT_LISTENER_TIMEOUTS, checkingInterval, dropIfSilent, enforceDeadlines, limitUnauthenticated, type ListenerTimeouts } from './timeouts.js';
@@ -166,6 +167,7 @@ export class ProxyService {
       helloTimeoutMs: this.timeouts.clientHelloMs,
       relayFirstByteMs: this.timeouts.relayFirstByteMs,
       relayIdleMs: this.timeouts.relayIdleMs,
+      relayHeader: relayHeaderSigner(() => this.creds),
       onError: (err, route) => this.config.logger.debug({ err: err.message, route }, 'connection failed'),
     });
     this.address = await listen(router, this.config.listenAddr);

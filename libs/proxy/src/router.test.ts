@@ -1,6 +1,8 @@
+import net from 'node:net';
+import tls from 'node:tls';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { applicationDataScanner } from './router.js';
+import { applicationDataScanner, createRouter } from './router.js';
 
 const record = (type: number, length: number) => {
   const r = Buffer.alloc(5 + length, 0x17); // bodies full of 0x17: a body byte must never count as a header
@@ -49,5 +51,42 @@ describe('applicationDataScanner (the auth relay: has the client finished its TL
       ),
       { seed: 10, numRuns: 300 },
     );
+  });
+});
+
+describe('the auth relay', () => {
+  it("sends its header, made for the client's own connection, ahead of the client's first bytes", async () => {
+    const received: Buffer[] = [];
+    let enough!: () => void;
+    const gotBytes = new Promise<void>((r) => (enough = r));
+    const auth = net.createServer((s) =>
+      s.on('data', (d: Buffer) => {
+        received.push(d);
+        if (Buffer.concat(received).length > 100) enough();
+      }),
+    );
+    await new Promise<void>((r) => auth.listen(0, '127.0.0.1', r));
+    const router = createRouter({
+      classify: () => 'auth',
+      authAddr: () => ({ host: '127.0.0.1', port: (auth.address() as net.AddressInfo).port }),
+      servers: {} as never,
+      relayHeader: (client) => Buffer.from(`HDR ${client.remoteAddress} ${client.remotePort}\n`),
+    });
+    await new Promise<void>((r) => router.listen(0, '127.0.0.1', r));
+    // From another loopback address than the listener's, as a remote client would be.
+    const client = net.connect({ host: '127.0.0.1', port: (router.address() as net.AddressInfo).port, localAddress: '127.0.0.2' });
+    const tlsClient = tls.connect({ socket: client, servername: 'auth.keyway.cluster.local', rejectUnauthorized: false });
+    tlsClient.on('error', () => undefined);
+    try {
+      await gotBytes;
+      const all = Buffer.concat(received);
+      const line = all.subarray(0, all.indexOf(0x0a) + 1).toString();
+      expect(line).toBe(`HDR 127.0.0.2 ${client.localPort}\n`);
+      expect(all[line.length]).toBe(0x16); // then the client's ClientHello, untouched
+    } finally {
+      tlsClient.destroy();
+      router.close();
+      auth.close();
+    }
   });
 });

@@ -21,6 +21,12 @@ export interface RouterOptions {
   relayFirstByteMs?: number;
   /** Auth relay: no bytes either way for this long ends it. */
   relayIdleMs?: number;
+  /**
+   * Auth relay: the bytes sent ahead of the client's, saying who the client is (a PROXY v2
+   * header signed by this proxy, see @keyway/tunnel relay-header). Without it auth sees
+   * every relayed client as this proxy's address.
+   */
+  relayHeader?(client: net.Socket): Buffer;
 }
 
 /**
@@ -63,6 +69,14 @@ export function createRouter(o: RouterOptions): net.Server {
 }
 
 function relay(client: net.Socket, first: Buffer, o: RouterOptions): void {
+  let header: Buffer | undefined;
+  try {
+    header = o.relayHeader?.(client);
+  } catch (err) {
+    o.onError?.(err as Error, 'auth');
+    client.destroy();
+    return;
+  }
   const target = o.authAddr();
   const upstream = net.connect({ host: target.host, port: target.port, noDelay: true });
   upstream.on('error', (err) => {
@@ -87,6 +101,7 @@ function relay(client: net.Socket, first: Buffer, o: RouterOptions): void {
   };
   client.on('data', onData);
   client.setTimeout(o.relayIdleMs ?? 600_000, () => client.destroy());
+  if (header) upstream.write(header);
   upstream.write(first);
   client.pipe(upstream);
   upstream.pipe(client);

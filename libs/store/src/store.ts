@@ -179,6 +179,35 @@ export class Store {
   }
 
   /**
+   * One page of a kind's resources, from `startKey` on (inclusive), in byte order of their
+   * names (collation "C", the order JavaScript compares strings in for the names resources may
+   * have). `nextKey` is the first name after the page. Expired rows are left out, so a page
+   * may hold fewer than `limit`.
+   */
+  async listResourcesPage(kind: StoredKind, page: { startKey: string; limit: number }, db: Db = this.db): Promise<{ resources: StoredResource[]; nextKey?: string }> {
+    const byName = sql`name collate "C"`;
+    const rows = CONNECTOR_KINDS.has(kind)
+      ? await db
+          .selectFrom('connectors')
+          .select(['name', 'resource', 'revision', 'expires'])
+          .where('kind', '=', kind as 'github')
+          .where(sql<boolean>`${byName} >= ${page.startKey}`)
+          .orderBy(byName)
+          .limit(page.limit + 1)
+          .execute()
+      : await db
+          .selectFrom(tableOf(kind))
+          .select(['name', 'resource', 'revision', 'expires'])
+          .where(sql<boolean>`${byName} >= ${page.startKey}`)
+          .orderBy(byName)
+          .limit(page.limit + 1)
+          .execute();
+    const next = rows.length > page.limit ? rows.pop() : undefined;
+    const resources = rows.filter((r) => !isExpired(r.expires)).map((r) => toStored(kind, r));
+    return next ? { resources, nextKey: next.name } : { resources };
+  }
+
+  /**
    * Creates or replaces a resource. Must be called inside a transaction when it is one of
    * several writes. Returns the new revision and whether it was created.
    */

@@ -87,7 +87,7 @@ const calls: fc.Arbitrary<Call> = fc.oneof(
   call('ping', fc.constant({})),
   call('createResources', fc.record({ resources: fc.array(fc.record({ kind: str, name: str, json: docText, revision: str }), { maxLength: 3 }), force: fc.boolean() })),
   call('getResource', fc.record({ kind: str, name: str, withSecrets: fc.boolean() })),
-  call('listResources', fc.record({ kind: str, withSecrets: fc.boolean() })),
+  call('listResources', fc.record({ kind: str, withSecrets: fc.boolean(), limit: fc.integer(), startKey: str })),
   call('deleteResource', fc.record({ kind: str, name: str })),
   call('createUser', fc.record({ name: str, roles: strs, traits: fc.dictionary(str, fc.record({ values: strs }), { maxKeys: 3 }), tokenTtlSeconds: int64 })),
   call('resetUser', fc.record({ name: str, tokenTtlSeconds: int64 })),
@@ -183,6 +183,6 @@ describe('the auth API under arbitrary requests', () => {
     const admin = s.client(s.admin);
     const found = await admin.call('searchEvents', { from: '', to: '', event: '', user: '', cluster: '', namespace: '', limit: 5, beforeId: '' });
     expect(found.events.length).toBeGreaterThan(0);
-    await admin.call('listResources', { kind: 'role', withSecrets: false });
+    await admin.call('listResources', { kind: 'role', withSecrets: false, limit: 0, startKey: '' });
   });
 });

@@ -37,7 +37,7 @@ describe('embedded store under concurrent calls', () => {
     const { publicKeyPem } = generateKeyPair();
     const calls: Promise<unknown>[] = [];
     for (let i = 0; i < 16; i++) {
-      calls.push(admin.call('listResources', { kind: 'role', withSecrets: false }));
+      calls.push(admin.call('listResources', { kind: 'role', withSecrets: false, limit: 0, startKey: '' }));
       calls.push(anon.call('login', { user: `nobody-${i}`, password: 'wrong password!!', totpCode: '000000', publicKeyPem, ttlSeconds: 0, kubernetesCluster: '' }).catch((e: Error) => e));
       calls.push(admin.call('createToken', { roles: ['kube'], ttlSeconds: 60, name: '', labels: {} }));
     }

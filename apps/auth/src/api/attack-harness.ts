@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { AuthClient, readIdentityFile, type IdentityFile } from '@keyway/client';
+import { generateKeyPair } from '@keyway/pki';
 import { loadConfig } from '@keyway/config';
 import { KeywayError } from '@keyway/errors';
 import { silentLogger } from '@keyway/log';
@@ -90,3 +91,15 @@ export async function failure(p: Promise<unknown>): Promise<{ kind: string; mess
   throw new Error('the call succeeded');
 }
 
+/** Joins a host with a new token (or `over.token`), as a new host or as the holder of `over.as`. */
+export async function joinHost(h: Harness, role: 'Kube' | 'Proxy', over: { hostId?: string; as?: IdentityFile; token?: string } = {}) {
+  const token = over.token ?? (await h.admin.call('createToken', { roles: [role.toLowerCase()], ttlSeconds: 86400, name: '', labels: {} })).name;
+  const key = generateKeyPair();
+  const c = over.as ? new AuthClient({ address: h.address, identity: over.as, caPems: h.caPems }) : new AuthClient({ address: h.address, caPems: h.caPems });
+  try {
+    const r = await c.call('join', { token, publicKeyPem: key.publicKeyPem, role, hostId: over.hostId ?? '', nodeName: 'n', dnsNames: [], ipAddresses: [] });
+    return { hostId: r.hostId, token, identity: { privateKeyPem: key.privateKeyPem, certPem: r.certPem, caPems: [...r.hostCaPems, ...r.userCaPems] } };
+  } finally {
+    c.close();
+  }
+}

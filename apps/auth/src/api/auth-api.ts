@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
 import { sql } from 'kysely';
+import { GRPC_MAX_MESSAGE_BYTES } from '@keyway/client';
 import { AccessDeniedError, BadParameterError, NotFoundError } from '@keyway/errors';
 import type { Logger } from '@keyway/log';
 import { fingerprint, spkiPin, subjectPublicKey, type Identity, type SystemRole } from '@keyway/pki';
@@ -34,6 +35,10 @@ const DEFAULT_JOIN_TOKEN_TTL_MS = 30 * 60_000;
 const MAX_JOIN_TOKEN_TTL_MS = 30 * 24 * 60 * 60_000;
 const MAX_LOCK_TTL_MS = 10 * 365 * 24 * 60 * 60_000;
 const JOINABLE_ROLES = new Set<SystemRole>(['Kube', 'Proxy']);
+/** ListResources pages: the default and largest count, and a size that leaves half of a gRPC message spare. */
+export const LIST_PAGE_DEFAULT = 500;
+export const LIST_PAGE_MAX = 1000;
+export const LIST_PAGE_MAX_BYTES = GRPC_MAX_MESSAGE_BYTES / 2;
 
 export interface AuthApiOptions {
   clusterName: string;
@@ -148,12 +153,34 @@ export class AuthApi {
     return withSecrets ? r : redacted(r);
   }
 
-  async listResources(caller: Caller, kind: string, withSecrets = false) {
+  /**
+   * One page of a kind, by name (see ListResourcesRequest). A page ends early when its
+   * resources would pass LIST_PAGE_MAX_BYTES, so that it always fits in one gRPC message.
+   */
+  async listResources(caller: Caller, kind: string, withSecrets = false, page: { limit?: number; startKey?: string } = {}): Promise<{ resources: StoredResource[]; nextKey: string }> {
     const k = storedKind(kind);
     await this.authorizeRead(caller, k, 'list', withSecrets);
-    const stored = await this.o.store.listResources(k);
-    const all = k === 'kube_cluster' ? await this.withServedClusters(stored) : stored;
-    return withSecrets ? all : all.map(redacted);
+    const limit = Math.min(Math.max(page.limit || LIST_PAGE_DEFAULT, 1), LIST_PAGE_MAX);
+    const startKey = page.startKey ?? '';
+    const stored = await this.o.store.listResourcesPage(k, { startKey, limit });
+    let nextKey = stored.nextKey ?? '';
+    let all = stored.resources;
+    if (k === 'kube_cluster') {
+      // Clusters only agents know of are placed by name into the page whose range holds them.
+      all = (await this.withServedClusters(all)).filter((r) => r.name >= startKey && (nextKey === '' || r.name < nextKey));
+    }
+    const out: StoredResource[] = [];
+    let bytes = 0;
+    for (const r of all) {
+      const shown = withSecrets ? r : redacted(r);
+      bytes += Buffer.byteLength(JSON.stringify(shown.resource)) + Buffer.byteLength(r.name) + 64;
+      if (out.length > 0 && bytes > LIST_PAGE_MAX_BYTES) {
+        nextKey = r.name;
+        break;
+      }
+      out.push(shown);
+    }
+    return { resources: out, nextKey };
   }
 
   /**

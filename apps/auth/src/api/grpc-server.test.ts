@@ -1,5 +1,4 @@
 import { X509Certificate } from 'node:crypto';
-import type { Server } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthClient } from '@keyway/client';
 import { BadParameterError } from '@keyway/errors';
@@ -7,7 +6,7 @@ import { silentLogger } from '@keyway/log';
 import { generateKeyPair } from '@keyway/pki';
 import { CertSigner, createCertAuthority } from '../ca/authority.js';
 import type { AuthApi } from './auth-api.js';
-import { serveGrpc } from './grpc-server.js';
+import { serveGrpc, type ServedGrpc } from './grpc-server.js';
 
 // The wrappers' promise: nothing a handler does — throw synchronously, throw a non-Error,
 // reject with unencodable data, return what cannot be encoded — escapes past the mapping of
@@ -28,7 +27,7 @@ function hostileApi(behaviour: { current: () => unknown }): AuthApi {
 
 describe('gRPC server wrappers', () => {
   const behaviour: { current: () => unknown } = { current: () => undefined };
-  let server: Server;
+  let served: ServedGrpc | undefined;
   let client: AuthClient;
 
   beforeAll(async () => {
@@ -44,7 +43,7 @@ describe('gRPC server wrappers', () => {
       ipAddresses: ['127.0.0.1'],
       notAfter: new Date(Date.now() + 3600_000),
     });
-    const served = await serveGrpc(
+    served = await serveGrpc(
       {
         api: hostileApi(behaviour),
         cas: { userCa: new X509Certificate(userCa.certPem), hostCa: new X509Certificate(hostCa.certPem), userCaPem: userCa.certPem, hostCaPem: hostCa.certPem },
@@ -54,14 +53,13 @@ describe('gRPC server wrappers', () => {
       },
       '127.0.0.1:0',
     );
-    server = served.server;
-    client = new AuthClient({ address: `127.0.0.1:${served.port}`, caPems: [hostCa.certPem], timeoutMs: 20_000 });
+    client = new AuthClient({ address: `127.0.0.1:${served?.port}`, caPems: [hostCa.certPem], timeoutMs: 20_000 });
   });
-  afterAll(() => {
+  afterAll(async () => {
     process.off('uncaughtException', trap);
     process.off('unhandledRejection', trap);
     client?.close();
-    server?.forceShutdown();
+    await served?.close(0);
   });
 
   const cases: [string, () => unknown, string][] = [

@@ -23,6 +23,7 @@ import type { SessionRecordingRecord, StoredResource } from '@keyway/store';
 import type { AuthApi, CertificatesResult } from './auth-api.js';
 import { callerFromCertificate, type Caller, type CallerCas } from './caller.js';
 import type { Change } from './change-feed.js';
+import { listenWithRelayHeaders, type RelayListener } from './relay-listener.js';
 import { checkRequestStrings } from './request-check.js';
 
 export interface GrpcServerOptions {
@@ -86,10 +87,15 @@ function serverCredentials(o: GrpcServerOptions): { credentials: ServerCredentia
   return { credentials: experimental.createCertificateProviderServerCredentials(source, source, false), source };
 }
 
-export async function serveGrpc(
-  o: GrpcServerOptions,
-  listenAddr: string,
-): Promise<{ server: Server; port: number; setServerCertificate(certPem: string, keyPem: string): void }> {
+export interface ServedGrpc {
+  server: Server;
+  port: number;
+  setServerCertificate(certPem: string, keyPem: string): void;
+  /** Stops accepting connections and ends the calls in flight (forcefully after graceMs). */
+  close(graceMs?: number): Promise<void>;
+}
+
+export async function serveGrpc(o: GrpcServerOptions, listenAddr: string): Promise<ServedGrpc> {
   const server = new Server({
     'grpc.max_receive_message_length': GRPC_MAX_MESSAGE_BYTES,
     'grpc.max_send_message_length': GRPC_MAX_MESSAGE_BYTES,
@@ -99,18 +105,39 @@ export async function serveGrpc(
     'grpc.keepalive_timeout_ms': o.timeouts?.keepalive_timeout ?? 20_000,
     'grpc.max_connection_idle_ms': o.timeouts?.max_connection_idle ?? 60_000,
   });
-  server.addService(tolerantDecoding(AuthServiceService), handlers(o) as unknown as Record<string, UntypedHandleCall>);
+  // Calls arrive only once the listener below is bound.
+  const clientAddress = (peer: string) => listener.clientAddress(peer);
+  server.addService(tolerantDecoding(AuthServiceService), handlers(o, clientAddress) as unknown as Record<string, UntypedHandleCall>);
   const { credentials, source } = serverCredentials(o);
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(listenAddr, credentials, (err, p) =>
-      err ? reject(new BadParameterError(`cannot listen on ${listenAddr}: ${err.message}`, { listenAddr })) : resolve(p),
-    );
+  // Connections come through our own listener, which reads a proxy relay's signed header
+  // (the client's real address) before TLS starts; grpc-js gets them by injection.
+  const injector = server.createConnectionInjector(credentials);
+  const listener: RelayListener = await listenWithRelayHeaders({
+    listenAddr,
+    hostCas: () => [o.cas.hostCa],
+    inject: (socket) => injector.injectConnection(socket),
+    logger: o.logger,
   });
   return {
     server,
-    port,
+    port: listener.port,
     setServerCertificate: (certPem, keyPem) =>
       source.update({ caCertificate: Buffer.from(o.cas.userCaPem + o.cas.hostCaPem), certificate: Buffer.from(certPem), privateKey: Buffer.from(keyPem) }),
+    close: async (graceMs = 5_000) => {
+      const closed = listener.close();
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs).unref();
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+      injector.destroy();
+      await closed;
+    },
   };
 }
 
@@ -118,7 +145,7 @@ export { AUTH_SERVER_NAME };
 
 type Handler<Req, Res> = (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void;
 
-function handlers(o: GrpcServerOptions): AuthServiceServer {
+function handlers(o: GrpcServerOptions, clientAddress: (peer: string) => string | undefined): AuthServiceServer {
   const { api } = o;
 
   /**
@@ -148,7 +175,7 @@ function handlers(o: GrpcServerOptions): AuthServiceServer {
       let remoteIp: string | undefined;
       let caller: Caller;
       try {
-        remoteIp = peerIp(call.getPeer());
+        remoteIp = clientAddress(call.getPeer());
         caller = identify(call);
         checkDecoded(call.request);
         checkRequestStrings(call.request);
@@ -181,9 +208,10 @@ function handlers(o: GrpcServerOptions): AuthServiceServer {
       changes: await api.createResources(caller, req.resources, req.force),
     })),
     getResource: unary('GetResource', async (req, caller) => resourceMessage(await api.getResource(caller, req.kind, req.name, req.withSecrets))),
-    listResources: unary('ListResources', async (req, caller) => ({
-      resources: (await api.listResources(caller, req.kind, req.withSecrets)).map(resourceMessage),
-    })),
+    listResources: unary('ListResources', async (req, caller) => {
+      const page = await api.listResources(caller, req.kind, req.withSecrets, { limit: req.limit, startKey: req.startKey });
+      return { resources: page.resources.map(resourceMessage), nextKey: page.nextKey };
+    }),
     deleteResource: unary('DeleteResource', async (req, caller) => {
       await api.deleteResource(caller, req.kind, req.name);
       return {};
@@ -431,10 +459,4 @@ function tokenMessage(t: { token: string; user: string; expires: Date; kind: str
 
 function certificatesMessage(c: CertificatesResult): Certificates {
   return { ...c, expires: c.expires.toISOString() };
-}
-
-/** grpc-js reports peers as "ipv4:1.2.3.4:5678" or "ipv6:[::1]:5678". */
-function peerIp(peer: string): string | undefined {
-  const m = /^(?:ipv[46]:)?\[?([^\]]+?)\]?:\d+$/.exec(peer);
-  return m?.[1];
 }

@@ -1,12 +1,13 @@
 import { X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { AuthClient, loadOrJoin, type IdentityFile, type IdentityStore } from '@keyway/client';
+import type { AuthClient} from '@keyway/client';
+import { loadOrJoin, type IdentityFile, type IdentityStore } from '@keyway/client';
 import type { WatchEvent } from '@keyway/proto';
 import { silentLogger } from '@keyway/log';
 import { decodeIdentity, generateKeyPair } from '@keyway/pki';
 import { HOST_READABLE } from './authorization.js';
 import { callerFromCertificate } from './caller.js';
-import { PASSWORD, clientAs, failure, signUp, start, stop, type Harness } from './attack-harness.js';
+import { PASSWORD, clientAs, failure, joinHost as join, signUp, start, stop, type Harness } from './attack-harness.js';
 import { totpCode } from '../users/secrets.js';
 
 // Host identities as attackers: a proxy's and an agent's certificates (and a user's) asking
@@ -27,18 +28,6 @@ const GITHUB = {
 const KUBECONFIG_SECRET = Buffer.from('apiVersion: v1\nusers: [{name: u, user: {token: kube-bearer-s3cret}}]\n').toString('base64');
 const KUBE_CLUSTER = { kind: 'kube_cluster', version: 'v3', metadata: { name: 'prod', labels: { env: 'prod' } }, spec: { kubeconfig: KUBECONFIG_SECRET } };
 const SECRETS = ['gh-client-s3cret', KUBECONFIG_SECRET, '$argon2'];
-
-async function join(h: Harness, role: 'Kube' | 'Proxy', over: { hostId?: string; as?: IdentityFile; token?: string } = {}) {
-  const token = over.token ?? (await h.admin.call('createToken', { roles: [role.toLowerCase()], ttlSeconds: 86400, name: '', labels: {} })).name;
-  const key = generateKeyPair();
-  const c = over.as ? new AuthClient({ address: h.address, identity: over.as, caPems: h.caPems }) : new AuthClient({ address: h.address, caPems: h.caPems });
-  try {
-    const r = await c.call('join', { token, publicKeyPem: key.publicKeyPem, role, hostId: over.hostId ?? '', nodeName: 'n', dnsNames: [], ipAddresses: [] });
-    return { hostId: r.hostId, token, identity: { privateKeyPem: key.privateKeyPem, certPem: r.certPem, caPems: [...r.hostCaPems, ...r.userCaPems] } };
-  } finally {
-    c.close();
-  }
-}
 
 /**
  * Asks for a watch as the holder of `identity`, through the same caller check the gRPC server
@@ -103,7 +92,7 @@ describe('host identities get only what their job needs', () => {
       expect(await watchRefusal(h, ids.proxy, [kind]), `watch ${kind}`).toMatchObject({ kind: 'AccessDenied' });
       // A forbidden kind among allowed ones refuses the whole watch.
       expect(await watchRefusal(h, ids.proxy, ['role', kind]), `watch role+${kind}`).toMatchObject({ kind: 'AccessDenied' });
-      expect(await failure(proxy.call('listResources', { kind, withSecrets: false })), `list ${kind}`).toMatchObject({ kind: 'AccessDenied' });
+      expect(await failure(proxy.call('listResources', { kind, withSecrets: false, limit: 0, startKey: '' })), `list ${kind}`).toMatchObject({ kind: 'AccessDenied' });
       expect(await failure(proxy.call('getResource', { kind, name: 'gh', withSecrets: false })), `get ${kind}`).toMatchObject({ kind: 'AccessDenied' });
     }
     expect(await failure(proxy.call('searchEvents', { from: '', to: '', event: '', user: '', cluster: '', namespace: '', limit: 10, beforeId: '' }))).toMatchObject({
@@ -130,14 +119,14 @@ describe('host identities get only what their job needs', () => {
     expect(JSON.parse(cluster?.resource?.json ?? '{}')).toMatchObject({ spec: { kubeconfig: '' } });
 
     for (const kind of ['role', 'user', 'lock', 'kube_cluster']) {
-      const listed = await proxy.call('listResources', { kind, withSecrets: false });
+      const listed = await proxy.call('listResources', { kind, withSecrets: false, limit: 0, startKey: '' });
       for (const s of SECRETS) expect(JSON.stringify(listed)).not.toContain(s);
-      expect(await failure(proxy.call('listResources', { kind, withSecrets: true })), `list ${kind} --with-secrets`).toMatchObject({ kind: 'AccessDenied' });
+      expect(await failure(proxy.call('listResources', { kind, withSecrets: true, limit: 0, startKey: '' })), `list ${kind} --with-secrets`).toMatchObject({ kind: 'AccessDenied' });
     }
     expect(JSON.parse((await proxy.call('getResource', { kind: 'kube_cluster', name: 'prod', withSecrets: false })).json)).toMatchObject({ spec: { kubeconfig: '' } });
     expect(await failure(proxy.call('getResource', { kind: 'kube_cluster', name: 'prod', withSecrets: true }))).toMatchObject({ kind: 'AccessDenied' });
     // Users as the proxy sees them: no password hash, no TOTP secret.
-    const users = await proxy.call('listResources', { kind: 'user', withSecrets: false });
+    const users = await proxy.call('listResources', { kind: 'user', withSecrets: false, limit: 0, startKey: '' });
     const mallory = users.resources.find((r) => r.name === 'mallory');
     expect(Object.keys(JSON.parse(mallory?.json ?? '{}')).sort()).toEqual(['kind', 'metadata', 'spec', 'version']);
     expect(mallory?.json).not.toMatch(/password|totp/i);
@@ -148,7 +137,7 @@ describe('host identities get only what their job needs', () => {
       expect(await watchRefusal(h, ids.agent, [kind]), `watch ${kind}`).toMatchObject({ kind: 'AccessDenied' });
     }
     for (const kind of ['role', 'user', 'lock', 'kube_cluster', 'token', 'github']) {
-      expect(await failure(agent.call('listResources', { kind, withSecrets: false }))).toMatchObject({ kind: 'AccessDenied' });
+      expect(await failure(agent.call('listResources', { kind, withSecrets: false, limit: 0, startKey: '' }))).toMatchObject({ kind: 'AccessDenied' });
       expect(await failure(agent.call('getResource', { kind, name: 'prod', withSecrets: false }))).toMatchObject({ kind: 'AccessDenied' });
     }
     expect(await failure(agent.call('listSessions', { limit: 10 }))).toMatchObject({ kind: 'AccessDenied' });
@@ -159,7 +148,7 @@ describe('host identities get only what their job needs', () => {
   it('a user without API rules gets nothing, and no user can watch', async () => {
     expect(await watchRefusal(h, ids.user, ['role'])).toMatchObject({ kind: 'AccessDenied' });
     for (const kind of ['token', 'github', 'kube_cluster', 'role']) {
-      expect(await failure(user.call('listResources', { kind, withSecrets: false }))).toMatchObject({ kind: 'AccessDenied' });
+      expect(await failure(user.call('listResources', { kind, withSecrets: false, limit: 0, startKey: '' }))).toMatchObject({ kind: 'AccessDenied' });
       expect(await failure(user.call('getResource', { kind, name: 'gh', withSecrets: false }))).toMatchObject({ kind: 'AccessDenied' });
     }
   });
@@ -202,7 +191,7 @@ describe('host ids are chosen by the auth service', () => {
     const proxy = await join(h, 'Proxy');
     expect((await join(h, 'Kube', { hostId: proxy.hostId, as: proxy.identity })).hostId).not.toBe(proxy.hostId);
     expect((await join(h, 'Kube', { hostId: victim.hostId, as: proxy.identity })).hostId).not.toBe(victim.hostId);
-    const listed = await h.admin.call('listResources', { kind: 'kube_cluster', withSecrets: false });
+    const listed = await h.admin.call('listResources', { kind: 'kube_cluster', withSecrets: false, limit: 0, startKey: '' });
     expect(JSON.parse(listed.resources.find((r) => r.name === 'prod')?.json ?? '{}')).toMatchObject({ metadata: { labels: { env: 'prod' } } });
     for (const c of [victimClient, attackerClient]) c.close();
   });

@@ -39,7 +39,7 @@ export function register(program: Command, ctx: CommandContext): void {
         if (name) {
           names = [name];
         } else {
-          const { resources } = await client.call('listResources', { kind: 'lock', withSecrets: false });
+          const resources = await client.listAllResources('lock');
           names = resources
             .map((r) => JSON.parse(r.json) as LockResource)
             .filter((l) => (opts.user && l.spec.target.user === opts.user) || (opts.role && l.spec.target.role === opts.role))

@@ -52,7 +52,7 @@ export function register(program: Command, ctx: CommandContext): void {
             const r = await client.call('getResource', { kind, name, withSecrets: opts.withSecrets });
             resources.push(JSON.parse(r.json) as Resource);
           } else {
-            const { resources: list } = await client.call('listResources', { kind, withSecrets: opts.withSecrets });
+            const list = await client.listAllResources(kind, opts.withSecrets);
             resources.push(...list.map((r) => JSON.parse(r.json) as Resource));
           }
         }

@@ -40,7 +40,7 @@ export function register(program: Command, ctx: CommandContext): void {
     .option('--format <format>', 'yaml, json or text', 'text')
     .action(async (opts: { format: 'yaml' | 'json' | 'text' }, cmd: Command) => {
       await ctx.withClient(cmd, async (client) => {
-        const { resources } = await client.call('listResources', { kind: 'token', withSecrets: false });
+        const resources = await client.listAllResources('token');
         ctx.out.write(formatResources(resources.map((r) => JSON.parse(r.json) as Resource), opts.format));
       });
     });

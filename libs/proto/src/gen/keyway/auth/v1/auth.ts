@@ -79,13 +79,21 @@ export interface GetResourceRequest {
   withSecrets: boolean;
 }
 
+/**
+ * Lists one page, sorted by name. A page holds at most `limit` resources (0: the server's
+ * default; it caps the value) and stays well under the message size limit whatever the
+ * resources' sizes; `next_key` is where the next page starts (empty after the last page).
+ */
 export interface ListResourcesRequest {
   kind: string;
   withSecrets: boolean;
+  limit: number;
+  startKey: string;
 }
 
 export interface ListResourcesResponse {
   resources: Resource[];
+  nextKey: string;
 }
 
 export interface DeleteResourceRequest {
@@ -1180,7 +1188,7 @@ export const GetResourceRequest: MessageFns<GetResourceRequest> = {
 };
 
 function createBaseListResourcesRequest(): ListResourcesRequest {
-  return { kind: "", withSecrets: false };
+  return { kind: "", withSecrets: false, limit: 0, startKey: "" };
 }
 
 export const ListResourcesRequest: MessageFns<ListResourcesRequest> = {
@@ -1190,6 +1198,12 @@ export const ListResourcesRequest: MessageFns<ListResourcesRequest> = {
     }
     if (message.withSecrets !== false) {
       writer.uint32(16).bool(message.withSecrets);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(24).int32(message.limit);
+    }
+    if (message.startKey !== "") {
+      writer.uint32(34).string(message.startKey);
     }
     return writer;
   },
@@ -1223,6 +1237,22 @@ export const ListResourcesRequest: MessageFns<ListResourcesRequest> = {
             message.withSecrets = reader.bool();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.limit = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.startKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1243,6 +1273,12 @@ export const ListResourcesRequest: MessageFns<ListResourcesRequest> = {
         : isSet(object.with_secrets)
         ? globalThis.Boolean(object.with_secrets)
         : false,
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      startKey: isSet(object.startKey)
+        ? globalThis.String(object.startKey)
+        : isSet(object.start_key)
+        ? globalThis.String(object.start_key)
+        : "",
     };
   },
 
@@ -1254,6 +1290,12 @@ export const ListResourcesRequest: MessageFns<ListResourcesRequest> = {
     if (message.withSecrets !== false) {
       obj.withSecrets = message.withSecrets;
     }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    if (message.startKey !== "") {
+      obj.startKey = message.startKey;
+    }
     return obj;
   },
 
@@ -1264,18 +1306,23 @@ export const ListResourcesRequest: MessageFns<ListResourcesRequest> = {
     const message = createBaseListResourcesRequest();
     message.kind = object.kind ?? "";
     message.withSecrets = object.withSecrets ?? false;
+    message.limit = object.limit ?? 0;
+    message.startKey = object.startKey ?? "";
     return message;
   },
 };
 
 function createBaseListResourcesResponse(): ListResourcesResponse {
-  return { resources: [] };
+  return { resources: [], nextKey: "" };
 }
 
 export const ListResourcesResponse: MessageFns<ListResourcesResponse> = {
   encode(message: ListResourcesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.resources) {
       Resource.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextKey !== "") {
+      writer.uint32(18).string(message.nextKey);
     }
     return writer;
   },
@@ -1301,6 +1348,14 @@ export const ListResourcesResponse: MessageFns<ListResourcesResponse> = {
             message.resources.push(Resource.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1318,6 +1373,11 @@ export const ListResourcesResponse: MessageFns<ListResourcesResponse> = {
       resources: globalThis.Array.isArray(object?.resources)
         ? object.resources.map((e: any) => Resource.fromJSON(e))
         : [],
+      nextKey: isSet(object.nextKey)
+        ? globalThis.String(object.nextKey)
+        : isSet(object.next_key)
+        ? globalThis.String(object.next_key)
+        : "",
     };
   },
 
@@ -1325,6 +1385,9 @@ export const ListResourcesResponse: MessageFns<ListResourcesResponse> = {
     const obj: any = {};
     if (message.resources?.length) {
       obj.resources = message.resources.map((e) => Resource.toJSON(e));
+    }
+    if (message.nextKey !== "") {
+      obj.nextKey = message.nextKey;
     }
     return obj;
   },
@@ -1335,6 +1398,7 @@ export const ListResourcesResponse: MessageFns<ListResourcesResponse> = {
   fromPartial<I extends Exact<DeepPartial<ListResourcesResponse>, I>>(object: I): ListResourcesResponse {
     const message = createBaseListResourcesResponse();
     message.resources = object.resources?.map((e) => Resource.fromPartial(e)) || [];
+    message.nextKey = object.nextKey ?? "";
     return message;
   },
 };
