@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { closeSync, fdatasync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, write, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BadParameterError } from '@keyway/errors';
-import type { Logger } from '@keyway/log';
+import { acquirePidLock, type Logger } from '@keyway/log';
 import type { AuditMode } from './events.js';
 
 /** One event as the spool holds it: its place in the spool and its JSON line. */
@@ -66,6 +66,7 @@ export class AuditSpool {
   private constructor(
     private readonly o: AuditSpoolOptions,
     private readonly onDrop: (upTo: number) => void,
+    private readonly releaseLock: () => void,
   ) {
     this.segmentBytes = Math.max(4096, Math.min(o.segmentBytes ?? SEGMENT_BYTES, Math.floor(o.maxBytes / 8)));
     this.id = loadId(o.dir);
@@ -84,10 +85,20 @@ export class AuditSpool {
    */
   static open(o: AuditSpoolOptions, onDrop: (upTo: number) => void): { spool: AuditSpool; replay: SpooledEvent[] } {
     mkdirSync(o.dir, { recursive: true, mode: 0o700 });
-    lock(o.dir);
-    const spool = new AuditSpool(o, onDrop);
-    const replay = spool.load();
-    return { spool, replay };
+    // One process per spool: a second one would interleave files and double-send. The same
+    // process may take over a spool it abandoned (tests act out a killed proxy that way).
+    const release = acquirePidLock(join(o.dir, 'lock'), {
+      inUse: (pid) => new BadParameterError(`the audit spool ${o.dir} is in use by process ${pid}; give each proxy its own data dir`),
+      sameProcess: 'take-over',
+    });
+    try {
+      const spool = new AuditSpool(o, onDrop, release);
+      const replay = spool.load();
+      return { spool, replay };
+    } catch (err) {
+      release();
+      throw err;
+    }
   }
 
   /** Bytes held on disk, confirmed or not, in live segments. */
@@ -156,7 +167,7 @@ export class AuditSpool {
     clearInterval(this.watchdog);
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
-    rmSync(join(this.o.dir, 'lock'), { force: true });
+    this.releaseLock();
   }
 
   /** An error log at most once a second (a full disk fails every write). */
@@ -345,25 +356,3 @@ function loadId(dir: string): string {
   return id;
 }
 
-/** One process per spool: a second one would interleave files and double-send. */
-function lock(dir: string): void {
-  const path = join(dir, 'lock');
-  try {
-    const pid = Number(readFileSync(path, 'utf8'));
-    if (pid && pid !== process.pid && alive(pid)) {
-      throw new BadParameterError(`the audit spool ${dir} is in use by process ${pid}; give each proxy its own data dir`);
-    }
-  } catch (err) {
-    if (err instanceof BadParameterError) throw err;
-  }
-  writeFileSync(path, String(process.pid), { mode: 0o600 });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

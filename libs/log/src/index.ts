@@ -17,3 +17,4 @@ export function silentLogger(): Logger {
 }
 
 export { Backoff, Outage, retryForever, type BackoffOptions } from './backoff.js';
+export { acquirePidLock, type PidLockOptions } from './pid-lock.js';

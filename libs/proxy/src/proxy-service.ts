@@ -180,7 +180,15 @@ export class ProxyService {
     await this.heartbeat();
     this.timers.push(setInterval(() => void this.heartbeat(), HEARTBEAT_INTERVAL_MS).unref());
     this.scheduleRenewal();
-    this.config.logger.info({ address: this.address, kubeAddress, hostId: this.hostId }, 'proxy listening');
+    // Where it is bound (0.0.0.0 means every interface) and the address this host reaches it at.
+    const bound = (s: net.Server) => {
+      const a = s.address() as net.AddressInfo;
+      return `${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`;
+    };
+    this.config.logger.info(
+      { listen: bound(router), address: this.address, ...(kubeAddress ? { kubeListen: bound(this.tlsServers.kube), kubeAddress } : {}), hostId: this.hostId },
+      'proxy listening',
+    );
     return { address: this.address, ...(kubeAddress ? { kubeAddress } : {}) };
   }
 

@@ -1,8 +1,9 @@
-import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { BadParameterError } from '@keyway/errors';
+import { acquirePidLock } from '@keyway/log';
 
 export interface EmbeddedPostgres {
   /** Connection settings for the pg driver: a Unix socket in the data dir. */
@@ -29,7 +30,10 @@ export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedPo
   if (Buffer.byteLength(socketPath) > 100) {
     throw new BadParameterError(`the data dir path is too long for the embedded database's socket (${socketPath}); use a shorter --data-dir`);
   }
-  const releaseLock = acquireDirLock(join(dataDir, 'pgdata.lock'));
+  // PGlite must not be opened twice at once.
+  const releaseLock = acquirePidLock(join(dataDir, 'pgdata.lock'), {
+    inUse: (pid) => new BadParameterError(`the embedded database in ${dataDir} is in use by process ${pid}; stop it or use another data dir`, { pid }),
+  });
   let db: PGlite | undefined;
   try {
     rmSync(socketPath, { force: true }); // left by a process that died; the lock says none runs
@@ -55,42 +59,3 @@ export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedPo
   }
 }
 
-/** Lock files this process holds; a container restart may give us the pid of a stale lock. */
-const heldLocks = new Set<string>();
-
-/** PGlite must not be opened twice at once: a pid file guards the data dir. */
-function acquireDirLock(path: string): () => void {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(path, 'wx', 0o600);
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
-      heldLocks.add(path);
-      return () => {
-        heldLocks.delete(path);
-        rmSync(path, { force: true });
-      };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const pid = Number(readFileSync(path, 'utf8').trim());
-      const held = pid === process.pid ? heldLocks.has(path) : pid > 0 && isAlive(pid);
-      if (held) {
-        throw new BadParameterError(
-          `the embedded database in ${path.replace(/pgdata\.lock$/, '')} is in use by process ${pid}; stop it or use another data dir`,
-          { pid },
-        );
-      }
-      rmSync(path, { force: true }); // stale lock from a process that is gone
-    }
-  }
-  throw new BadParameterError(`cannot lock ${path}`);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

@@ -9,7 +9,8 @@ export interface TcpBalancer {
 
 /**
  * A round-robin TCP load balancer on loopback, like the one in front of a proxy pool: each
- * connection goes to the next backend; a backend that refuses is skipped for that connection.
+ * connection goes to the next backend; a backend that refuses is skipped for that connection,
+ * which then tries each of the others once (as haproxy's `option redispatch` does).
  */
 export function startTcpBalancer(backends: string[], opts: { port?: number } = {}): Promise<TcpBalancer> {
   let next = 0;
@@ -20,9 +21,12 @@ export function startTcpBalancer(backends: string[], opts: { port?: number } = {
     sockets.add(client);
     client.on('close', () => sockets.delete(client));
     client.on('error', () => undefined);
+    // Its own order, from the round-robin position: with a shared cursor, connections made
+    // meanwhile could send its retry to the same dead backend.
+    const first = next++;
     const tryBackend = (attempt: number) => {
       if (attempt >= backends.length) return client.destroy();
-      const target = backends[next++ % backends.length] as string;
+      const target = backends[(first + attempt) % backends.length] as string;
       const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
       const upstream = net.connect({ host, port });
       upstream.once('error', () => tryBackend(attempt + 1));
