@@ -39,6 +39,27 @@ const JOINABLE_ROLES = new Set<SystemRole>(['Kube', 'Proxy']);
 export const LIST_PAGE_DEFAULT = 500;
 export const LIST_PAGE_MAX = 1000;
 export const LIST_PAGE_MAX_BYTES = GRPC_MAX_MESSAGE_BYTES / 2;
+/** A session recording chunk (JSON lines); proxies send 64 KiB ones. */
+export const MAX_SESSION_CHUNK_BYTES = 1024 * 1024;
+
+/** Why a chunk of recorded events is not stored, or undefined: bounded, and one JSON object per line. */
+export function sessionChunkProblem(events: string): string | undefined {
+  const bytes = Buffer.byteLength(events);
+  if (bytes > MAX_SESSION_CHUNK_BYTES) return `it is ${bytes} bytes, over the ${MAX_SESSION_CHUNK_BYTES} a chunk may hold`;
+  const lines = events.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] as string;
+    if (line === '') continue;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      return `line ${i + 1} is not JSON`;
+    }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return `line ${i + 1} is not a JSON object`;
+  }
+  return undefined;
+}
 
 export interface AuthApiOptions {
   clusterName: string;
@@ -637,6 +658,8 @@ export class AuthApi {
     if (Number.isNaN(session.started.getTime()) || (session.ended && Number.isNaN(session.ended.getTime()))) {
       throw new BadParameterError('session start and end must be RFC 3339 times');
     }
+    const problem = sessionChunkProblem(events);
+    if (problem) throw new BadParameterError(`session chunk ${seq}: ${problem}`, { session: session.id, seq });
     await putSessionChunk(this.o.store, session, seq, events);
   }
 
@@ -655,7 +678,10 @@ export class AuthApi {
     // Someone else's session is "not found" to a user who may only see their own.
     if (!session || (only !== undefined && session.user !== only)) throw new NotFoundError(`session recording "${id}" is not found`, { session: id });
     const chunks = await getSessionChunks(this.o.store, id, afterSeq, Math.min(Math.max(limit || 100, 1), 1000));
-    return { session, chunks };
+    // A page ends early rather than outgrow a message; the reader asks again after its last seq.
+    let bytes = 0;
+    const page = chunks.filter((c) => (bytes += Buffer.byteLength(c.data)) <= LIST_PAGE_MAX_BYTES || c === chunks[0]);
+    return { session, chunks: page };
   }
 
   private auditResource(caller: Caller, kind: string, name: string, op: 'create' | 'update' | 'delete', extra: Record<string, unknown> = {}): void {

@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GRPC_MAX_MESSAGE_BYTES } from '@keyway/client';
 import { RESOURCE_LIMITS } from '@keyway/resources';
-import { LIST_PAGE_MAX } from './auth-api.js';
-import { failure, start, stop, type Harness } from './attack-harness.js';
+import { AuthClient } from '@keyway/client';
+import { LIST_PAGE_MAX, MAX_SESSION_CHUNK_BYTES } from './auth-api.js';
+import { failure, joinHost, start, stop, type Harness } from './attack-harness.js';
 
 // Lists that would not fit in one message: sixteen roles near the 1 MiB resource bound are
 // 16 MiB together, the gRPC message limit. Each page must fit, and the pages together must
@@ -56,4 +57,42 @@ describe('listing in pages', () => {
   it('still refuses a list to a caller who may not list the kind, whatever the page', async () => {
     expect(await failure(h.anon.call('listResources', { kind: 'role', withSecrets: false, limit: 1, startKey: 'big-03' }))).toMatchObject({ kind: 'AccessDenied' });
   });
+});
+
+describe('session recording chunks', () => {
+  let h: Harness;
+  let proxy: AuthClient;
+  const session = { id: '4d6f6e8e-1b2c-4d3e-8f40-5a6b7c8d9e0f', user: 'alice', cluster: 'k', namespace: 'default', pod: 'web', container: '', command: ['sh'], started: new Date().toISOString(), ended: '' };
+  const upload = (seq: number, events: string) => proxy.call('uploadSessionChunk', { session, seq, events, ended: '' });
+
+  beforeAll(async () => {
+    h = await start();
+    proxy = new AuthClient({ address: h.address, identity: (await joinHost(h, 'Proxy')).identity, timeoutMs: 30_000 });
+  }, 60_000);
+  afterAll(async () => {
+    proxy.close();
+    await stop(h);
+  });
+
+  it('refuses a chunk over the bound or with a line that is not a JSON object, naming the line', async () => {
+    expect(await failure(upload(0, 'x'.repeat(MAX_SESSION_CHUNK_BYTES + 1)))).toMatchObject({ kind: 'BadParameter', message: expect.stringContaining('over the 1048576 a chunk may hold') });
+    expect(await failure(upload(0, '{"t":1}\nnot json'))).toMatchObject({ message: 'session chunk 0: line 2 is not JSON' });
+    expect(await failure(upload(0, '{"t":1}\n[1,2]'))).toMatchObject({ message: 'session chunk 0: line 2 is not a JSON object' });
+    expect(await failure(upload(0, '{"t":1}\nnull'))).toMatchObject({ message: 'session chunk 0: line 2 is not a JSON object' });
+  });
+
+  it('reads back chunks worth more than a message in pages that each fit', async () => {
+    const line = JSON.stringify({ t: 0, type: 'stdout', data: 'z'.repeat(MAX_SESSION_CHUNK_BYTES - 100) });
+    for (let seq = 0; seq < 18; seq++) await upload(seq, line);
+    let after = -1;
+    const seen: number[] = [];
+    for (let pages = 0; pages < 40; pages++) {
+      const { chunks } = await h.admin.call('getSessionEvents', { sessionId: session.id, afterSeq: after, limit: 1000 });
+      if (chunks.length === 0) break;
+      expect(chunks.reduce((n, c) => n + c.events.length, 0)).toBeLessThan(GRPC_MAX_MESSAGE_BYTES);
+      seen.push(...chunks.map((c) => c.seq));
+      after = chunks.at(-1)?.seq ?? after;
+    }
+    expect(seen).toEqual(Array.from({ length: 18 }, (_, i) => i));
+  }, 60_000);
 });

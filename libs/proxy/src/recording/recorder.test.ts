@@ -46,7 +46,7 @@ describe('SessionRecorder', () => {
         got.push(c);
       },
       silentLogger(),
-      { maxChunkBytes: 50, maxPendingBytes: 200 },
+      { maxChunkBytes: 100, maxPendingBytes: 200 },
     );
     for (let i = 0; i < 20; i++) r.record({ t: i, type: 'stdout', data: 'y'.repeat(30) });
     release();
@@ -54,6 +54,18 @@ describe('SessionRecorder', () => {
     await r.close(new Date());
     const lines = got.flatMap((c) => c.events.split('\n').filter(Boolean));
     expect(lines.length).toBeLessThan(20);
-    expect(lines.some((l) => /event\(s\) dropped/.test(l))).toBe(true);
+    expect(lines.some((l) => /event\(s\) dropped: the recording store is behind/.test(l))).toBe(true);
+  });
+
+  it('never makes a chunk larger than its limit, and drops (and notes) an event that alone would be', async () => {
+    const got: SessionChunk[] = [];
+    const r = new SessionRecorder(meta, async (c) => void got.push(c), silentLogger(), { maxChunkBytes: 200, flushMs: 10_000 });
+    const sizes = [10, 150, 60, 90, 500, 5, 160, 120, 'ü'.repeat(80)];
+    sizes.forEach((n, i) => r.record({ t: i, type: 'stdout', data: typeof n === 'number' ? 'x'.repeat(n) : n }));
+    await r.close(new Date(9));
+    for (const c of got) expect(Buffer.byteLength(c.events)).toBeLessThanOrEqual(200);
+    const events = got.flatMap((c) => c.events.split('\n').filter(Boolean)).map((l) => JSON.parse(l) as { t: number; type: string; message?: string });
+    expect(events.filter((e) => e.type === 'stdout').map((e) => e.t)).toEqual([0, 1, 2, 3, 5, 6, 7, 8]);
+    expect(events.find((e) => e.type === 'observer')?.message).toBe('1 event(s) dropped: each larger than a chunk (200 bytes)');
   });
 });

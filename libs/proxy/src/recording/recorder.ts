@@ -38,6 +38,7 @@ export class SessionRecorder {
   private seq = 0;
   private pending = 0;
   private dropped = 0;
+  private droppedLarge = 0;
   private timer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
   private closed = false;
@@ -55,13 +56,25 @@ export class SessionRecorder {
   record(event: SessionEvent): void {
     if (this.closed) return;
     const line = JSON.stringify(event);
-    if (this.pending + this.bytes + line.length > this.o.maxPendingBytes) {
+    const size = Buffer.byteLength(line) + 1;
+    // One event larger than a chunk would make a chunk the auth service refuses.
+    if (size > this.o.maxChunkBytes) {
+      this.droppedLarge++;
+      return;
+    }
+    if (this.pending + this.bytes + size > this.o.maxPendingBytes) {
       this.dropped++;
       return;
     }
     this.noteDropped(event.t);
+    this.append(line, size);
+  }
+
+  /** A chunk never grows past maxChunkBytes: it leaves before the line that would overfill it. */
+  private append(line: string, size: number): void {
+    if (this.bytes + size > this.o.maxChunkBytes) this.flush();
     this.lines.push(line);
-    this.bytes += line.length + 1;
+    this.bytes += size;
     if (this.bytes >= this.o.maxChunkBytes) this.flush();
     else this.timer ??= setTimeout(() => this.flush(), this.o.flushMs).unref();
   }
@@ -77,11 +90,15 @@ export class SessionRecorder {
   }
 
   private noteDropped(t: number): void {
-    if (this.dropped === 0) return;
-    const note = JSON.stringify({ t, type: 'observer', message: `${this.dropped} event(s) dropped: the recording store is behind` });
+    const notes: string[] = [];
+    if (this.dropped > 0) notes.push(`${this.dropped} event(s) dropped: the recording store is behind`);
+    if (this.droppedLarge > 0) notes.push(`${this.droppedLarge} event(s) dropped: each larger than a chunk (${this.o.maxChunkBytes} bytes)`);
     this.dropped = 0;
-    this.lines.push(note);
-    this.bytes += note.length + 1;
+    this.droppedLarge = 0;
+    for (const message of notes) {
+      const note = JSON.stringify({ t, type: 'observer', message });
+      this.append(note, Buffer.byteLength(note) + 1);
+    }
   }
 
   private flush(ended?: Date): void {
