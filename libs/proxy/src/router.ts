@@ -1,6 +1,6 @@
 import net from 'node:net';
 import type tls from 'node:tls';
-import { peekClientHello, type ClientHelloInfo } from '@keyway/tunnel';
+import { peekClientHello, readConnectionStart, type ClientHelloInfo } from '@keyway/tunnel';
 
 export type Route = 'auth' | 'tunnel' | 'kube' | 'web';
 
@@ -37,33 +37,27 @@ export interface RouterOptions {
 export function createRouter(o: RouterOptions): net.Server {
   const server = net.createServer({ pauseOnConnect: false, noDelay: true }, (socket) => {
     socket.on('error', (err) => o.onError?.(err));
-    const chunks: Buffer[] = [];
-    let length = 0;
-    const timer = setTimeout(() => socket.destroy(), o.helloTimeoutMs ?? 10_000);
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk);
-      length += chunk.length;
-      const data = chunks.length === 1 ? chunk : Buffer.concat(chunks, length);
-      const peek = peekClientHello(data);
-      if (!peek.done) return;
-      clearTimeout(timer);
-      socket.off('data', onData);
-      // The error listener above shares this scope and lives as long as the connection:
-      // without this, every connection would keep its ClientHello.
-      chunks.length = 0;
-      socket.pause();
-      if (!peek.hello) {
-        socket.destroy();
-        return;
-      }
-      const route = o.classify(peek.hello);
-      if (route === 'auth') return relay(socket, data, o);
-      // Put the ClientHello back: the TLS socket that takes the native handle over feeds
-      // what is buffered to the TLS engine first, so the handshake stays native.
-      socket.unshift(data);
-      o.servers[route].emit('connection', socket);
-    };
-    socket.on('data', onData);
+    readConnectionStart(socket, {
+      // peekClientHello bounds the ClientHello itself (64 KiB) and says when it is not TLS.
+      decide: (data) => {
+        const peek = peekClientHello(data);
+        return peek.done ? peek : undefined;
+      },
+      maxBytes: 64 * 1024,
+      timeoutMs: o.helloTimeoutMs ?? 10_000,
+      decided: (peek, data) => {
+        if (!peek.hello) {
+          socket.destroy();
+          return;
+        }
+        const route = o.classify(peek.hello);
+        if (route === 'auth') return relay(socket, data, o);
+        // Put the ClientHello back: the TLS socket that takes the native handle over feeds
+        // what is buffered to the TLS engine first, so the handshake stays native.
+        socket.unshift(data);
+        o.servers[route].emit('connection', socket);
+      },
+    });
   });
   return server;
 }

@@ -34,3 +34,16 @@ export async function createTestDatabase(prefix = 'keyway_test'): Promise<TestDa
     },
   };
 }
+
+/**
+ * The environment of an auth service under test: its own database and data dir, a fixed CA
+ * key, and listeners on free ports. Merge test-specific settings over it.
+ */
+export function authTestEnv(o: { databaseUrl: string; dataDir: string }): Record<string, string> {
+  return {
+    KEYWAY_DATABASE_URL: o.databaseUrl,
+    KEYWAY_CA_KEY: 'test-ca-key-0123456789abcdef',
+    KEYWAY_DATA_DIR: o.dataDir,
+    KEYWAY_AUTH_LISTEN_ADDR: '127.0.0.1:0',
+  };
+}

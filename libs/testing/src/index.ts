@@ -1,4 +1,4 @@
-export { createTestDatabase, type TestDatabase } from './database.js';
+export { authTestEnv, createTestDatabase, type TestDatabase } from './database.js';
 export { readAll, socketPair } from './sockets.js';
 export { adminDatabaseUrl } from './global-setup.js';
 export { captureStream } from './capture.js';

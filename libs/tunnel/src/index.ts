@@ -14,3 +14,4 @@ export {
   type RelayHeader,
   type RelayHeaderParse,
 } from './relay-header.js';
+export { readConnectionStart, type ConnectionStartOptions } from './connection-start.js';

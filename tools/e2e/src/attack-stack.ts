@@ -6,7 +6,7 @@ import { AuthClient, readIdentityFile, type IdentityFile } from '@keyway/client'
 import { loadConfig } from '@keyway/config';
 import { silentLogger, type Logger } from '@keyway/log';
 import { generateKeyPair } from '@keyway/pki';
-import { createTestDatabase, type TestDatabase } from '@keyway/testing';
+import { authTestEnv, createTestDatabase, type TestDatabase } from '@keyway/testing';
 
 /**
  * `keyway start` on its own Postgres database, with the proxy in the same process (as the
@@ -31,10 +31,7 @@ export async function startAttackStack(o: { logger?: Logger } = {}): Promise<Att
   const dataDir = mkdtempSync(join(tmpdir(), 'kw-attack-'));
   const config = loadConfig({
     env: {
-      KEYWAY_DATABASE_URL: tdb.url,
-      KEYWAY_CA_KEY: 'test-ca-key-0123456789abcdef',
-      KEYWAY_DATA_DIR: dataDir,
-      KEYWAY_AUTH_LISTEN_ADDR: '127.0.0.1:0',
+      ...authTestEnv({ databaseUrl: tdb.url, dataDir }),
       KEYWAY_PROXY_LISTEN_ADDR: '127.0.0.1:0',
       KEYWAY_CLUSTER_NAME: 'acme',
     },

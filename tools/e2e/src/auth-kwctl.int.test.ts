@@ -10,7 +10,7 @@ import { AuthClient, readIdentityFile } from '@keyway/client';
 import { loadConfig } from '@keyway/config';
 import { silentLogger } from '@keyway/log';
 import { decodeIdentity, generateKeyPair, verifyCertificate } from '@keyway/pki';
-import { captureStream, createTestDatabase, type TestDatabase } from '@keyway/testing';
+import { captureStream, authTestEnv, createTestDatabase, type TestDatabase } from '@keyway/testing';
 import { runKw } from '@keyway/kw';
 import { runKwctl } from '@keyway/kwctl';
 import { AuthService } from '@keyway/auth';
@@ -81,10 +81,7 @@ describe('auth service + kwctl on Postgres', () => {
     dataDir = mkdtempSync(join(tmpdir(), 'keyway-auth-'));
     const config = loadConfig({
       env: {
-        KEYWAY_DATABASE_URL: tdb.url,
-        KEYWAY_CA_KEY: 'test-ca-key-0123456789abcdef',
-        KEYWAY_DATA_DIR: dataDir,
-        KEYWAY_AUTH_LISTEN_ADDR: '127.0.0.1:0',
+        ...authTestEnv({ databaseUrl: tdb.url, dataDir }),
         KEYWAY_CLUSTER_NAME: 'acme',
       },
     });

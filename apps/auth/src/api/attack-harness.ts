@@ -7,7 +7,7 @@ import { generateKeyPair } from '@keyway/pki';
 import { loadConfig } from '@keyway/config';
 import { KeywayError } from '@keyway/errors';
 import { silentLogger } from '@keyway/log';
-import { createTestDatabase, type TestDatabase } from '@keyway/testing';
+import { authTestEnv, createTestDatabase, type TestDatabase } from '@keyway/testing';
 import { AuthService } from '../service.js';
 import { totpCode } from '../users/secrets.js';
 
@@ -36,10 +36,7 @@ export async function start(env: Record<string, string> = {}): Promise<Harness> 
   const now = () => new Date(Date.now() + offset);
   const config = loadConfig({
     env: {
-      KEYWAY_DATABASE_URL: tdb.url,
-      KEYWAY_CA_KEY: 'test-ca-key-0123456789abcdef',
-      KEYWAY_DATA_DIR: dataDir,
-      KEYWAY_AUTH_LISTEN_ADDR: '127.0.0.1:0',
+      ...authTestEnv({ databaseUrl: tdb.url, dataDir }),
       ...env,
     },
   });

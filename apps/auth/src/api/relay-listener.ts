@@ -5,7 +5,7 @@ import { splitHostPort } from '@keyway/client';
 import { BadParameterError } from '@keyway/errors';
 import type { Logger } from '@keyway/log';
 import { verifyCertificate } from '@keyway/pki';
-import { MAX_RELAY_HEADER_BYTES, parseRelayHeader, relayHeaderSignedBytes, type RelayHeader } from '@keyway/tunnel';
+import { MAX_RELAY_HEADER_BYTES, parseRelayHeader, readConnectionStart, relayHeaderSignedBytes, type RelayHeader } from '@keyway/tunnel';
 
 /** How far a relay header's time may be from auth's clock (network delay and clock skew). */
 export const RELAY_HEADER_MAX_SKEW_MS = 120_000;
@@ -68,46 +68,32 @@ export async function listenWithRelayHeaders(o: RelayListenerOptions): Promise<R
   const now = o.now ?? Date.now;
   const server = net.createServer({ noDelay: true }, (socket) => {
     socket.on('error', () => socket.destroy());
-    const chunks: Buffer[] = [];
-    let length = 0;
-    const timer = setTimeout(() => socket.destroy(), o.headerTimeoutMs ?? 10_000);
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk);
-      length += chunk.length;
-      const data = chunks.length === 1 ? chunk : Buffer.concat(chunks, length);
-      let parsed;
-      try {
-        parsed = parseRelayHeader(data);
-      } catch (err) {
-        o.logger.warn({ peer: socket.remoteAddress, err: (err as Error).message }, 'connection refused: bad relay header');
-        socket.destroy();
-        return;
-      }
-      if (!parsed.done) {
-        if (length > MAX_RELAY_HEADER_BYTES) socket.destroy();
-        return;
-      }
-      clearTimeout(timer);
-      socket.off('data', onData);
-      chunks.length = 0;
-      socket.pause();
-      if (parsed.header) {
-        const problem = relayHeaderProblem(parsed.header, o.hostCas(), now());
-        if (problem) {
-          o.logger.warn({ peer: socket.remoteAddress, claimed: parsed.header.source.address, problem }, 'connection refused: relay header not believed');
-          socket.destroy();
-          return;
+    readConnectionStart(socket, {
+      decide: (data) => {
+        const parsed = parseRelayHeader(data);
+        return parsed.done ? parsed : undefined;
+      },
+      maxBytes: MAX_RELAY_HEADER_BYTES,
+      timeoutMs: o.headerTimeoutMs ?? 10_000,
+      refused: (err) => o.logger.warn({ peer: socket.remoteAddress, err: err.message }, 'connection refused: bad relay header'),
+      decided: (parsed, data) => {
+        if (parsed.header) {
+          const problem = relayHeaderProblem(parsed.header, o.hostCas(), now());
+          if (problem) {
+            o.logger.warn({ peer: socket.remoteAddress, claimed: parsed.header.source.address, problem }, 'connection refused: relay header not believed');
+            socket.destroy();
+            return;
+          }
+          const key = `${socket.remoteAddress}:${socket.remotePort}`;
+          relayed.set(key, ipaddr.process(parsed.header.source.address).toString());
+          socket.once('close', () => relayed.delete(key));
         }
-        const key = `${socket.remoteAddress}:${socket.remotePort}`;
-        relayed.set(key, ipaddr.process(parsed.header.source.address).toString());
-        socket.once('close', () => relayed.delete(key));
-      }
-      const rest = parsed.header ? data.subarray(parsed.length) : data;
-      if (rest.length > 0) socket.unshift(rest);
-      // The TLS server takes the handle over and reads what was put back first.
-      o.inject(socket);
-    };
-    socket.on('data', onData);
+        const rest = parsed.header ? data.subarray(parsed.length) : data;
+        if (rest.length > 0) socket.unshift(rest);
+        // The TLS server takes the handle over and reads what was put back first.
+        o.inject(socket);
+      },
+    });
   });
   let host: string, port: number;
   try {
