@@ -16,7 +16,7 @@ import type { ClusterCache } from './cache.js';
 import { applyHttp1Timeouts, checkingInterval, closeIdleHttp2 } from './timeouts.js';
 import { tapSession, type RecordingSink } from './recording/index.js';
 import { isTunnelPending, noRouteStatus, presentClusters, type ClusterRegistry, type ClusterRoute } from './registry.js';
-import { RightsTracker, disconnectEvent, isStreamRequest, revocableSplice, sessionProtocol, type Held } from './rights/index.js';
+import { EndableWatch, RightsTracker, disconnectEvent, isStreamRequest, revocableSplice, sessionProtocol, type Held } from './rights/index.js';
 
 export interface KubeHandlerOptions {
   clusterName: string;
@@ -146,10 +146,13 @@ export class KubeHandler {
         settings: { initialWindowSize: 8 * 1024 * 1024, maxConcurrentStreams: 1000, maxHeaderListSize: this.maxHeaderBytes },
       });
       closeIdleHttp2(session, this.idleMs);
-      this.trackConnection(socket, authn, () => session.destroy());
+      this.trackConnection(socket, authn, () => {
+        session.close(); // GOAWAY: no new streams
+        closeSoon(socket, () => session.destroy());
+      });
       this.serveHttp2(session, socket, authn);
     } else {
-      this.trackConnection(socket, authn, () => socket.destroy());
+      this.trackConnection(socket, authn, () => closeSoon(socket, () => socket.destroy()));
       this.h1.emit('connection', socket);
     }
   }
@@ -370,8 +373,14 @@ export class KubeHandler {
       return this.fail(x, prepared.status);
     }
     const { route, head, identity } = prepared;
+    // A watch whose right ends gets an ERROR event saying why, as the API server would send.
+    let watch: EndableWatch | undefined;
     if (isStreamRequest(prepared.info, x.url)) {
-      const held = this.rights.openStream(identity, { close: this.auditedClose(identity, x.remoteAddr, `${x.method} ${audit.info?.path ?? ''}`, () => x.abort()) });
+      const endStream = (reason: string) => {
+        if (watch) watch.endWith(this.rights.refusal(identity) ?? kubeStatus(403, 'Forbidden', `keyway: ${reason}`));
+        else x.abort();
+      };
+      const held = this.rights.openStream(identity, { close: this.auditedClose(identity, x.remoteAddr, `${x.method} ${audit.info?.path ?? ''}`, endStream) });
       if ('status' in held) {
         await this.emitKubeRequest(audit, held.status.code, held.status.message);
         return this.fail(x, held.status);
@@ -389,7 +398,11 @@ export class KubeHandler {
       }
       if (whole) return x.respondWhole(res.head.status, res.head.headers, whole);
       const out = x.respond(res.head.status, res.head.headers);
-      pump(res.body, out as unknown as Writable);
+      if (prepared.info.verb === 'watch' && res.head.status === 200 && EndableWatch.suits(res.head.headers['content-type'])) {
+        watch = new EndableWatch(res.body);
+        pump(res.body, watch);
+        pump(watch, out as unknown as Writable);
+      } else pump(res.body, out as unknown as Writable);
     } catch (err) {
       this.o.logger.warn({ err: (err as Error).message, cluster: head.cluster, user: identity.username }, 'forwarding failed');
       const status = kubeStatus(503, 'ServiceUnavailable', `keyway: cluster "${head.cluster}" is not reachable right now: ${(err as Error).message}`);
@@ -572,6 +585,19 @@ function parsePath(method: string, rawUrl: string): { info: RequestInfo; url: st
 
 /** Authentication results per TLS connection, for the HTTP/1.1 server's requests. */
 const authns = new WeakMap<object, Authn>();
+/**
+ * A connection whose right ended is destroyed a moment later, not at once: its streams are
+ * ended in the same sweep and a watch's last event (the ERROR saying why) must get out first.
+ * Every request meanwhile is refused by the per-request check.
+ */
+function closeSoon(socket: TLSSocket, destroy: () => void): void {
+  if (socket.destroyed) return;
+  const timer = setTimeout(destroy, CONNECTION_END_GRACE_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+}
+const CONNECTION_END_GRACE_MS = 250;
+
 /** The rights tracker's hold on each authenticated connection. */
 const connectionHolds = new WeakMap<object, Held>();
 

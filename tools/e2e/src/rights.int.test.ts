@@ -176,6 +176,9 @@ describe('rights end on open connections', () => {
       expect(exec.stderr()).toContain('keyway: session closed: user "jimbo" is locked: incident 42');
       expect(await exec.exited).not.toBe(0);
     }
+    // The watch ends with an ERROR event saying why, which kubectl prints as a Status row.
+    await watch.exited;
+    expect(watch.stdout()).toMatch(/Failure\s+Forbidden\s+keyway: user "jimbo" is locked: incident 42/);
     expect(stack.proxy?.rights.held('jimbo')).toBe(0);
     // Each closed stream and connection is audited as Teleport's client.disconnect.
     const disconnects = async () =>
@@ -206,6 +209,7 @@ describe('rights end on open connections', () => {
     const t = await times;
     console.log(`from kwctl lock --role to exit: exec ${t[0]} ms, watch ${t[1]} ms`);
     expect(exec.stderr()).toContain('keyway: session closed: user "rolf" is locked: role retired');
+    expect(watch.stdout()).toContain('is locked: role retired');
   }, 60_000);
 
   it('deleting the user ends its streams', async () => {
@@ -221,6 +225,7 @@ describe('rights end on open connections', () => {
     const t = await times;
     console.log(`from kwctl users rm to exit: watch ${t[0]} ms, exec ${t[1]} ms`);
     expect(exec.stderr()).toContain('keyway: session closed: user "dora" no longer exists');
+    expect(watch.stdout()).toContain('user "dora" no longer exists');
   }, 60_000);
 
   it('a certificate that expires is refused on its keep-alive connection, and its watch ends', async () => {

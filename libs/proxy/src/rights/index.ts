@@ -5,6 +5,7 @@ import type { Identity } from '@keyway/pki';
 export { RightsTracker, DEFAULT_MAX_LOCK_STALENESS_MS, type Closable, type Held, type RightsTrackerOptions } from './tracker.js';
 export { revocableSplice } from './revocable-splice.js';
 export { FrameCursor, LastWords, sessionProtocol, type SessionProtocol } from './last-words.js';
+export { EndableWatch } from './watch-end.js';
 
 /**
  * A request that stays open as long as the client likes: a watch or followed logs (exec,
