@@ -57,6 +57,8 @@ const proxyTimeouts = z
     tunnel_hello: duration.optional(),
     /** The relay to auth: the client's first application data, i.e. its TLS handshake done (default 10s). */
     relay_first_byte: duration.optional(),
+    /** How old the proxy's view of locks may be before locking_mode strict refuses requests (default 3s). */
+    lock_staleness: duration.optional(),
     /** The relay to auth: no bytes either way (default 10m; auth's keepalive pings keep live connections busy). */
     relay_idle: duration.optional(),
   })

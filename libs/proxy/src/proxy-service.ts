@@ -115,6 +115,7 @@ export class ProxyService {
       registry: this.registry,
       logger: config.logger,
       timeouts: { headersMs: t.headersMs, idleMs: t.idleMs },
+      maxLockStalenessMs: t.lockStalenessMs,
     });
     // Everything on the web route is anonymous: short deadlines for headers, body and idle.
     this.web = http.createServer(

@@ -24,6 +24,8 @@ export interface ListenerTimeouts {
   relayFirstByteMs: number;
   /** The relay to auth: no bytes either way. */
   relayIdleMs: number;
+  /** How old this proxy's view of locks may be before strict locking refuses (locking_mode: strict). */
+  lockStalenessMs: number;
 }
 
 export const DEFAULT_LISTENER_TIMEOUTS: ListenerTimeouts = {
@@ -39,6 +41,8 @@ export const DEFAULT_LISTENER_TIMEOUTS: ListenerTimeouts = {
   relayFirstByteMs: 10_000,
   // Well above auth's keepalive interval (1 m), so only a dead connection is idle this long.
   relayIdleMs: 600_000,
+  // The change feed delivers within a second; three missed seconds mean it is not delivering.
+  lockStalenessMs: 3_000,
 };
 
 /** The config file's `proxy_service.timeouts` (durations in ms), as ListenerTimeouts. */
@@ -54,6 +58,7 @@ export function listenerTimeoutsFromConfig(c: Partial<Record<string, number | un
     tunnel_hello: 'tunnelHelloMs',
     relay_first_byte: 'relayFirstByteMs',
     relay_idle: 'relayIdleMs',
+    lock_staleness: 'lockStalenessMs',
   };
   const out: Partial<ListenerTimeouts> = {};
   for (const [name, key] of Object.entries(names)) {

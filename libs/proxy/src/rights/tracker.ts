@@ -7,6 +7,7 @@
  * same checks answer each request (`refusal`), so a keep-alive connection or an HTTP/2
  * session opened earlier gets no further than a new one.
  */
+import { DEFAULT_LISTENER_TIMEOUTS } from '../timeouts.js';
 import { kubeStatus, type KubeStatus } from '@keyway/kube';
 import type { Logger } from '@keyway/log';
 import type { Identity } from '@keyway/pki';
@@ -38,7 +39,7 @@ export interface Held {
   release(): void;
 }
 
-export const DEFAULT_MAX_LOCK_STALENESS_MS = 3_000;
+export const DEFAULT_MAX_LOCK_STALENESS_MS = DEFAULT_LISTENER_TIMEOUTS.lockStalenessMs;
 /** setTimeout's ceiling; a later expiry re-arms. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const STALENESS_CHECK_MS = 250;
