@@ -102,7 +102,7 @@ export class KubeForwarder implements KubeBackend {
     const long = isLongRunning(head);
     let release: Release;
     try {
-      release = await (long ? upstream.streams : upstream.requests).acquire(head.user);
+      release = await (long ? upstream.streams : upstream.requests).acquire(fairShareKey(head));
     } catch (err) {
       body?.resume(); // the refusal answers now: drain what the client still sends
       return this.failed(err, head, long ? 'stream' : 'request');
@@ -145,7 +145,7 @@ export class KubeForwarder implements KubeBackend {
     const upstream = this.upstreams.get(head.cluster);
     if (!upstream) return Promise.resolve(whole(notServed(head.cluster)));
     const failed = (err: unknown) => whole(this.failed(err, head, 'upgrade'));
-    return upstream.streams.acquire(head.user).then(
+    return upstream.streams.acquire(fairShareKey(head)).then(
       (release) =>
         new Promise((resolve) => {
           let req: ReturnType<KubeForwarder['open']>;
@@ -327,4 +327,9 @@ function notServed(cluster: string): KubeResponse {
 
 function responseHead(res: IncomingMessage): KubeResponseHead {
   return { status: res.statusCode ?? 502, headers: endToEndHeaders(res.headers) };
+}
+
+/** Upstream slots are shared per Keyway user; the Kubernetes user for heads that name none. */
+function fairShareKey(head: KubeRequestHead): string {
+  return head.requester || head.user;
 }

@@ -361,6 +361,7 @@ export class KubeHandler {
       cluster: clusterName,
       user: decision.kubernetesUser,
       groups: decision.kubernetesGroups,
+      requester: identity.username,
     };
     return { route, head, info, identity };
   }

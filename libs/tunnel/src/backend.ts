@@ -13,6 +13,11 @@ export interface KubeRequestHead {
   /** The Kubernetes user and groups to impersonate. */
   user: string;
   groups: string[];
+  /**
+   * The Keyway user on whose behalf the request is made: what upstream pools share fairly by
+   * (many Keyway users may map to one Kubernetes user). Empty from older proxies.
+   */
+  requester?: string;
   /** The Upgrade protocol (websocket, SPDY/3.1) for exec, attach and port-forward. */
   upgrade?: string;
 }

@@ -237,5 +237,6 @@ function requestHead(raw: unknown): KubeRequestHead {
     groups: Array.isArray(h.groups) ? h.groups.filter((g): g is string => typeof g === 'string') : [],
   };
   if (typeof h.upgrade === 'string' && h.upgrade) head.upgrade = h.upgrade;
+  if (typeof h.requester === 'string' && h.requester) head.requester = h.requester;
   return head;
 }

@@ -15,7 +15,9 @@ import { kwctlIn, startTestAgent } from './harness.js';
 // The finding: one user allowed to watch pods could block a cluster for everybody by
 // opening ~520 watches (the agent's one upstream pool was shared and capped). Now streams
 // have their own pool, shared per user: mallory's 600 watches through the proxy and an agent
-// get her share and clear 429s for the rest, and ada's get, and ada's own watch, still work.
+// get her share and clear 429s for the rest, and ada's get, and ada's own watch, still work —
+// though both are the same Kubernetes user (the role maps everyone to one service account):
+// the share is per Keyway user.
 
 const RESOURCES = `kind: role
 version: v7
@@ -24,6 +26,7 @@ spec:
   allow:
     kubernetes_labels: {'*': '*'}
     kubernetes_groups: [devs]
+    kubernetes_users: [watcher-sa]
     kubernetes_resources: [{kind: pod, namespace: default, name: '*', verbs: [get, list, watch]}]
 ---
 kind: user
