@@ -9,6 +9,8 @@ export const EVENTS = {
   kubeRequest: { event: 'kube.request', code: 'T3009I' },
   userLogin: { event: 'user.login', code: 'T1000I' },
   userLoginFailure: { event: 'user.login', code: 'T1000W' },
+  userSsoLogin: { event: 'user.login', code: 'T1001I' },
+  userSsoLoginFailure: { event: 'user.login', code: 'T1001W' },
   userCreate: { event: 'user.create', code: 'T1002I' },
   userUpdate: { event: 'user.update', code: 'T1003I' },
   userDelete: { event: 'user.delete', code: 'T1004I' },

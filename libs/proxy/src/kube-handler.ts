@@ -9,7 +9,7 @@ import { kubeStatus, normalizeRequestPath, parseRequestInfo, type KubeStatus, ty
 import { EVENTS, auditEvent, type AuditEventRecord } from '@keyway/audit';
 import type { Logger } from '@keyway/log';
 import { verifyCertificate, type Identity } from '@keyway/pki';
-import { authorizeKubeRequest, visibleKubeClusters } from '@keyway/rbac';
+import { authorizeKubeRequest, userTraits, visibleKubeClusters } from '@keyway/rbac';
 import type { RoleResource } from '@keyway/resources';
 import { endToEndHeaders, pump, type Headers, type KubeRequestHead } from '@keyway/tunnel';
 import type { ClusterCache } from './cache.js';
@@ -304,7 +304,7 @@ export class KubeHandler {
     const refused = this.rights.refusal(identity);
     if (refused) return { status: refused };
     const roles = identity.roles.map((r) => cache.roles.get(r)).filter((r): r is RoleResource => r !== undefined);
-    const traits = { internal: identity.traits, external: {} };
+    const traits = userTraits(identity.traits);
     // Only the target cluster is checked on the way through; the list of every cluster
     // the user may see is worked out when a message needs it.
     const visible = () => visibleKubeClusters(roles, traits, registry.clusters());

@@ -16,6 +16,7 @@ import { readiness } from './readiness.js';
 import type { SessionChunk } from './recording/index.js';
 import { ClusterRegistry } from './registry.js';
 import { relayHeaderSigner } from './relay-signer.js';
+import { webApiHandler } from './web/web-api.js';
 import { createRouter, type Route } from './router.js';
 import type { RightsTracker } from './rights/index.js';
 import { DEFAULT_LISTENER_TIMEOUTS, checkingInterval, dropIfSilent, enforceDeadlines, limitUnauthenticated, type ListenerTimeouts } from './timeouts.js';
@@ -67,12 +68,22 @@ export class ProxyService {
   private address = '';
   private readonly audit: AuditLog;
   private readonly announcer: ProxyAnnouncer;
-  private readonly heartbeats: Outage;
+  /** Ping and SSO login routes of the web API. */
+  private readonly webApi: (req: http.IncomingMessage, res: http.ServerResponse) => void;  private readonly heartbeats: Outage;
   private readonly renewals = new Backoff({ minMs: 1_000, maxMs: 60_000 });
   private readonly timeouts: ListenerTimeouts;
 
   constructor(private readonly config: ProxyServiceConfig) {
     this.creds = config.credentials;
+    this.webApi = webApiHandler({
+      version: PROXY_VERSION,
+      clusterName: () => config.clusterName,
+      publicAddr: () => config.publicAddrs[0] ?? this.address,
+      kubePublicAddr: () => config.kubePublicAddrs?.[0] ?? config.publicAddrs[0] ?? this.address,
+      kubeListenAddr: () => config.kubeListenAddr ?? config.listenAddr,
+      authClient: () => this.authClient(),
+      logger: config.logger,
+    });
     const t = { ...DEFAULT_LISTENER_TIMEOUTS, ...config.timeouts };
     this.timeouts = t;
     this.tlsServers = {
@@ -299,27 +310,7 @@ export class ProxyService {
 
   private onWeb(req: http.IncomingMessage, res: http.ServerResponse): void {
     if (req.method === 'GET' && (req.url === '/healthz' || req.url === '/readyz')) return this.onHealth(req.url, res);
-    if (req.method === 'GET' && (req.url === '/v1/webapi/ping' || req.url === '/webapi/ping')) {
-      const body = {
-        cluster_name: this.config.clusterName,
-        server_version: PROXY_VERSION,
-        proxy: {
-          kube: {
-            enabled: true,
-            public_addr: this.config.kubePublicAddrs?.[0] ?? this.config.publicAddrs[0] ?? this.address,
-            listen_addr: this.config.kubeListenAddr ?? this.config.listenAddr,
-          },
-          public_addr: this.config.publicAddrs[0] ?? this.address,
-          tls_routing_enabled: true,
-        },
-        auth: { second_factor: 'otp' },
-      };
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
-      return;
-    }
-    res.writeHead(404, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ error: { message: `not found: ${req.method} ${req.url}` } }));
+    this.webApi(req, res);
   }
 
   /** `/healthz`: the process runs. `/readyz`: 200 once ready for traffic, else 503 naming what it waits for. */

@@ -1,5 +1,5 @@
 export { checkAccess, evaluateAccess, RULE_VERBS, RULE_RESOURCES, type AccessDecision, type RuleVerb } from './access.js';
-export { expandTemplate, type Traits } from './templates.js';
+export { expandTemplate, userTraits, type Traits } from './templates.js';
 export { identityKubeGrants, maxSessionTtl, certTtl, DEFAULT_CERT_TTL_MS, type KubeGrants } from './grants.js';
 export {
   authorizeKubeRequest,

@@ -11,6 +11,16 @@ export interface Traits {
 }
 
 /**
+ * The traits a certificate carries, as templates see them. As in Teleport, both namespaces read
+ * the user's one trait map: `{{internal.logins}}` and `{{external.groups}}` are traits["logins"]
+ * and traits["groups"]; SSO users' traits are what the provider asserted, local users' what the
+ * admin set.
+ */
+export function userTraits(traits: Record<string, string[]>): Traits {
+  return { internal: traits, external: traits };
+}
+
+/**
  * Expands one role value against a user's traits, as Teleport does:
  * - a literal comes back as itself;
  * - `{{internal.x}}` / `{{external.x}}` / `{{external["x"]}}` give one value per trait value,

@@ -129,6 +129,14 @@ const userSpec = z
     github_identities: z.array(externalIdentity).optional(),
     oidc_identities: z.array(externalIdentity).optional(),
     saml_identities: z.array(externalIdentity).optional(),
+    // Teleport's: who made the user; an SSO login sets the connector it came through.
+    created_by: z
+      .strictObject({
+        connector: z.strictObject({ type: z.enum(['github', 'oidc', 'saml']), id: nonEmpty, identity: z.string() }).optional(),
+        time: z.string().optional(),
+        user: z.strictObject({ name: z.string() }).optional(),
+      })
+      .optional(),
   })
   .transform(compact);
 

@@ -174,6 +174,25 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('audit_checkpoints_seq').on('audit_checkpoints').column('seq').execute();
     },
   },
+  '0007_sso': {
+    async up(db: Kysely<unknown>) {
+      // SSO login requests between the browser's trip to the provider and its callback: each is
+      // consumed by one callback (deleted as it is read), across every auth replica.
+      await db.schema
+        .createTable('sso_requests')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('data', 'jsonb', (c) => c.notNull())
+        .addColumn('expires', 'timestamptz', (c) => c.notNull())
+        .execute();
+      // Ids of assertions (SAML) already used, until they would have expired anyway.
+      await db.schema
+        .createTable('sso_seen')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('expires', 'timestamptz', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

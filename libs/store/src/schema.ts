@@ -115,6 +115,18 @@ export interface SessionChunksTable {
   data: string;
 }
 
+export interface SsoRequestsTable {
+  id: string;
+  kind: string;
+  data: Json;
+  expires: Timestamp;
+}
+
+export interface SsoSeenTable {
+  id: string;
+  expires: Timestamp;
+}
+
 export interface Database {
   users: UsersTable;
   roles: ResourceRow;
@@ -131,4 +143,6 @@ export interface Database {
   presence: PresenceTable;
   session_recordings: SessionRecordingsTable;
   session_chunks: SessionChunksTable;
+  sso_requests: SsoRequestsTable;
+  sso_seen: SsoSeenTable;
 }

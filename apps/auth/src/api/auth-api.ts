@@ -5,10 +5,12 @@ import { GRPC_MAX_MESSAGE_BYTES } from '@keyway/client';
 import { AccessDeniedError, BadParameterError, NotFoundError } from '@keyway/errors';
 import type { Logger } from '@keyway/log';
 import { fingerprint, spkiPin, subjectPublicKey, type Identity, type SystemRole } from '@keyway/pki';
-import { certTtl, checkAccess, identityKubeGrants, visibleKubeClusters } from '@keyway/rbac';
-import { RESOURCE_LIMITS, parseResourceDocuments, redactSecrets, type LockResource, type Resource, type RoleResource, type UserResource } from '@keyway/resources';
+import { certTtl, checkAccess, identityKubeGrants, userTraits, visibleKubeClusters } from '@keyway/rbac';
+import { RESOURCE_LIMITS, parseResource, parseResourceDocuments, redactSecrets, type LockResource, type Resource, type RoleResource, type UserResource } from '@keyway/resources';
 import { MAX_AUDIT_EVENT_BYTES, STORED_KINDS, appendAuditEvents, auditEventProblem, type Db, type Store, type StoredKind, type StoredResource } from '@keyway/store';
 import type { CertAuthorities } from '../authorities.js';
+import { SsoLogins, listSsoConnectors, type ConnectorKind } from '../sso/logins.js';
+import type { SsoDriver } from '@keyway/sso';
 import { DEFAULT_USER_TOKEN_TTL_MS, LOGIN_FAILED, LoginFailure, checkUserTokenTtl, type IssuedUserToken, type LocalUsers } from '../users/local-users.js';
 import { readRule, redactForRead, type ReadMethod, type ReadableKind } from './authorization.js';
 import { AuthRateLimits, DEFAULT_RATE_LIMITS, type AuthRateLimitOptions } from './rate-limit.js';
@@ -76,6 +78,11 @@ export interface AuthApiOptions {
   now?: () => Date;
   /** Rate limits of login, user tokens and join (defaults: DEFAULT_RATE_LIMITS). */
   rateLimits?: AuthRateLimitOptions;
+  /** auth_service.authentication.type and connector_name, for ping. */
+  authType?: 'local' | 'github' | 'oidc' | 'saml';
+  connectorName?: string;
+  /** The SSO connector drivers this auth server runs (see @keyway/sso). */
+  ssoDrivers?: Partial<Record<ConnectorKind, SsoDriver>>;
 }
 
 export interface CertificatesResult {
@@ -97,7 +104,7 @@ export interface ResourceInput {
  * caller and enforces authorization itself, so a new transport cannot skip a check.
  */
 export class AuthApi {
-  private readonly o: Required<Omit<AuthApiOptions, 'rateLimits'>>;
+  private readonly o: Required<Omit<AuthApiOptions, 'rateLimits' | 'authType' | 'connectorName' | 'ssoDrivers'>> & Pick<AuthApiOptions, 'authType' | 'connectorName' | 'ssoDrivers'>;
   private readonly limits: AuthRateLimits;
 
   constructor(options: AuthApiOptions) {
@@ -105,13 +112,35 @@ export class AuthApi {
     this.o = { now: () => new Date(), lockingMode: 'best_effort', ...rest };
     // The service's clock, as for lockouts and expiry.
     this.limits = new AuthRateLimits({ ...(rateLimits ?? DEFAULT_RATE_LIMITS), now: () => this.o.now().getTime() });
+    this.sso = new SsoLogins({
+      store: this.o.store,
+      drivers: this.o.ssoDrivers ?? {},
+      clusterName: this.o.clusterName,
+      logger: this.o.logger,
+      audit: this.o.audit,
+      now: () => this.o.now(),
+      issue: (user, publicKeyPem, opts) => this.issueUserCertificate(user, parsePublicKey(publicKeyPem), { ...opts, mfaVerified: false }),
+      saveUser: (user) => this.saveSsoUser(user),
+      lockOf: async (user, roles) => {
+        const lock = await this.findLock(user, roles);
+        return lock ? `user "${user}" is locked${lock.spec.message ? `: ${lock.spec.message}` : ''}` : undefined;
+      },
+      limit: (ip) => this.limits.check('sso_login', ip),
+      checkPublicKey: (pem) => void parsePublicKey(pem),
+    });
   }
 
-  ping() {
+  /** SSO console logins (see ../sso/logins.ts). */
+  readonly sso: SsoLogins;
+
+  async ping() {
     return {
       clusterName: this.o.clusterName,
       serverVersion: SERVER_VERSION,
       secondFactor: this.o.secondFactor,
+      authType: this.o.authType ?? 'local',
+      connectorName: this.o.connectorName ?? '',
+      connectors: await listSsoConnectors(this.o.store),
       certAuthorities: (['user', 'host'] as const).map((type) => {
         const ca = this.o.cas[type];
         return { type, certPem: ca.certPem, fingerprint: fingerprint(ca.cert), spkiPin: spkiPin(ca.cert) };
@@ -371,7 +400,7 @@ export class AuthApi {
       }
     }
     const clusters = [...served].map(([name, labels]) => ({ name, labels })).sort((a, b) => a.name.localeCompare(b.name));
-    const visible = new Set(visibleKubeClusters(roles, { internal: user.spec.traits ?? {}, external: {} }, clusters));
+    const visible = new Set(visibleKubeClusters(roles, userTraits(user.spec.traits ?? {}), clusters));
     return clusters.filter((c) => visible.has(c.name));
   }
 
@@ -709,7 +738,7 @@ export class AuthApi {
   ): Promise<CertificatesResult> {
     const roles = await this.loadRoles(user.spec.roles, this.o.store.db, user.metadata.name);
     const traits = user.spec.traits ?? {};
-    const grants = identityKubeGrants(roles, { internal: traits, external: {} });
+    const grants = identityKubeGrants(roles, userTraits(traits));
     const now = this.o.now();
     let notAfter = new Date(now.getTime() + certTtl(roles, opts.ttlMs || undefined));
     if (opts.notAfterCap && opts.notAfterCap < notAfter) notAfter = opts.notAfterCap;
@@ -749,6 +778,26 @@ export class AuthApi {
       clusterName: this.o.clusterName,
       username: user.metadata.name,
     };
+  }
+
+  /**
+   * Creates or replaces an SSO user (validated like any user) and tells the proxies. A local
+   * user of the same name is never taken over: an IdP account named "admin" gets nothing.
+   */
+  private async saveSsoUser(user: UserResource): Promise<void> {
+    const valid = parseResource(user) as UserResource;
+    const name = valid.metadata.name;
+    const existing = await this.o.store.findResource('user', name);
+    const by = (existing?.resource as { spec?: { created_by?: { connector?: unknown } } } | undefined)?.spec?.created_by?.connector;
+    if (existing && !by) {
+      throw new AccessDeniedError(`a local user "${name}" exists; an SSO login may not take it over (rename one of them)`, { reason: 'local_user_exists', user: name });
+    }
+    const expires = valid.metadata.expires ? new Date(valid.metadata.expires) : undefined;
+    await this.o.store.putResource('user', name, valid as unknown as Record<string, unknown>, expires ? { expires } : {});
+    await this.publishPut('user', name);
+    this.o.audit.emit(
+      auditEvent(existing ? EVENTS.userUpdate : EVENTS.userCreate, { user: name, name, kind: 'user', operation: existing ? 'update' : 'create', connector: (valid.spec as { created_by?: { connector?: { id?: string } } }).created_by?.connector?.id ?? '', cluster_name: this.o.clusterName }, this.o.now()),
+    );
   }
 
   /** The user, if it exists and no lock targets it or its roles. */

@@ -318,6 +318,19 @@ function handlers(o: GrpcServerOptions, clientAddress: (peer: string) => string 
       const r = await api.getSessionEvents(caller, req.sessionId, req.afterSeq, req.limit);
       return { session: sessionMessage(r.session), chunks: r.chunks.map((c) => ({ seq: c.seq, events: c.data })) };
     }),
+    createSsoAuthRequest: unary('CreateSSOAuthRequest', async (req, caller) =>
+      api.sso.createRequest(caller, {
+        kind: req.kind,
+        connectorName: req.connectorName,
+        publicKeyPem: req.publicKeyPem,
+        clientRedirectUrl: req.clientRedirectUrl,
+        ttlMs: req.ttlSeconds * 1000,
+        kubernetesCluster: req.kubernetesCluster,
+        testConnectorJson: req.testConnectorJson,
+        remoteIp: req.remoteIp,
+      }),
+    ),
+    validateSsoCallback: unary('ValidateSSOCallback', async (req, caller) => api.sso.validateCallback(caller, { kind: req.kind, params: req.params, remoteIp: req.remoteIp })),
     listKubeClusters: unary('ListKubeClusters', async (_req, caller) => ({ clusters: await api.listKubeClustersForUser(caller) })),
     join: unary('Join', async (req, caller, remoteIp) => {
       const r = await api.join({

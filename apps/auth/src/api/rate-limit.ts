@@ -54,17 +54,18 @@ export class TokenBuckets {
 }
 
 /** The calls anonymous callers can repeat to guess something: a password, a user token, a join token. */
-export type LimitedCall = 'login' | 'complete_user_token' | 'get_user_token' | 'join';
+export type LimitedCall = 'login' | 'complete_user_token' | 'get_user_token' | 'join' | 'sso_login';
 
 const WHAT: Record<LimitedCall, string> = {
   login: 'login attempts',
   complete_user_token: 'signup or reset attempts',
   get_user_token: 'user token look-ups',
   join: 'join attempts',
+  sso_login: 'SSO login attempts',
 };
 
 export interface AuthRateLimitOptions {
-  /** Per source address. Behind the proxy's TLS relay this is the proxy's address (see check). */
+  /** Per source address: the client's own, also behind a proxy (its relay vouches for it). */
   perAddress: BucketRate;
   /** Per user name (login) or per token (user tokens, joins). */
   perSubject: BucketRate;
@@ -90,12 +91,13 @@ export class AuthRateLimits {
 
   /**
    * Throws LimitExceededError (gRPC RESOURCE_EXHAUSTED) with a retry-after when the address or
-   * the subject has no token left. The address is the TCP peer: the proxy's relay passes bytes
-   * only, so callers that come through a proxy share its bucket (hence the larger burst).
+   * the subject has no token left. The address is the client's: the TCP peer, or the address a
+   * proxy's signed relay header vouches for. Without a subject only the address is limited.
    */
-  check(call: LimitedCall, address: string | undefined, subject: string): void {
+  check(call: LimitedCall, address: string | undefined, subject?: string): void {
     const addressWait = this.buckets(this.byAddress, call, this.o.perAddress).take(address ?? '');
     if (addressWait > 0) throw limited(call, 'from this address', addressWait);
+    if (subject === undefined) return;
     const subjectKey = createHash('sha256').update(subject).digest('base64url').slice(0, 22);
     const subjectWait = this.buckets(this.bySubject, call, this.o.perSubject).take(subjectKey);
     if (subjectWait > 0) throw limited(call, call === 'login' ? 'for this user' : 'with this token', subjectWait);

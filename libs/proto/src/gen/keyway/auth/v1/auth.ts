@@ -33,6 +33,65 @@ export interface PingResponse {
   serverVersion: string;
   certAuthorities: CertAuthority[];
   secondFactor: string;
+  /** auth_service.authentication: type (local, github, oidc, saml) and connector_name. */
+  authType: string;
+  connectorName: string;
+  /** The SSO connectors users can log in with (no secrets). */
+  connectors: SSOConnectorInfo[];
+}
+
+export interface SSOConnectorInfo {
+  /** github, oidc, saml */
+  kind: string;
+  name: string;
+  display: string;
+}
+
+export interface CreateSSOAuthRequestRequest {
+  kind: string;
+  connectorName: string;
+  /** The key the certificates are for (PEM, SPKI). */
+  publicKeyPem: string;
+  /** kw's loopback callback, with its secret_key: http://127.0.0.1:<port>/callback?secret_key=<hex> */
+  clientRedirectUrl: string;
+  ttlSeconds: number;
+  kubernetesCluster: string;
+  /**
+   * kwctl sso test: a connector definition (JSON) used instead of a stored one; no
+   * certificates are issued, the callback reports what was received and mapped.
+   */
+  testConnectorJson: string;
+  /** The user's address as the proxy saw it (for rate limits and audit). */
+  remoteIp: string;
+}
+
+export interface CreateSSOAuthRequestResponse {
+  requestId: string;
+  /** Where to send the browser (the identity provider). */
+  redirectUrl: string;
+}
+
+export interface ValidateSSOCallbackRequest {
+  kind: string;
+  /** The callback's query (GET) or form fields (POST), as received. */
+  params: { [key: string]: string };
+  remoteIp: string;
+}
+
+export interface ValidateSSOCallbackRequest_ParamsEntry {
+  key: string;
+  value: string;
+}
+
+export interface ValidateSSOCallbackResponse {
+  /** Where to send the browser: kw's callback with the sealed certificates, or with the error. */
+  redirectUrl: string;
+  username: string;
+  /** What the page the browser ends on says. */
+  message: string;
+  success: boolean;
+  /** kwctl sso test: what was received and mapped (JSON), when the request was a test. */
+  testReportJson: string;
 }
 
 export interface CertAuthority {
@@ -433,7 +492,15 @@ export const PingRequest: MessageFns<PingRequest> = {
 };
 
 function createBasePingResponse(): PingResponse {
-  return { clusterName: "", serverVersion: "", certAuthorities: [], secondFactor: "" };
+  return {
+    clusterName: "",
+    serverVersion: "",
+    certAuthorities: [],
+    secondFactor: "",
+    authType: "",
+    connectorName: "",
+    connectors: [],
+  };
 }
 
 export const PingResponse: MessageFns<PingResponse> = {
@@ -449,6 +516,15 @@ export const PingResponse: MessageFns<PingResponse> = {
     }
     if (message.secondFactor !== "") {
       writer.uint32(34).string(message.secondFactor);
+    }
+    if (message.authType !== "") {
+      writer.uint32(42).string(message.authType);
+    }
+    if (message.connectorName !== "") {
+      writer.uint32(50).string(message.connectorName);
+    }
+    for (const v of message.connectors) {
+      SSOConnectorInfo.encode(v!, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -498,6 +574,30 @@ export const PingResponse: MessageFns<PingResponse> = {
             message.secondFactor = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.authType = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.connectorName = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.connectors.push(SSOConnectorInfo.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -532,6 +632,19 @@ export const PingResponse: MessageFns<PingResponse> = {
         : isSet(object.second_factor)
         ? globalThis.String(object.second_factor)
         : "",
+      authType: isSet(object.authType)
+        ? globalThis.String(object.authType)
+        : isSet(object.auth_type)
+        ? globalThis.String(object.auth_type)
+        : "",
+      connectorName: isSet(object.connectorName)
+        ? globalThis.String(object.connectorName)
+        : isSet(object.connector_name)
+        ? globalThis.String(object.connector_name)
+        : "",
+      connectors: globalThis.Array.isArray(object?.connectors)
+        ? object.connectors.map((e: any) => SSOConnectorInfo.fromJSON(e))
+        : [],
     };
   },
 
@@ -549,6 +662,15 @@ export const PingResponse: MessageFns<PingResponse> = {
     if (message.secondFactor !== "") {
       obj.secondFactor = message.secondFactor;
     }
+    if (message.authType !== "") {
+      obj.authType = message.authType;
+    }
+    if (message.connectorName !== "") {
+      obj.connectorName = message.connectorName;
+    }
+    if (message.connectors?.length) {
+      obj.connectors = message.connectors.map((e) => SSOConnectorInfo.toJSON(e));
+    }
     return obj;
   },
 
@@ -561,6 +683,786 @@ export const PingResponse: MessageFns<PingResponse> = {
     message.serverVersion = object.serverVersion ?? "";
     message.certAuthorities = object.certAuthorities?.map((e) => CertAuthority.fromPartial(e)) || [];
     message.secondFactor = object.secondFactor ?? "";
+    message.authType = object.authType ?? "";
+    message.connectorName = object.connectorName ?? "";
+    message.connectors = object.connectors?.map((e) => SSOConnectorInfo.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseSSOConnectorInfo(): SSOConnectorInfo {
+  return { kind: "", name: "", display: "" };
+}
+
+export const SSOConnectorInfo: MessageFns<SSOConnectorInfo> = {
+  encode(message: SSOConnectorInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== "") {
+      writer.uint32(10).string(message.kind);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.display !== "") {
+      writer.uint32(26).string(message.display);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SSOConnectorInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSSOConnectorInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.display = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SSOConnectorInfo {
+    return {
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      display: isSet(object.display) ? globalThis.String(object.display) : "",
+    };
+  },
+
+  toJSON(message: SSOConnectorInfo): unknown {
+    const obj: any = {};
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.display !== "") {
+      obj.display = message.display;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SSOConnectorInfo>, I>>(base?: I): SSOConnectorInfo {
+    return SSOConnectorInfo.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SSOConnectorInfo>, I>>(object: I): SSOConnectorInfo {
+    const message = createBaseSSOConnectorInfo();
+    message.kind = object.kind ?? "";
+    message.name = object.name ?? "";
+    message.display = object.display ?? "";
+    return message;
+  },
+};
+
+function createBaseCreateSSOAuthRequestRequest(): CreateSSOAuthRequestRequest {
+  return {
+    kind: "",
+    connectorName: "",
+    publicKeyPem: "",
+    clientRedirectUrl: "",
+    ttlSeconds: 0,
+    kubernetesCluster: "",
+    testConnectorJson: "",
+    remoteIp: "",
+  };
+}
+
+export const CreateSSOAuthRequestRequest: MessageFns<CreateSSOAuthRequestRequest> = {
+  encode(message: CreateSSOAuthRequestRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== "") {
+      writer.uint32(10).string(message.kind);
+    }
+    if (message.connectorName !== "") {
+      writer.uint32(18).string(message.connectorName);
+    }
+    if (message.publicKeyPem !== "") {
+      writer.uint32(26).string(message.publicKeyPem);
+    }
+    if (message.clientRedirectUrl !== "") {
+      writer.uint32(34).string(message.clientRedirectUrl);
+    }
+    if (message.ttlSeconds !== 0) {
+      writer.uint32(40).int32(message.ttlSeconds);
+    }
+    if (message.kubernetesCluster !== "") {
+      writer.uint32(50).string(message.kubernetesCluster);
+    }
+    if (message.testConnectorJson !== "") {
+      writer.uint32(58).string(message.testConnectorJson);
+    }
+    if (message.remoteIp !== "") {
+      writer.uint32(66).string(message.remoteIp);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateSSOAuthRequestRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateSSOAuthRequestRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.connectorName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.publicKeyPem = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.clientRedirectUrl = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.ttlSeconds = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.kubernetesCluster = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.testConnectorJson = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.remoteIp = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateSSOAuthRequestRequest {
+    return {
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      connectorName: isSet(object.connectorName)
+        ? globalThis.String(object.connectorName)
+        : isSet(object.connector_name)
+        ? globalThis.String(object.connector_name)
+        : "",
+      publicKeyPem: isSet(object.publicKeyPem)
+        ? globalThis.String(object.publicKeyPem)
+        : isSet(object.public_key_pem)
+        ? globalThis.String(object.public_key_pem)
+        : "",
+      clientRedirectUrl: isSet(object.clientRedirectUrl)
+        ? globalThis.String(object.clientRedirectUrl)
+        : isSet(object.client_redirect_url)
+        ? globalThis.String(object.client_redirect_url)
+        : "",
+      ttlSeconds: isSet(object.ttlSeconds)
+        ? globalThis.Number(object.ttlSeconds)
+        : isSet(object.ttl_seconds)
+        ? globalThis.Number(object.ttl_seconds)
+        : 0,
+      kubernetesCluster: isSet(object.kubernetesCluster)
+        ? globalThis.String(object.kubernetesCluster)
+        : isSet(object.kubernetes_cluster)
+        ? globalThis.String(object.kubernetes_cluster)
+        : "",
+      testConnectorJson: isSet(object.testConnectorJson)
+        ? globalThis.String(object.testConnectorJson)
+        : isSet(object.test_connector_json)
+        ? globalThis.String(object.test_connector_json)
+        : "",
+      remoteIp: isSet(object.remoteIp)
+        ? globalThis.String(object.remoteIp)
+        : isSet(object.remote_ip)
+        ? globalThis.String(object.remote_ip)
+        : "",
+    };
+  },
+
+  toJSON(message: CreateSSOAuthRequestRequest): unknown {
+    const obj: any = {};
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.connectorName !== "") {
+      obj.connectorName = message.connectorName;
+    }
+    if (message.publicKeyPem !== "") {
+      obj.publicKeyPem = message.publicKeyPem;
+    }
+    if (message.clientRedirectUrl !== "") {
+      obj.clientRedirectUrl = message.clientRedirectUrl;
+    }
+    if (message.ttlSeconds !== 0) {
+      obj.ttlSeconds = Math.round(message.ttlSeconds);
+    }
+    if (message.kubernetesCluster !== "") {
+      obj.kubernetesCluster = message.kubernetesCluster;
+    }
+    if (message.testConnectorJson !== "") {
+      obj.testConnectorJson = message.testConnectorJson;
+    }
+    if (message.remoteIp !== "") {
+      obj.remoteIp = message.remoteIp;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateSSOAuthRequestRequest>, I>>(base?: I): CreateSSOAuthRequestRequest {
+    return CreateSSOAuthRequestRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateSSOAuthRequestRequest>, I>>(object: I): CreateSSOAuthRequestRequest {
+    const message = createBaseCreateSSOAuthRequestRequest();
+    message.kind = object.kind ?? "";
+    message.connectorName = object.connectorName ?? "";
+    message.publicKeyPem = object.publicKeyPem ?? "";
+    message.clientRedirectUrl = object.clientRedirectUrl ?? "";
+    message.ttlSeconds = object.ttlSeconds ?? 0;
+    message.kubernetesCluster = object.kubernetesCluster ?? "";
+    message.testConnectorJson = object.testConnectorJson ?? "";
+    message.remoteIp = object.remoteIp ?? "";
+    return message;
+  },
+};
+
+function createBaseCreateSSOAuthRequestResponse(): CreateSSOAuthRequestResponse {
+  return { requestId: "", redirectUrl: "" };
+}
+
+export const CreateSSOAuthRequestResponse: MessageFns<CreateSSOAuthRequestResponse> = {
+  encode(message: CreateSSOAuthRequestResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== "") {
+      writer.uint32(10).string(message.requestId);
+    }
+    if (message.redirectUrl !== "") {
+      writer.uint32(18).string(message.redirectUrl);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateSSOAuthRequestResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateSSOAuthRequestResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.redirectUrl = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateSSOAuthRequestResponse {
+    return {
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+      redirectUrl: isSet(object.redirectUrl)
+        ? globalThis.String(object.redirectUrl)
+        : isSet(object.redirect_url)
+        ? globalThis.String(object.redirect_url)
+        : "",
+    };
+  },
+
+  toJSON(message: CreateSSOAuthRequestResponse): unknown {
+    const obj: any = {};
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    if (message.redirectUrl !== "") {
+      obj.redirectUrl = message.redirectUrl;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateSSOAuthRequestResponse>, I>>(base?: I): CreateSSOAuthRequestResponse {
+    return CreateSSOAuthRequestResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateSSOAuthRequestResponse>, I>>(object: I): CreateSSOAuthRequestResponse {
+    const message = createBaseCreateSSOAuthRequestResponse();
+    message.requestId = object.requestId ?? "";
+    message.redirectUrl = object.redirectUrl ?? "";
+    return message;
+  },
+};
+
+function createBaseValidateSSOCallbackRequest(): ValidateSSOCallbackRequest {
+  return { kind: "", params: {}, remoteIp: "" };
+}
+
+export const ValidateSSOCallbackRequest: MessageFns<ValidateSSOCallbackRequest> = {
+  encode(message: ValidateSSOCallbackRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== "") {
+      writer.uint32(10).string(message.kind);
+    }
+    globalThis.Object.entries(message.params).forEach(([key, value]: [string, string]) => {
+      ValidateSSOCallbackRequest_ParamsEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+    });
+    if (message.remoteIp !== "") {
+      writer.uint32(26).string(message.remoteIp);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ValidateSSOCallbackRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseValidateSSOCallbackRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = ValidateSSOCallbackRequest_ParamsEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.params[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.remoteIp = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ValidateSSOCallbackRequest {
+    return {
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      params: isObject(object.params)
+        ? (globalThis.Object.entries(object.params) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      remoteIp: isSet(object.remoteIp)
+        ? globalThis.String(object.remoteIp)
+        : isSet(object.remote_ip)
+        ? globalThis.String(object.remote_ip)
+        : "",
+    };
+  },
+
+  toJSON(message: ValidateSSOCallbackRequest): unknown {
+    const obj: any = {};
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.params) {
+      const entries = globalThis.Object.entries(message.params) as [string, string][];
+      if (entries.length > 0) {
+        obj.params = {};
+        entries.forEach(([k, v]) => {
+          obj.params[k] = v;
+        });
+      }
+    }
+    if (message.remoteIp !== "") {
+      obj.remoteIp = message.remoteIp;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ValidateSSOCallbackRequest>, I>>(base?: I): ValidateSSOCallbackRequest {
+    return ValidateSSOCallbackRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ValidateSSOCallbackRequest>, I>>(object: I): ValidateSSOCallbackRequest {
+    const message = createBaseValidateSSOCallbackRequest();
+    message.kind = object.kind ?? "";
+    message.params = (globalThis.Object.entries(object.params ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.remoteIp = object.remoteIp ?? "";
+    return message;
+  },
+};
+
+function createBaseValidateSSOCallbackRequest_ParamsEntry(): ValidateSSOCallbackRequest_ParamsEntry {
+  return { key: "", value: "" };
+}
+
+export const ValidateSSOCallbackRequest_ParamsEntry: MessageFns<ValidateSSOCallbackRequest_ParamsEntry> = {
+  encode(message: ValidateSSOCallbackRequest_ParamsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ValidateSSOCallbackRequest_ParamsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseValidateSSOCallbackRequest_ParamsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ValidateSSOCallbackRequest_ParamsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: ValidateSSOCallbackRequest_ParamsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ValidateSSOCallbackRequest_ParamsEntry>, I>>(
+    base?: I,
+  ): ValidateSSOCallbackRequest_ParamsEntry {
+    return ValidateSSOCallbackRequest_ParamsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ValidateSSOCallbackRequest_ParamsEntry>, I>>(
+    object: I,
+  ): ValidateSSOCallbackRequest_ParamsEntry {
+    const message = createBaseValidateSSOCallbackRequest_ParamsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseValidateSSOCallbackResponse(): ValidateSSOCallbackResponse {
+  return { redirectUrl: "", username: "", message: "", success: false, testReportJson: "" };
+}
+
+export const ValidateSSOCallbackResponse: MessageFns<ValidateSSOCallbackResponse> = {
+  encode(message: ValidateSSOCallbackResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.redirectUrl !== "") {
+      writer.uint32(10).string(message.redirectUrl);
+    }
+    if (message.username !== "") {
+      writer.uint32(18).string(message.username);
+    }
+    if (message.message !== "") {
+      writer.uint32(26).string(message.message);
+    }
+    if (message.success !== false) {
+      writer.uint32(32).bool(message.success);
+    }
+    if (message.testReportJson !== "") {
+      writer.uint32(42).string(message.testReportJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ValidateSSOCallbackResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseValidateSSOCallbackResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.redirectUrl = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.username = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.success = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.testReportJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ValidateSSOCallbackResponse {
+    return {
+      redirectUrl: isSet(object.redirectUrl)
+        ? globalThis.String(object.redirectUrl)
+        : isSet(object.redirect_url)
+        ? globalThis.String(object.redirect_url)
+        : "",
+      username: isSet(object.username) ? globalThis.String(object.username) : "",
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+      success: isSet(object.success) ? globalThis.Boolean(object.success) : false,
+      testReportJson: isSet(object.testReportJson)
+        ? globalThis.String(object.testReportJson)
+        : isSet(object.test_report_json)
+        ? globalThis.String(object.test_report_json)
+        : "",
+    };
+  },
+
+  toJSON(message: ValidateSSOCallbackResponse): unknown {
+    const obj: any = {};
+    if (message.redirectUrl !== "") {
+      obj.redirectUrl = message.redirectUrl;
+    }
+    if (message.username !== "") {
+      obj.username = message.username;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    if (message.success !== false) {
+      obj.success = message.success;
+    }
+    if (message.testReportJson !== "") {
+      obj.testReportJson = message.testReportJson;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ValidateSSOCallbackResponse>, I>>(base?: I): ValidateSSOCallbackResponse {
+    return ValidateSSOCallbackResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ValidateSSOCallbackResponse>, I>>(object: I): ValidateSSOCallbackResponse {
+    const message = createBaseValidateSSOCallbackResponse();
+    message.redirectUrl = object.redirectUrl ?? "";
+    message.username = object.username ?? "";
+    message.message = object.message ?? "";
+    message.success = object.success ?? false;
+    message.testReportJson = object.testReportJson ?? "";
     return message;
   },
 };
@@ -6318,6 +7220,34 @@ export const AuthServiceService = {
     responseDeserialize: (value: Buffer): GetSessionEventsResponse => GetSessionEventsResponse.decode(value),
   },
   /**
+   * SSO console logins (kw login --auth=…): the proxy's web API starts one with kw's public key
+   * and callback, and hands the provider's answer back; auth checks it, maps it to roles,
+   * creates or updates the SSO user and seals the certificates for kw. Proxies only (and the
+   * local admin, for kwctl sso test).
+   */
+  createSsoAuthRequest: {
+    path: "/keyway.auth.v1.AuthService/CreateSSOAuthRequest" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateSSOAuthRequestRequest): Buffer =>
+      Buffer.from(CreateSSOAuthRequestRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateSSOAuthRequestRequest => CreateSSOAuthRequestRequest.decode(value),
+    responseSerialize: (value: CreateSSOAuthRequestResponse): Buffer =>
+      Buffer.from(CreateSSOAuthRequestResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CreateSSOAuthRequestResponse => CreateSSOAuthRequestResponse.decode(value),
+  },
+  validateSsoCallback: {
+    path: "/keyway.auth.v1.AuthService/ValidateSSOCallback" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ValidateSSOCallbackRequest): Buffer =>
+      Buffer.from(ValidateSSOCallbackRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ValidateSSOCallbackRequest => ValidateSSOCallbackRequest.decode(value),
+    responseSerialize: (value: ValidateSSOCallbackResponse): Buffer =>
+      Buffer.from(ValidateSSOCallbackResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ValidateSSOCallbackResponse => ValidateSSOCallbackResponse.decode(value),
+  },
+  /**
    * A snapshot of the requested kinds, then every change: proxies keep their caches of
    * roles, users, locks, kube clusters and proxies current with it.
    */
@@ -6375,6 +7305,14 @@ export interface AuthServiceServer extends UntypedServiceImplementation {
   uploadSessionChunk: handleUnaryCall<UploadSessionChunkRequest, UploadSessionChunkResponse>;
   listSessions: handleUnaryCall<ListSessionsRequest, ListSessionsResponse>;
   getSessionEvents: handleUnaryCall<GetSessionEventsRequest, GetSessionEventsResponse>;
+  /**
+   * SSO console logins (kw login --auth=…): the proxy's web API starts one with kw's public key
+   * and callback, and hands the provider's answer back; auth checks it, maps it to roles,
+   * creates or updates the SSO user and seals the certificates for kw. Proxies only (and the
+   * local admin, for kwctl sso test).
+   */
+  createSsoAuthRequest: handleUnaryCall<CreateSSOAuthRequestRequest, CreateSSOAuthRequestResponse>;
+  validateSsoCallback: handleUnaryCall<ValidateSSOCallbackRequest, ValidateSSOCallbackResponse>;
   /**
    * A snapshot of the requested kinds, then every change: proxies keep their caches of
    * roles, users, locks, kube clusters and proxies current with it.
@@ -6751,6 +7689,42 @@ export interface AuthServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetSessionEventsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * SSO console logins (kw login --auth=…): the proxy's web API starts one with kw's public key
+   * and callback, and hands the provider's answer back; auth checks it, maps it to roles,
+   * creates or updates the SSO user and seals the certificates for kw. Proxies only (and the
+   * local admin, for kwctl sso test).
+   */
+  createSsoAuthRequest(
+    request: CreateSSOAuthRequestRequest,
+    callback: (error: ServiceError | null, response: CreateSSOAuthRequestResponse) => void,
+  ): ClientUnaryCall;
+  createSsoAuthRequest(
+    request: CreateSSOAuthRequestRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CreateSSOAuthRequestResponse) => void,
+  ): ClientUnaryCall;
+  createSsoAuthRequest(
+    request: CreateSSOAuthRequestRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CreateSSOAuthRequestResponse) => void,
+  ): ClientUnaryCall;
+  validateSsoCallback(
+    request: ValidateSSOCallbackRequest,
+    callback: (error: ServiceError | null, response: ValidateSSOCallbackResponse) => void,
+  ): ClientUnaryCall;
+  validateSsoCallback(
+    request: ValidateSSOCallbackRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ValidateSSOCallbackResponse) => void,
+  ): ClientUnaryCall;
+  validateSsoCallback(
+    request: ValidateSSOCallbackRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ValidateSSOCallbackResponse) => void,
   ): ClientUnaryCall;
   /**
    * A snapshot of the requested kinds, then every change: proxies keep their caches of
