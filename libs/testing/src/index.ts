@@ -35,3 +35,4 @@ export {
   type SpdyHeaders,
   type KubectlOptions,
 } from './kube-api/index.js';
+export { startGithubStandIn, type GithubStandIn, type GithubTeam } from './idp/github-standin.js';
