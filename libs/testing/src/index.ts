@@ -35,3 +35,4 @@ export {
   type SpdyHeaders,
   type KubectlOptions,
 } from './kube-api/index.js';
+export { startTestOidcProvider, type StartTestOidcProviderOptions, type TestOidcAccount, type TestOidcClient, type TestOidcProvider } from './idp/oidc-provider.js';
