@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { startTestOidcProvider, type TestOidcProvider } from '@keyway/testing';
@@ -9,13 +10,15 @@ import { createOidcDriver, parseMaxAge } from './oidc.js';
 
 const CALLBACK = 'https://proxy.example.com/v1/webapi/oidc/callback';
 const CLIENT = { client_id: 'keyway', client_secret: 'keyway-client-secret-0123456789', redirect_uris: [CALLBACK] };
+/** Another connector's client at the same provider. */
+const OTHER = { client_id: 'other-app', client_secret: 'other-client-secret-0123456789', redirect_uris: [CALLBACK] };
 
 let idp: TestOidcProvider;
 const driver = createOidcDriver({ allowHttpIssuer: true, timeoutMs: 3000 });
 
 beforeAll(async () => {
   idp = await startTestOidcProvider({
-    clients: [CLIENT],
+    clients: [CLIENT, OTHER],
     accounts: {
       alice: { password: 'alice-pw', claims: { email: 'alice@example.com', email_verified: true, preferred_username: 'alice', groups: ['admins', 'team-payments'] } },
       bob: { password: 'bob-pw', claims: { email: 'bob@example.com', email_verified: false, preferred_username: 'bob', groups: ['admins'] } },
@@ -147,6 +150,23 @@ describe('OIDC driver against a real OpenID provider', () => {
     expect(err.reason).toBe('code exchange failed');
   });
 
+  it("refuses another connector's code injected into this request's callback", async () => {
+    const conn = connector();
+    const mine = await driver.begin({ connector: conn, requestId: newId(), callbackUrl: CALLBACK });
+    const requestId = new URL(mine.url).searchParams.get('state') ?? '';
+    const theirs = await login(connector({ client_id: OTHER.client_id, client_secret: OTHER.client_secret }), 'alice', 'alice-pw');
+    const err = await refusal(driver.complete({ connector: conn, requestId, callbackUrl: CALLBACK, keep: mine.keep, params: { ...theirs.params, state: requestId } }));
+    expect(err.reason).toBe('code exchange failed');
+  });
+
+  it('refuses a callback naming another issuer (mix-up)', async () => {
+    const conn = connector();
+    const l = await login(conn, 'alice', 'alice-pw');
+    expect(l.params['iss']).toBe(idp.issuer);
+    const err = await refusal(driver.complete({ connector: conn, requestId: l.requestId, callbackUrl: CALLBACK, keep: l.keep, params: { ...l.params, iss: 'https://evil.example.com' } }));
+    expect(err.reason).toBe('issuer mismatch');
+  });
+
   it('refuses a code exchanged with a wrong PKCE verifier', async () => {
     const conn = connector();
     const l = await login(conn, 'alice', 'alice-pw');
@@ -259,6 +279,31 @@ describe('OIDC driver against a real OpenID provider', () => {
     } finally {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
+
+  it('does not read an unbounded response from the provider', async () => {
+    const huge = createHttpServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      // no content-length: the driver has to stop reading by itself
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      let sent = 0;
+      const more = (): void => {
+        while (sent < 64 && res.write(chunk)) sent++;
+        if (sent >= 64) res.end('{}');
+        else res.once('drain', more);
+      };
+      more();
+    });
+    await new Promise<void>((resolve) => huge.listen(0, '127.0.0.1', resolve));
+    try {
+      const issuer = `http://127.0.0.1:${(huge.address() as AddressInfo).port}`;
+      const err = await refusal(createOidcDriver({ allowHttpIssuer: true }).begin({ connector: connector({}, issuer), requestId: newId(), callbackUrl: CALLBACK }));
+      expect(err.reason).toBe('provider unreachable');
+      expect(err.message).toMatch(/larger than/);
+    } finally {
+      huge.closeAllConnections();
+      await new Promise<void>((resolve) => huge.close(() => resolve()));
     }
   });
 });
