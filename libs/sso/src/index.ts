@@ -2,3 +2,4 @@ export { SsoLoginError, type BeginInput, type BeginResult, type CompleteInput, t
 export { DEFAULT_TRAIT_BOUNDS, mapToRoles, toTraits, type TraitBounds, type ValueMapping } from './mapping.js';
 export { MAX_SEALED_BYTES, isSecretKey, newSecretKey, open as openSealed, parseClientRedirect, seal } from './sealed.js';
 export { createGithubDriver } from './github.js';
+export { createOidcDriver, parseMaxAge, type OidcDriverOptions } from './oidc.js';

@@ -36,3 +36,4 @@ export {
   type KubectlOptions,
 } from './kube-api/index.js';
 export { startGithubStandIn, type GithubStandIn, type GithubTeam } from './idp/github-standin.js';
+export { startTestOidcProvider, type StartTestOidcProviderOptions, type TestOidcAccount, type TestOidcClient, type TestOidcProvider } from './idp/oidc-provider.js';
