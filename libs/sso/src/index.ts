@@ -1,2 +1,3 @@
 export { SsoLoginError, type BeginInput, type BeginResult, type CompleteInput, type ConnectorResource, type DriverOptions, type SsoDriver, type SsoIdentity } from './driver.js';
 export { DEFAULT_TRAIT_BOUNDS, mapToRoles, toTraits, type TraitBounds, type ValueMapping } from './mapping.js';
+export { createSamlDriver, parseIdpMetadata, MAX_METADATA_BYTES, MAX_SAML_RESPONSE_LENGTH, type SamlDriverOptions } from './saml.js';

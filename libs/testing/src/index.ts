@@ -35,3 +35,4 @@ export {
   type SpdyHeaders,
   type KubectlOptions,
 } from './kube-api/index.js';
+export { startTestSamlIdp, createSelfSignedRsaCert, type TestSamlIdp, type TestSamlIdpOptions, type RespondOverrides, type RsaCertAndKey } from './idp/saml-idp.js';
