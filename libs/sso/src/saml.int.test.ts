@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSelfSignedRsaCert, startTestSamlIdp, type RespondOverrides, type TestSamlIdp } from '@keyway/testing';
 import { SsoLoginError, type ConnectorResource, type SsoDriver } from './driver.js';
@@ -19,13 +20,17 @@ const mapping = [
 
 let idp: TestSamlIdp;
 let otherIdp: TestSamlIdp;
+let otherAcsIdp: TestSamlIdp;
 beforeAll(async () => {
   idp = await startTestSamlIdp({ sp: { entityId: acs, acs, encryptFor: spKeys.certPem }, users });
   otherIdp = await startTestSamlIdp({ sp: { entityId: acs, acs }, users });
+  // Right audience, but the assertion is addressed to another ACS (Recipient).
+  otherAcsIdp = await startTestSamlIdp({ sp: { entityId: acs, acs: 'https://elsewhere.example.com/acs' }, users });
 });
 afterAll(async () => {
   await idp?.close();
   await otherIdp?.close();
+  await otherAcsIdp?.close();
 });
 
 function connector(spec: Record<string, unknown> = {}, name = 'okta'): ConnectorResource {
@@ -207,12 +212,77 @@ describe('SAML driver: what an attacker would try', () => {
     expect((await refusal(complete({ ...post, SAMLResponse: '' }))).reason).toBe('response missing');
   });
 
+  it('refuses an assertion from another issuer than the connector names', async () => {
+    const { complete } = await login(driver(), connector({ issuer: 'https://idp.other.example.com' }));
+    expect((await refusal(complete())).reason).toBe('issuer mismatch');
+  });
+
+  it('refuses an assertion addressed to another ACS', async () => {
+    const conn = connector({ entity_descriptor: otherAcsIdp.metadataXml });
+    const { complete } = await login(driver(), conn, 'alice', {}, otherAcsIdp);
+    expect((await refusal(complete())).reason).toBe('recipient mismatch');
+  });
+
+  it('refuses a second, unsigned assertion wrapped around the signed one', async () => {
+    const { post, complete } = await login(driver(), connector());
+    const wrapped = editXml(post.SAMLResponse, (xml) => {
+      const start = xml.indexOf('<saml:Assertion');
+      const end = xml.indexOf('</saml:Assertion>') + '</saml:Assertion>'.length;
+      expect(start).toBeGreaterThan(0);
+      const evil = xml.slice(start, end).replace(/<ds:Signature[\s\S]*<\/ds:Signature>/, '').replace('>alice<', '>mallory<').replace(/ID="[^"]+"/, 'ID="_evil"');
+      return xml.slice(0, start) + evil + xml.slice(start);
+    });
+    expect((await refusal(complete({ ...post, SAMLResponse: wrapped }))).reason).toBe('signature invalid');
+  });
+
+  it('never yields another identity for a response changed anywhere (property)', async () => {
+    const { post, requestId, begun } = await login(driver(), connector());
+    const xml = Buffer.from(post.SAMLResponse, 'base64').toString('utf8');
+    await fc.assert(
+      fc.asyncProperty(fc.nat({ max: xml.length - 1 }), fc.constantFrom('x', '0', ' ', '<', '"'), async (at, ch) => {
+        const changed = Buffer.from(xml.slice(0, at) + ch + xml.slice(at + 1)).toString('base64');
+        const d = driver();
+        const out = await d.complete({ connector: connector(), requestId, callbackUrl: acs, keep: begun.keep, params: { ...post, SAMLResponse: changed } }).then(
+          (who) => who,
+          (e: unknown) => {
+            expect(e).toBeInstanceOf(SsoLoginError);
+            return undefined;
+          },
+        );
+        // Only the unsigned Response wrapper (its ID, IssueInstant, Destination) may change and pass.
+        if (out) expect({ username: out.username, roles: out.roles, traits: out.traits }).toEqual({ username: 'alice', roles: ['access', 'payments-dev'], traits: users.alice.attributes });
+      }),
+      { seed: 11, numRuns: 60 },
+    );
+  });
+
   it('refuses when no attribute maps to a role, naming the connector and the attributes seen', async () => {
     const { complete } = await login(driver(), connector(), 'bob');
     const err = await refusal(complete());
     expect(err.reason).toBe('no role matched');
     expect(err.message).toContain('okta');
     expect(err.message).toContain('groups');
+  });
+});
+
+describe('SAML test IdP: the login page a browser would use', () => {
+  it('serves a login form at ssoUrl whose answer auto-posts a response the driver accepts', async () => {
+    const d = driver();
+    // The page encrypts for the SP, as this IdP was given the SP's encryption certificate.
+    const conn = connector({ assertion_key_pair: { private_key: spKeys.keyPem, cert: spKeys.certPem } });
+    const requestId = randomBytes(16).toString('hex');
+    const begun = await d.begin({ connector: conn, requestId, callbackUrl: acs });
+    const page = await (await fetch(begun.url)).text();
+    expect(page).toContain('<form method="post" action="/sso/login">');
+    const answer = await (await fetch(new URL('/sso/login', idp.ssoUrl), { method: 'POST', body: new URLSearchParams({ request: begun.url, user: 'alice' }) })).text();
+    expect(answer).toContain(`action="${acs}"`);
+    expect(answer).toContain('document.forms[0].submit()');
+    const field = (name: string): string => {
+      const at = answer.indexOf(`name="${name}" value="`) + `name="${name}" value="`.length;
+      return answer.slice(at, answer.indexOf('"', at));
+    };
+    const who = await d.complete({ connector: conn, requestId, callbackUrl: acs, keep: begun.keep, params: { SAMLResponse: field('SAMLResponse'), RelayState: field('RelayState') } });
+    expect(who.username).toBe('alice');
   });
 });
 

@@ -236,7 +236,7 @@ export function parseIdpMetadata(xml: string, connector: string): IdpConfig {
     const fail = (m: unknown): never => {
       throw new Error(String(m));
     };
-    doc = new DOMParser({ errorHandler: { error: fail, fatalError: fail } }).parseFromString(xml, 'text/xml');
+    doc = new DOMParser({ errorHandler: { warning: () => undefined, error: fail, fatalError: fail } }).parseFromString(xml, 'text/xml');
   } catch {
     throw bad('the identity provider metadata is not well-formed XML');
   }
