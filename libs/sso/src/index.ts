@@ -3,3 +3,4 @@ export { DEFAULT_TRAIT_BOUNDS, mapToRoles, toTraits, type TraitBounds, type Valu
 export { MAX_SEALED_BYTES, isSecretKey, newSecretKey, open as openSealed, parseClientRedirect, seal } from './sealed.js';
 export { createGithubDriver } from './github.js';
 export { createOidcDriver, parseMaxAge, type OidcDriverOptions } from './oidc.js';
+export { createSamlDriver, parseIdpMetadata, MAX_METADATA_BYTES, MAX_SAML_RESPONSE_LENGTH, type SamlDriverOptions } from './saml.js';

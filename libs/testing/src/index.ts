@@ -37,3 +37,4 @@ export {
 } from './kube-api/index.js';
 export { startGithubStandIn, type GithubStandIn, type GithubTeam } from './idp/github-standin.js';
 export { startTestOidcProvider, type StartTestOidcProviderOptions, type TestOidcAccount, type TestOidcClient, type TestOidcProvider } from './idp/oidc-provider.js';
+export { startTestSamlIdp, createSelfSignedRsaCert, type TestSamlIdp, type TestSamlIdpOptions, type RespondOverrides, type RsaCertAndKey } from './idp/saml-idp.js';
