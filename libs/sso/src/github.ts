@@ -1,6 +1,7 @@
 import * as oauth from 'openid-client';
 import { SsoLoginError, type BeginInput, type BeginResult, type CompleteInput, type ConnectorResource, type DriverOptions, type SsoDriver, type SsoIdentity } from './driver.js';
 import { DEFAULT_TRAIT_BOUNDS, toTraits } from './mapping.js';
+import { ResponseTooLarge, readBounded as readBoundedBody } from './bounded-body.js';
 
 /**
  * The GitHub connector (Teleport's github v3): OAuth 2 authorization code with PKCE S256 and
@@ -76,7 +77,7 @@ export function createGithubDriver(o: DriverOptions & { allowHttpEndpoints?: boo
     config.timeout = Math.max(1, Math.ceil(timeoutMs / 1000));
     config[oauth.customFetch] = async (url, options) => {
       try {
-        const res = await fetchImpl(url, { ...options, signal: withTimeout(options.signal, timeoutMs) });
+        const res = await fetchImpl(url, { ...options, signal: withTimeout(options.signal, timeoutMs) } as RequestInit);
         return githubTokenQuirks(res, await readBounded(res, MAX_TOKEN_RESPONSE_BYTES));
       } catch (err) {
         const failure = err instanceof TransportError ? err : new TransportError('unreachable');
@@ -271,37 +272,17 @@ function githubTokenQuirks(res: Response, body: Uint8Array): Response {
     }
   }
   const nullBody = status === 204 || status === 205 || status === 304;
-  return new Response(nullBody ? null : body, { status, statusText: res.statusText, headers });
+  return new Response(nullBody ? null : new Uint8Array(body), { status, statusText: res.statusText, headers });
 }
 
 /** Reads at most `max` bytes of a body: a longer one is cancelled, not buffered. */
-async function readBounded(res: Response, max: number): Promise<Uint8Array> {
-  const declared = Number(res.headers.get('content-length') ?? NaN);
-  if (declared > max) {
-    await res.body?.cancel().catch(() => undefined);
-    throw new TransportError('too large');
+/** The shared bounded read, failing as this driver's transport does. */
+async function readBounded(res: Response, max: number): Promise<Buffer> {
+  try {
+    return await readBoundedBody(res, max);
+  } catch (err) {
+    throw err instanceof ResponseTooLarge ? new TransportError('too large') : err;
   }
-  if (!res.body) return new Uint8Array(0);
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > max) {
-      await reader.cancel().catch(() => undefined);
-      throw new TransportError('too large');
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
 }
 
 function withTimeout(signal: AbortSignal | undefined, ms: number): AbortSignal {

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import * as client from 'openid-client';
 import { SsoLoginError, type BeginInput, type BeginResult, type CompleteInput, type ConnectorResource, type DriverOptions, type SsoDriver, type SsoIdentity } from './driver.js';
 import { mapToRoles, toTraits, type ValueMapping } from './mapping.js';
+import { ResponseTooLarge, readBounded } from './bounded-body.js';
 
 export interface OidcDriverOptions extends DriverOptions {
   /**
@@ -69,7 +70,7 @@ export function createOidcDriver(o: OidcDriverOptions = {}): SsoDriver {
     headers.delete('content-length');
     headers.delete('content-encoding');
     const nullBody = res.status === 204 || res.status === 304 || (res.status >= 100 && res.status < 200);
-    return new Response(nullBody ? null : body, { status: res.status, statusText: res.statusText, headers });
+    return new Response(nullBody ? null : new Uint8Array(body), { status: res.status, statusText: res.statusText, headers });
   };
 
   async function configFor(spec: OidcSpec, connector: string): Promise<client.Configuration> {
@@ -306,33 +307,3 @@ function describe(err: unknown): string {
   return parts.join(': ').replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, 200) || 'unknown error';
 }
 
-class ResponseTooLarge extends Error {}
-
-async function readBounded(res: Response, limit: number): Promise<Uint8Array> {
-  const declared = Number(res.headers.get('content-length') ?? NaN);
-  if (declared > limit) {
-    await res.body?.cancel();
-    throw new ResponseTooLarge(`response larger than ${limit} bytes`);
-  }
-  if (!res.body) return new Uint8Array(0);
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel();
-      throw new ResponseTooLarge(`response larger than ${limit} bytes`);
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(size);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.byteLength;
-  }
-  return out;
-}

@@ -9,6 +9,7 @@ import { DOMParser } from '@xmldom/xmldom';
 import { SAML, SamlStatusError, ValidateInResponseTo, type CacheProvider, type Profile, type SamlConfig } from '@node-saml/node-saml';
 import { SsoLoginError, type ConnectorResource, type DriverOptions, type SsoDriver, type SsoIdentity } from './driver.js';
 import { mapToRoles, toTraits, type ValueMapping } from './mapping.js';
+import { ResponseTooLarge, readBounded } from './bounded-body.js';
 
 export interface SamlDriverOptions extends DriverOptions {
   /**
@@ -288,30 +289,11 @@ async function fetchBounded(fetchImpl: typeof fetch, url: string, timeoutMs: num
     throw unreachable('could not be fetched');
   }
   if (!res.ok || !res.body) throw unreachable(`answered HTTP ${res.status}`);
-  const declared = Number(res.headers.get('content-length') ?? '0');
-  if (declared > MAX_METADATA_BYTES) {
-    await res.body.cancel().catch(() => undefined);
-    throw unreachable(`answered more than ${MAX_METADATA_BYTES} bytes`);
-  }
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = res.body.getReader();
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.length;
-      if (size > MAX_METADATA_BYTES) {
-        await reader.cancel().catch(() => undefined);
-        throw unreachable(`answered more than ${MAX_METADATA_BYTES} bytes`);
-      }
-      chunks.push(value);
-    }
+    return (await readBounded(res, MAX_METADATA_BYTES)).toString('utf8');
   } catch (err) {
-    if (err instanceof SsoLoginError) throw err;
-    throw unreachable('could not be read');
+    throw unreachable(err instanceof ResponseTooLarge ? `answered more than ${MAX_METADATA_BYTES} bytes` : 'could not be read');
   }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 function sameText(a: string, b: string): boolean {
