@@ -8,7 +8,8 @@ import { BadParameterError, isAlreadyExists } from '@keyway/errors';
 import type { Logger } from '@keyway/log';
 import { decodeIdentity, generateKeyPair } from '@keyway/pki';
 import { PRESET_ROLES } from '@keyway/rbac';
-import { checkpointAuditChain, type Store } from '@keyway/store';
+import { checkpointAuditChain, markSsoSeen, sweepSso, type Store } from '@keyway/store';
+import { createGithubDriver, createOidcDriver, createSamlDriver } from '@keyway/sso';
 import { AuditWorker, QueueAuditLog, SpooledAuditLog, StoreSink, type AuditLog } from '@keyway/audit';
 import { AuthApi, HOST_CERT_TTL_MS } from './api/auth-api.js';
 import { ChangeFeed } from './api/change-feed.js';
@@ -35,6 +36,11 @@ export interface AuthServiceDeps {
   logger: Logger;
   /** The time source for logins, TOTP and certificates; tests move it to step through TOTP windows. */
   clock?: () => Date;
+  /**
+   * Lets SSO drivers talk to identity providers over plain http: only for test providers on
+   * loopback. Never set from configuration.
+   */
+  allowHttpSsoProviders?: boolean;
 }
 
 /**
@@ -102,6 +108,9 @@ export class AuthService {
       logger,
       ...(deps.clock ? { now: deps.clock } : {}),
       rateLimits: rateLimitsOf(config.auth_service.rate_limits),
+      authType: authn.type,
+      ...(authn.connector_name ? { connectorName: authn.connector_name } : {}),
+      ssoDrivers: ssoDrivers(store, deps.allowHttpSsoProviders === true),
     });
     this.adminIdentityPath = join(config.dataDir, ADMIN_IDENTITY_FILE);
   }
@@ -154,6 +163,7 @@ export class AuthService {
     this.timers.push(
       setInterval(() => {
         this.store.deleteExpired().catch((err: unknown) => logger.warn({ err }, 'sweeping expired resources failed'));
+        sweepSso(this.store).catch((err: unknown) => logger.warn({ err }, 'sweeping expired SSO requests failed'));
       }, SWEEP_INTERVAL_MS).unref(),
     );
     // Hosts that stop heartbeating drop out within a second of their TTL.
@@ -318,4 +328,13 @@ function connectHost(addr: string): string {
   if (host === '' || host === '0.0.0.0') return '127.0.0.1';
   if (host === '::') return '[::1]';
   return isIP(host) === 6 ? `[${host}]` : host;
+}
+
+/** One driver per connector kind, kept for the service's life (their discovery caches). */
+function ssoDrivers(store: Store, allowHttp: boolean) {
+  return {
+    github: createGithubDriver({ allowHttpEndpoints: allowHttp }),
+    oidc: createOidcDriver({ allowHttpIssuer: allowHttp }),
+    saml: createSamlDriver({ assertionSeen: (id, notOnOrAfter) => markSsoSeen(store, `saml:${id}`, notOnOrAfter) }),
+  };
 }

@@ -25,8 +25,8 @@ export interface Stack {
  * it serves itself: proxy_service.kubernetes.kubeconfig_file, and kubernetes_service's
  * kubeconfig when that service is enabled here).
  */
-export async function startStack(config: KeywayConfig, logger: Logger, clock?: () => Date): Promise<Stack> {
-  const auth = await AuthService.create({ config, logger: logger.child({ service: 'auth' }), ...(clock ? { clock } : {}) });
+export async function startStack(config: KeywayConfig, logger: Logger, clock?: () => Date, options: { allowHttpSsoProviders?: boolean } = {}): Promise<Stack> {
+  const auth = await AuthService.create({ config, logger: logger.child({ service: 'auth' }), ...(clock ? { clock } : {}), ...options });
   let proxy: ProxyService | undefined;
   try {
     const authAddress = await auth.serve();

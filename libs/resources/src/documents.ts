@@ -181,7 +181,10 @@ const TABLES: { [K in Resource['kind']]: TableSpec<ResourceOfKind<K>> } = {
       r.metadata.name,
       r.spec.display ?? '',
       r.spec.client_id,
-      r.spec.teams_to_roles.map((t) => `${t.organization}/${t.team}=${t.roles.join(',')}`).join(' '),
+      [
+        ...(r.spec.teams_to_roles ?? []).map((t) => `${t.organization}/${t.team}=${t.roles.join(',')}`),
+        ...(r.spec.teams_to_logins ?? []).map((t) => `${t.organization}/${t.team}=${t.logins.join(',')}`),
+      ].join(' '),
     ],
   },
   oidc: {

@@ -129,14 +129,6 @@ const userSpec = z
     github_identities: z.array(externalIdentity).optional(),
     oidc_identities: z.array(externalIdentity).optional(),
     saml_identities: z.array(externalIdentity).optional(),
-    // Teleport's: who made the user; an SSO login sets the connector it came through.
-    created_by: z
-      .strictObject({
-        connector: z.strictObject({ type: z.enum(['github', 'oidc', 'saml']), id: nonEmpty, identity: z.string() }).optional(),
-        time: z.string().optional(),
-        user: z.strictObject({ name: z.string() }).optional(),
-      })
-      .optional(),
   })
   .transform(compact);
 
@@ -384,14 +376,30 @@ const githubSpec = z
     client_id: nonEmpty,
     client_secret: nonEmpty,
     redirect_url: httpUrl.optional(),
-    teams_to_roles: z
-      .array(z.strictObject({ organization: nonEmpty, team: nonEmpty, roles: roleList }))
-      .min(1, 'must map at least one team to roles; without it nobody could log in'),
+    teams_to_roles: z.array(z.strictObject({ organization: nonEmpty, team: nonEmpty, roles: roleList })).optional(),
+    // The older form (Teleport's seed connectors): its logins are role names, its Kubernetes
+    // groups and users become traits. Accepted; a login through it warns to use teams_to_roles.
+    teams_to_logins: z
+      .array(
+        z.strictObject({
+          organization: nonEmpty,
+          team: nonEmpty,
+          logins: z.array(nonEmpty).default([]),
+          kubernetes_groups: z.array(nonEmpty).optional(),
+          kubernetes_users: z.array(nonEmpty).optional(),
+        }),
+      )
+      .optional(),
     display: z.string().optional(),
     endpoint_url: httpUrl.optional(),
     api_endpoint_url: httpUrl.optional(),
   })
-  .transform(compact);
+  .transform(compact)
+  .superRefine((s, ctx) => {
+    if (!s.teams_to_roles?.length && !s.teams_to_logins?.length) {
+      ctx.addIssue({ code: 'custom', path: ['teams_to_roles'], message: 'must map at least one team to roles (teams_to_roles, or the older teams_to_logins); without it nobody could log in' });
+    }
+  });
 
 const oidcSpec = z
   .strictObject({
@@ -411,6 +419,8 @@ const oidcSpec = z
     provider: z.string().optional(),
     username_claim: z.string().optional(),
     acr_values: z.string().optional(),
+    // Teleport's max_age: a duration ("1h") or seconds; the provider must have authenticated the person that recently.
+    max_age: z.union([z.string(), z.number().int().nonnegative()]).optional(),
     allow_unverified_email: z.boolean().optional(),
   })
   .transform(compact);
@@ -429,6 +439,10 @@ const samlSpec = z
     audience: z.string().optional(),
     service_provider_issuer: z.string().optional(),
     signing_key_pair: z.strictObject({ private_key: nonEmpty, cert: nonEmpty }).optional(),
+    // Decrypts encrypted assertions (the IdP encrypts to its cert).
+    assertion_key_pair: z.strictObject({ private_key: nonEmpty, cert: nonEmpty }).optional(),
+    // Responses the IdP sends without a login request of ours; off by default (login CSRF).
+    allow_idp_initiated: z.boolean().optional(),
     display: z.string().optional(),
     provider: z.string().optional(),
   })

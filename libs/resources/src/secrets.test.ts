@@ -109,6 +109,6 @@ describe('redactSecrets', () => {
     expect(Object.keys(SECRET_FIELDS).sort()).toEqual([...KIND_NAMES].sort());
     expect(SECRET_FIELDS.github).toEqual(['spec.client_secret']);
     expect(SECRET_FIELDS.oidc).toEqual(['spec.client_secret']);
-    expect(SECRET_FIELDS.saml).toEqual(['spec.signing_key_pair.private_key']);
+    expect(SECRET_FIELDS.saml).toEqual(['spec.signing_key_pair.private_key', 'spec.assertion_key_pair.private_key']);
   });
 });

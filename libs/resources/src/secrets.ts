@@ -7,8 +7,8 @@ import type { Resource } from './types.js';
  * - github, oidc `spec.client_secret` and saml `spec.signing_key_pair.private_key`: what
  *   Teleport's `WithoutSecrets()` blanks (GithubConnectorV3, OIDCConnectorV3, SAMLConnectorV2 in
  *   api/types), so `tctl get` without `--with-secrets` hides the same values. Teleport also
- *   blanks saml `assertion_key_pair.private_key`, oidc `google_service_account` and
- *   `mfa.client_secret`; Keyway's schemas reject those fields, so they are never stored.
+ *   blanks saml `assertion_key_pair.private_key` (here too), oidc `google_service_account`
+ *   and `mfa.client_secret`; Keyway's schemas reject the last two, so they are never stored.
  * - kube_cluster `spec.kubeconfig`: a Keyway addition. Teleport prints it, but it carries the
  *   cluster's credentials (client keys, bearer tokens), so Keyway treats it as a secret too.
  *
@@ -21,7 +21,7 @@ export const SECRET_FIELDS: Readonly<Record<ResourceKind, readonly string[]>> = 
   token: [],
   github: ['spec.client_secret'],
   oidc: ['spec.client_secret'],
-  saml: ['spec.signing_key_pair.private_key'],
+  saml: ['spec.signing_key_pair.private_key', 'spec.assertion_key_pair.private_key'],
   kube_cluster: ['spec.kubeconfig'],
   lock: [],
 };

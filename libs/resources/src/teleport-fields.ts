@@ -199,7 +199,6 @@ export const UNSUPPORTED_TELEPORT_FIELDS: Readonly<Record<ResourceKind, readonly
   github: [
     ...ENVELOPE_FIELDS,
     ...CONNECTOR_COMMON,
-    { path: 'spec.teams_to_logins', note: 'deprecated in Teleport; use teams_to_roles' },
   ],
   oidc: [
     ...ENVELOPE_FIELDS,
@@ -208,7 +207,6 @@ export const UNSUPPORTED_TELEPORT_FIELDS: Readonly<Record<ResourceKind, readonly
     { path: 'spec.google_service_account', note: 'Google Workspace group lookup' },
     { path: 'spec.google_service_account_uri', note: 'Google Workspace group lookup' },
     { path: 'spec.entra_id_groups_provider', note: 'Entra ID group overage lookup' },
-    { path: 'spec.max_age', inert: ZERO, note: 'forced re-authentication' },
     { path: 'spec.pkce_mode', inert: oneOf('disabled'), note: 'PKCE' },
     { path: 'spec.request_object_mode', inert: oneOf('none'), note: 'JWT-secured authorization requests' },
     { path: 'spec.mfa', inert: disabledMfa, note: 'SSO MFA' },
@@ -216,12 +214,10 @@ export const UNSUPPORTED_TELEPORT_FIELDS: Readonly<Record<ResourceKind, readonly
   saml: [
     ...ENVELOPE_FIELDS,
     ...CONNECTOR_COMMON,
-    { path: 'spec.assertion_key_pair', note: 'encrypted assertions' },
     { path: 'spec.single_logout_url', note: 'SAML single logout' },
     { path: 'spec.mfa', inert: disabledMfa, note: 'SSO MFA' },
     { path: 'spec.force_authn', inert: oneOf(0, 1, 'unspecified', 'no', 'force_authn_unspecified', 'force_authn_no'), note: 'forced re-authentication' },
     { path: 'spec.preferred_request_binding', inert: oneOf('http-redirect'), note: 'HTTP-POST request binding' },
-    { path: 'spec.allow_idp_initiated', inert: FALSE, note: 'IdP-initiated login' },
   ],
   kube_cluster: [
     ...ENVELOPE_FIELDS,

@@ -34,6 +34,11 @@ export interface UserSpec {
   github_identities?: ExternalIdentity[];
   oidc_identities?: ExternalIdentity[];
   saml_identities?: ExternalIdentity[];
+  /**
+   * Who made the user. Set only by the auth service for SSO users (an SSO login refreshes
+   * only users it made); dropped from what admins create, like Teleport's read-only fields.
+   */
+  created_by?: { connector?: { type: 'github' | 'oidc' | 'saml'; id: string; identity: string }; time?: string };
 }
 export type UserResource = Envelope<'user', 'v2', UserSpec>;
 
@@ -98,11 +103,20 @@ export interface TeamRolesMapping {
   team: string;
   roles: string[];
 }
+export interface TeamLoginsMapping {
+  organization: string;
+  team: string;
+  logins: string[];
+  kubernetes_groups?: string[];
+  kubernetes_users?: string[];
+}
 export interface GithubConnectorSpec {
   client_id: string;
   client_secret: string;
   redirect_url?: string;
-  teams_to_roles: TeamRolesMapping[];
+  teams_to_roles?: TeamRolesMapping[];
+  /** Teleport's older form: logins are role names; groups and users become traits. */
+  teams_to_logins?: TeamLoginsMapping[];
   display?: string;
   endpoint_url?: string;
   api_endpoint_url?: string;
@@ -127,6 +141,8 @@ export interface OidcConnectorSpec {
   provider?: string;
   username_claim?: string;
   acr_values?: string;
+  /** A duration ("1h") or seconds. */
+  max_age?: string | number;
   allow_unverified_email?: boolean;
 }
 export type OidcConnectorResource = Envelope<'oidc', 'v3', OidcConnectorSpec>;
@@ -151,6 +167,8 @@ export interface SamlConnectorSpec {
   audience?: string;
   service_provider_issuer?: string;
   signing_key_pair?: KeyPair;
+  assertion_key_pair?: KeyPair;
+  allow_idp_initiated?: boolean;
   display?: string;
   provider?: string;
 }

@@ -4,3 +4,4 @@ export { MAX_SEALED_BYTES, isSecretKey, newSecretKey, open as openSealed, parseC
 export { createGithubDriver } from './github.js';
 export { createOidcDriver, parseMaxAge, type OidcDriverOptions } from './oidc.js';
 export { createSamlDriver, parseIdpMetadata, MAX_METADATA_BYTES, MAX_SAML_RESPONSE_LENGTH, type SamlDriverOptions } from './saml.js';
+export { PAGE_HEADERS, htmlPage } from './page.js';

@@ -785,10 +785,12 @@ export class AuthApi {
    * user of the same name is never taken over: an IdP account named "admin" gets nothing.
    */
   private async saveSsoUser(user: UserResource): Promise<void> {
-    const valid = parseResource(user) as UserResource;
+    // Validated as any user; created_by is the auth service's own field, kept as it set it.
+    const valid = { ...(parseResource(user) as UserResource) };
+    valid.spec = { ...valid.spec, ...(user.spec.created_by ? { created_by: user.spec.created_by } : {}) };
     const name = valid.metadata.name;
     const existing = await this.o.store.findResource('user', name);
-    const by = (existing?.resource as { spec?: { created_by?: { connector?: unknown } } } | undefined)?.spec?.created_by?.connector;
+    const by = (existing?.resource as UserResource | undefined)?.spec.created_by?.connector;
     if (existing && !by) {
       throw new AccessDeniedError(`a local user "${name}" exists; an SSO login may not take it over (rename one of them)`, { reason: 'local_user_exists', user: name });
     }
@@ -796,7 +798,7 @@ export class AuthApi {
     await this.o.store.putResource('user', name, valid as unknown as Record<string, unknown>, expires ? { expires } : {});
     await this.publishPut('user', name);
     this.o.audit.emit(
-      auditEvent(existing ? EVENTS.userUpdate : EVENTS.userCreate, { user: name, name, kind: 'user', operation: existing ? 'update' : 'create', connector: (valid.spec as { created_by?: { connector?: { id?: string } } }).created_by?.connector?.id ?? '', cluster_name: this.o.clusterName }, this.o.now()),
+      auditEvent(existing ? EVENTS.userUpdate : EVENTS.userCreate, { user: name, name, kind: 'user', operation: existing ? 'update' : 'create', connector: valid.spec.created_by?.connector?.id ?? '', cluster_name: this.o.clusterName }, this.o.now()),
     );
   }
 

@@ -250,7 +250,7 @@ export function ssoUser(who: SsoIdentity, kind: ConnectorKind, connector: string
       [`${kind}_identities`]: identities,
       created_by: { connector: { type: kind, id: connector, identity: who.username }, time: now.toISOString() },
     },
-  } as unknown as UserResource;
+  } as UserResource;
 }
 
 /** The connectors users can log in with, for ping (names, kinds and display names only). */

@@ -2,6 +2,7 @@ import type http from 'node:http';
 import type { AuthClient } from '@keyway/client';
 import { BadParameterError, KeywayError, httpStatusOf } from '@keyway/errors';
 import type { Logger } from '@keyway/log';
+import { PAGE_HEADERS, htmlPage } from '@keyway/sso';
 
 /**
  * The proxy's part of an SSO console login (Teleport's routes): kw starts it at
@@ -97,21 +98,8 @@ function json(res: http.ServerResponse, status: number, body: unknown): void {
 
 /** The small page a browser ends on when there is no kw to go back to. */
 export function page(res: http.ServerResponse, status: number, title: string, message: string): void {
-  res.writeHead(status, {
-    'content-type': 'text/html; charset=utf-8',
-    'cache-control': 'no-store',
-    'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'",
-    'x-frame-options': 'DENY',
-  });
+  res.writeHead(status, PAGE_HEADERS);
   res.end(htmlPage(title, message));
-}
-
-export function htmlPage(title: string, message: string): string {
-  return `<!doctype html><html><head><meta charset="utf-8"><title>Keyway: ${escapeHtml(title)}</title><style>body{font-family:system-ui,sans-serif;max-width:36em;margin:4em auto;line-height:1.5}</style></head><body><h1>${escapeHtml(title)}</h1><p>${escapeHtml(message)}</p></body></html>`;
-}
-
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 /** The body, refused past `max` bytes (counted as it arrives, whatever Content-Length says). */

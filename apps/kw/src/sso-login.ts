@@ -1,0 +1,204 @@
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import https from 'node:https';
+import type net from 'node:net';
+import tls from 'node:tls';
+import { BadParameterError, ConnectionProblemError, KeywayError, errorOfKind, type ErrorKind } from '@keyway/errors';
+import { PAGE_HEADERS, htmlPage, newSecretKey, openSealed } from '@keyway/sso';
+
+/** How long kw waits for the browser to come back: the time to log in at the provider. */
+export const SSO_CALLBACK_TIMEOUT_MS = 3 * 60_000;
+
+export interface WebTrust {
+  /** The cluster's CAs (from --ca-pin); the web route may also have a publicly trusted certificate. */
+  caPems?: string[];
+  insecure: boolean;
+}
+
+/** The certificates an SSO login brings back (the proxy's sealed response, opened). */
+export interface SsoCertificates {
+  username: string;
+  certPem: string;
+  userCaPems: string[];
+  hostCaPems: string[];
+  expires: string;
+  clusterName: string;
+}
+
+/** One request to the proxy's web API; answers the JSON body, or throws its error message typed. */
+export function webApi(proxy: string, path: string, trust: WebTrust, body?: unknown): Promise<Record<string, unknown>> {
+  const [host, port] = splitProxy(proxy);
+  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host,
+        port,
+        path,
+        method: payload ? 'POST' : 'GET',
+        headers: { accept: 'application/json', ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}) },
+        ...(trust.insecure ? { rejectUnauthorized: false } : { ca: [...tls.rootCertificates, ...(trust.caPems ?? [])] }),
+        timeout: 15_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let n = 0;
+        res.on('data', (c: Buffer) => {
+          n += c.length;
+          if (n > 1024 * 1024) return req.destroy(new Error('the answer is over 1 MiB'));
+          chunks.push(c);
+        });
+        res.on('end', () => {
+          let parsed: Record<string, unknown> = {};
+          try {
+            parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+          } catch {
+            return reject(new ConnectionProblemError(`the proxy at ${proxy} answered ${path} with something that is not JSON (HTTP ${res.statusCode})`));
+          }
+          if ((res.statusCode ?? 500) >= 400) {
+            const message = (parsed['error'] as { message?: unknown } | undefined)?.message;
+            return reject(errorOfKind(kindOfStatus(res.statusCode ?? 500), typeof message === 'string' ? message : `HTTP ${res.statusCode}`));
+          }
+          resolve(parsed);
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('no answer in 15 s')));
+    req.on('error', (err) => reject(err instanceof KeywayError ? err : new ConnectionProblemError(`cannot reach the proxy's web API at ${proxy}: ${err.message}`)));
+    req.end(payload);
+  });
+}
+
+/** The login kind and connector for `--auth` (or the cluster's default when it is undefined). */
+export async function resolveConnector(proxy: string, auth: string | undefined, trust: WebTrust): Promise<{ kind: 'local' } | { kind: 'github' | 'oidc' | 'saml'; name: string; display: string }> {
+  if (auth === 'local') return { kind: 'local' };
+  const ping = await webApi(proxy, auth === undefined ? '/v1/webapi/ping' : `/v1/webapi/ping/${encodeURIComponent(auth)}`, trust);
+  const a = (ping['auth'] ?? {}) as Record<string, unknown>;
+  const type = a['type'];
+  if (type === 'github' || type === 'oidc' || type === 'saml') {
+    const c = (a[type] ?? {}) as { name?: unknown; display?: unknown };
+    return { kind: type, name: String(c.name ?? auth ?? type), display: typeof c.display === 'string' ? c.display : '' };
+  }
+  return { kind: 'local' };
+}
+
+/**
+ * Teleport's console login: a loopback callback with a secret only this process knows, the
+ * proxy's login/console to get the provider URL, the browser (or a printed URL), then the
+ * sealed certificates on the callback.
+ */
+export async function ssoLogin(o: {
+  proxy: string;
+  trust: WebTrust;
+  kind: 'github' | 'oidc' | 'saml';
+  connector: string;
+  publicKeyPem: string;
+  ttlMs: number;
+  browser: string;
+  say(line: string): void;
+  timeoutMs?: number;
+}): Promise<SsoCertificates> {
+  const secretKey = newSecretKey();
+  const callback = await callbackServer(secretKey, o.timeoutMs ?? SSO_CALLBACK_TIMEOUT_MS);
+  try {
+    const started = await webApi(o.proxy, `/v1/webapi/${o.kind}/login/console`, o.trust, {
+      connector_id: o.connector,
+      redirect_url: `http://127.0.0.1:${callback.port}/callback?secret_key=${secretKey}`,
+      tls_pub_key: o.publicKeyPem,
+      cert_ttl: o.ttlMs * 1e6,
+      kube_cluster: '',
+    });
+    const url = started['redirect_url'];
+    if (typeof url !== 'string' || !/^https?:\/\//.test(url)) throw new ConnectionProblemError('the proxy did not say where to log in');
+    if (o.browser === 'none') {
+      o.say(`Open this URL in a browser on this machine to log in:\n  ${url}\n`);
+    } else {
+      o.say(`If the browser does not open, visit:\n  ${url}\n`);
+      openBrowser(url, o.browser);
+    }
+    return JSON.parse(await callback.result) as SsoCertificates;
+  } finally {
+    callback.close();
+  }
+}
+
+/** kw's callback: takes one answer on /callback, serves the page, and is done. */
+function callbackServer(secretKey: string, timeoutMs: number): Promise<{ port: number; result: Promise<string>; close(): void }> {
+  let settle!: { resolve: (v: string) => void; reject: (e: Error) => void };
+  const result = new Promise<string>((resolve, reject) => (settle = { resolve, reject }));
+  result.catch(() => undefined); // observed by the caller; never unhandled if it never asks
+  let done = false;
+  const sockets = new Set<net.Socket>();
+  const server = http.createServer((req, res) => {
+    const u = new URL(req.url ?? '/', 'http://127.0.0.1');
+    if (req.method !== 'GET' || u.pathname !== '/callback' || done) {
+      res.writeHead(404, PAGE_HEADERS);
+      return res.end(htmlPage('Not found', 'This address only takes the answer of a kw login.'));
+    }
+    const error = u.searchParams.get('error');
+    const sealed = u.searchParams.get('response');
+    if (error !== null) {
+      done = true;
+      res.writeHead(200, PAGE_HEADERS);
+      res.end(htmlPage('Login failed', `${error.slice(0, 500)} You can close this window.`));
+      return settle.reject(new BadParameterError(`login failed: ${error.slice(0, 500)}`));
+    }
+    let opened: string;
+    try {
+      opened = openSealed(secretKey, sealed ?? '');
+    } catch {
+      // Not ours (a forged or garbled answer): keep waiting for the real one.
+      res.writeHead(400, PAGE_HEADERS);
+      return res.end(htmlPage('Login failed', 'This answer cannot be read by this kw; run kw login again.'));
+    }
+    done = true;
+    res.writeHead(200, PAGE_HEADERS);
+    res.end(htmlPage('Login successful', 'You are logged in to Keyway. You can close this window and return to the terminal.'));
+    settle.resolve(opened);
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  const timer = setTimeout(() => settle.reject(new ConnectionProblemError(`no login came back within ${Math.round(timeoutMs / 1000)} s; run kw login again`)), timeoutMs);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () =>
+      resolve({
+        port: (server.address() as net.AddressInfo).port,
+        result,
+        close: () => {
+          clearTimeout(timer);
+          server.close();
+          for (const s of sockets) s.destroy();
+        },
+      }),
+    );
+  });
+}
+
+/** Opens the URL in the person's browser: `--browser` names a program, else the desktop's opener. */
+function openBrowser(url: string, browser: string): void {
+  const command = browser && browser !== 'default' ? browser : process.platform === 'darwin' ? 'open' : process.platform === 'win32' ? 'explorer' : 'xdg-open';
+  try {
+    const child = spawn(command, [url], { stdio: 'ignore', detached: true });
+    child.on('error', () => undefined); // no opener: the printed URL is there
+    child.unref();
+  } catch {
+    // As above.
+  }
+}
+
+function splitProxy(proxy: string): [string, number] {
+  const m = /^\[?([^\]]+?)\]?(?::(\d+))?$/.exec(proxy);
+  if (!m) throw new BadParameterError(`--proxy ${proxy} is not host[:port]`);
+  return [m[1] as string, m[2] ? Number(m[2]) : 443];
+}
+
+function kindOfStatus(status: number): ErrorKind {
+  if (status === 400) return 'BadParameter';
+  if (status === 401 || status === 403) return 'AccessDenied';
+  if (status === 404) return 'NotFound';
+  if (status === 429) return 'LimitExceeded';
+  return 'ConnectionProblem';
+}
