@@ -71,6 +71,9 @@ export function loadProfile(proxy?: string, env?: NodeJS.ProcessEnv): LoadedProf
 
 export function saveProfile(p: { profile: Profile; keyPem?: string; certPem?: string; caPems?: string[] }, env?: NodeJS.ProcessEnv): string {
   const dir = profileDir(p.profile.proxy, env);
+  // A new key (a new login) makes every cached kube certificate useless: they are for the old
+  // key, and kubectl would be handed a certificate that does not match its key.
+  if (p.keyPem) rmSync(join(dir, 'kube'), { recursive: true, force: true });
   mkdirSync(join(dir, 'kube'), { recursive: true, mode: 0o700 });
   writeSecretFile(join(dir, 'profile.json'), `${JSON.stringify(p.profile, null, 2)}\n`);
   if (p.keyPem) writeSecretFile(join(dir, 'key.pem'), p.keyPem);

@@ -18,6 +18,12 @@ const LARGER_FIELDS: Record<string, number> = {
   'session.command': 64 * 1024,
   publicKeyPem: 16 * 1024,
   message: 16 * 1024,
+  // An SSO callback: a SAML response (bounded again by the SAML driver) and OAuth parameters.
+  'params.SAMLResponse': 768 * 1024,
+  'params.code': 4096,
+  'params.error_description': 4096,
+  clientRedirectUrl: 4096,
+  testConnectorJson: 2 * RESOURCE_LIMITS.maxResourceBytes,
 };
 
 /**

@@ -1,0 +1,109 @@
+import type { IncomingMessage } from 'node:http';
+import http from 'node:http';
+import https from 'node:https';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
+import type { KubeAgent } from '@keyway/agent';
+import { startStack, type Stack } from '@keyway/auth';
+import { loadConfig } from '@keyway/config';
+import { silentLogger } from '@keyway/log';
+import { runCommand, startProcess, startTestKubeApiServer, type LongRunning, type RunResult, type TestKubeApiServer, type TestRbacRule } from '@keyway/testing';
+import { kwctlIn, startTestAgent, waitUntil } from './harness.js';
+
+// Shared by the SSO end-to-end suites: `keyway start` (auth + proxy in one process, test
+// providers allowed over http), an agent in front of the project's test API server, kw and
+// kubectl as a person runs them, and a "browser" that follows redirects and posts forms.
+
+const kwBin = fileURLToPath(new URL('../../../apps/kw/bin/kw.mjs', import.meta.url));
+
+export interface SsoStack {
+  stack: Stack;
+  proxy: string;
+  api: TestKubeApiServer;
+  kw(args: string[]): Promise<RunResult>;
+  kubectl(args: string[]): Promise<RunResult>;
+  kwctl(args: string[], input?: string): Promise<{ code: number | null; out: string; err: string }>;
+  /** `kw login --auth=… --browser=none`, running until the browser comes back. */
+  login(auth: string): LongRunning;
+  close(): Promise<void>;
+}
+
+export async function startSsoStack(rbac: TestRbacRule[]): Promise<SsoStack & { startAgent(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'kw-sso-'));
+  const api = await startTestKubeApiServer();
+  api.addPod({ name: 'web', namespace: 'default' });
+  api.setRbac(rbac);
+  const config = loadConfig({
+    env: { KEYWAY_DATA_DIR: join(dir, 'auth'), KEYWAY_AUTH_LISTEN_ADDR: '127.0.0.1:0', KEYWAY_PROXY_LISTEN_ADDR: '127.0.0.1:0', KEYWAY_CLUSTER_NAME: 'acme' },
+  });
+  // Test providers speak plain http on loopback; production drivers refuse that.
+  const stack = await startStack(config, silentLogger(), undefined, { allowHttpSsoProviders: true });
+  const proxy = stack.proxyAddress as string;
+  const env = () => ({ PATH: process.env['PATH'], HOME: dir, KW_HOME: join(dir, 'kw'), KUBECONFIG: join(dir, 'kubeconfig') });
+  const kwctl = kwctlIn(() => join(dir, 'auth'));
+  let agent: KubeAgent | undefined;
+  return {
+    stack,
+    proxy,
+    api,
+    kw: (args) => runCommand(process.execPath, [kwBin, ...args], { env: env(), timeoutMs: 30_000 }),
+    kubectl: (args) => runCommand('kubectl', args, { env: env(), timeoutMs: 30_000 }),
+    kwctl,
+    login: (auth) => startProcess(process.execPath, [kwBin, 'login', `--proxy=${proxy}`, `--auth=${auth}`, '--browser=none', '--insecure'], env()),
+    async startAgent() {
+      agent = await startTestAgent(stack, { kubeconfig: api.agentKubeconfig, cluster: 'kubernetes', labels: { env: 'dev' }, dir, kwctl, logger: silentLogger() });
+      await waitUntil(async () => (await stack.auth.store.listPresence('kube_server', new Date())).length > 0, 'the agent heartbeat');
+    },
+    async close() {
+      await agent?.close();
+      await stack.close();
+      await api.close();
+    },
+  };
+}
+
+/** The provider URL kw printed (with --browser=none). */
+export async function printedUrl(p: LongRunning): Promise<string> {
+  await waitUntil(() => /Open this URL/.test(p.stderr()) || p.child.exitCode !== null, 'kw to print the login URL');
+  const m = /Open this URL in a browser on this machine to log in:\n\s+(\S+)/.exec(p.stderr());
+  if (!m) throw new Error(`kw printed no URL:\n${p.stderr()}`);
+  return m[1] as string;
+}
+
+export interface Page {
+  status: number;
+  body: string;
+  url: string;
+}
+
+/** What a browser does: requests the URL, follows redirects, reads the last page. */
+export async function browse(url: string, o: { method?: string; form?: Record<string, string> } = {}, hops = 5): Promise<Page> {
+  const u = new URL(url);
+  const body = o.form ? new URLSearchParams(o.form).toString() : undefined;
+  const res = await new Promise<IncomingMessage>((resolve, reject) => {
+    const options = {
+      method: o.method ?? (body ? 'POST' : 'GET'),
+      headers: body ? { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) } : {},
+    };
+    const req = u.protocol === 'https:' ? https.request(u, { ...options, rejectUnauthorized: false }, resolve) : http.request(u, options, resolve);
+    req.on('error', reject);
+    req.end(body);
+  });
+  let text = '';
+  for await (const chunk of res) text += String(chunk);
+  const location = res.headers.location;
+  if (res.statusCode && res.statusCode >= 300 && res.statusCode < 400 && location && hops > 0) return browse(new URL(location, u).toString(), {}, hops - 1);
+  return { status: res.statusCode ?? 0, body: text, url };
+}
+
+/** kw's page after a good login, and kw's own account of it. */
+export async function expectLoggedIn(p: LongRunning, page: Page, user: string, roles: string): Promise<void> {
+  expect(page.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/callback\?response=/);
+  expect(page.body).toContain('Login successful');
+  expect(await p.exited, p.stderr()).toBe(0);
+  expect(p.stdout()).toMatch(new RegExp(`Logged in as:\\s+${user.replace(/[.]/g, '\\.')}`));
+  expect(p.stdout()).toMatch(new RegExp(`Roles:\\s+${roles}`));
+}
