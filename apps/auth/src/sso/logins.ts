@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { AccessDeniedError, BadParameterError, NotFoundError } from '@keyway/errors';
+import { AccessDeniedError, BadParameterError, ConnectionProblemError, NotFoundError } from '@keyway/errors';
 import type { Logger } from '@keyway/log';
 import { parseResourceDocuments, type Resource, type UserResource } from '@keyway/resources';
 import { SsoLoginError, parseClientRedirect, seal, type ConnectorResource, type SsoDriver, type SsoIdentity } from '@keyway/sso';
@@ -87,7 +87,15 @@ export class SsoLogins {
     }
     const callbackUrl = callbackOf(connector);
     const requestId = randomBytes(32).toString('base64url');
-    const begun = await this.run(connector, () => driver.begin({ connector, requestId, callbackUrl }));
+    let begun: Awaited<ReturnType<SsoDriver['begin']>>;
+    try {
+      begun = await this.run(connector, () => driver.begin({ connector, requestId, callbackUrl }));
+    } catch (err) {
+      if (!(err instanceof SsoLoginError)) throw err;
+      // Said to kw in one sentence: which connector, and whether its provider is down.
+      const message = `${kind} connector "${connector.metadata.name}": ${err.message}`;
+      throw /unreachable/.test(err.reason) ? new ConnectionProblemError(message, { reason: err.reason }) : new BadParameterError(message, { reason: err.reason });
+    }
     const stored: StoredRequest = {
       connector: connector.metadata.name,
       ...(test ? { testConnector: connector } : {}),
