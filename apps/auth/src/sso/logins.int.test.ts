@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuthClient, type IdentityFile } from '@keyway/client';
+import type { AuthClient} from '@keyway/client';
+import { type IdentityFile } from '@keyway/client';
 import { generateKeyPair } from '@keyway/pki';
 import { newSecretKey } from '@keyway/sso';
 import { clientAs, failure, joinHost, signUp, start, stop, type Harness } from '../api/attack-harness.js';
