@@ -3,6 +3,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type net from 'node:net';
 import tls from 'node:tls';
+import { THE_PROXY, transportFailure } from '@keyway/client';
 import { BadParameterError, ConnectionProblemError, KeywayError, errorOfKind, type ErrorKind } from '@keyway/errors';
 import { PAGE_HEADERS, htmlPage, newSecretKey, openSealed } from '@keyway/sso';
 
@@ -63,8 +64,16 @@ export function webApi(proxy: string, path: string, trust: WebTrust, body?: unkn
         });
       },
     );
-    req.on('timeout', () => req.destroy(new Error('no answer in 15 s')));
-    req.on('error', (err) => reject(err instanceof KeywayError ? err : new ConnectionProblemError(`cannot reach the proxy's web API at ${proxy}: ${err.message}`)));
+    req.on('timeout', () => req.destroy(new ConnectionProblemError(`the Keyway proxy at ${proxy} did not answer within 15s: it may be overloaded or unreachable; try again shortly`)));
+    req.on('error', (err) =>
+      reject(
+        err instanceof KeywayError
+          ? err
+          : /certificate|self[- ]signed|unable to verify|altnames/i.test(err.message)
+            ? new ConnectionProblemError(`cannot verify the Keyway proxy at ${proxy}: ${err.message}; check the address and the CA pin`)
+            : (transportFailure(err, THE_PROXY, proxy) ?? new ConnectionProblemError(`cannot reach the Keyway proxy at ${proxy}: ${err.message}`)),
+      ),
+    );
     req.end(payload);
   });
 }

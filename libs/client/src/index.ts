@@ -19,5 +19,5 @@ export {
   type HostJoinOptions,
 } from './host-credentials.js';
 export { splitHostPort } from './address.js';
-export { THE_AUTH_SERVICE, THE_PROXY, callFailure } from './unreachable.js';
+export { THE_AUTH_SERVICE, THE_PROXY, callFailure, transportFailure } from './unreachable.js';
 export { untilReachable, unreachableReason, type WaitOptions } from './wait.js';

@@ -7,7 +7,7 @@ const TRANSPORT: [RegExp, string, (server: string, address: string) => string][]
   [/ENOTFOUND|EAI_AGAIN/, 'host not found', (s, a) => `cannot reach ${s} at ${a}: the host name does not resolve; check the address`],
   [/ETIMEDOUT|EHOSTUNREACH|ENETUNREACH/, 'network unreachable', (s, a) => `cannot reach ${s} at ${a}: the network does not get through; check the address and the network`],
   [
-    /socket disconnected before secure TLS|Connection dropped|ECONNRESET|Socket closed|EPIPE|Premature close/i,
+    /socket disconnected before secure TLS|Connection dropped|ECONNRESET|Socket closed|EPIPE|Premature close|socket hang up/i,
     'connection closed before an answer',
     (s, a) =>
       s === THE_PROXY
@@ -15,6 +15,20 @@ const TRANSPORT: [RegExp, string, (server: string, address: string) => string][]
         : `${s} at ${a} closed the connection before answering: it may be restarting; try again shortly`,
   ],
 ];
+
+/**
+ * The same sentences for a plain socket or HTTPS request that failed (kw's calls to the
+ * proxy's web API): undefined when the error is not a transport failure. `server` is named as
+ * the one that answers itself, so a reset is not blamed on a service behind it.
+ */
+export function transportFailure(err: unknown, server: string, address: string): ConnectionProblemError | undefined {
+  const e = err as { message?: unknown; code?: unknown };
+  const text = `${String(e?.code ?? '')} ${String(e?.message ?? '')}`;
+  for (const [re, reason, say] of TRANSPORT) {
+    if (re.test(text)) return new ConnectionProblemError(say(server === THE_PROXY && reason === 'connection closed before an answer' ? 'the Keyway proxy (web API)' : server, address), { address, reason });
+  }
+  return undefined;
+}
 
 /** How kw names the server it talks to (its calls are relayed by the proxy to auth). */
 export const THE_PROXY = 'the Keyway proxy';

@@ -80,7 +80,7 @@ describe('gRPC server wrappers', () => {
     );
     expect(err?.kind).toBe(kind);
     expect(escaped).toEqual([]);
-    behaviour.current = () => ({ clusterName: 'acme', serverVersion: '1', secondFactor: 'off', certAuthorities: [] });
+    behaviour.current = () => ({ clusterName: 'acme', serverVersion: '1', secondFactor: 'off', certAuthorities: [], authType: 'local', connectorName: '', connectors: [] });
     expect((await client.call('ping', {})).clusterName).toBe('acme');
   });
 
