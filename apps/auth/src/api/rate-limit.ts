@@ -53,8 +53,8 @@ export class TokenBuckets {
   }
 }
 
-/** The calls anonymous callers can repeat to guess something: a password, a user token, a join token. */
-export type LimitedCall = 'login' | 'complete_user_token' | 'get_user_token' | 'join' | 'sso_login';
+/** The calls anonymous callers can repeat to guess something: a password, a user token, a join token, a SCIM token. */
+export type LimitedCall = 'login' | 'complete_user_token' | 'get_user_token' | 'join' | 'sso_login' | 'scim';
 
 const WHAT: Record<LimitedCall, string> = {
   login: 'login attempts',
@@ -62,6 +62,7 @@ const WHAT: Record<LimitedCall, string> = {
   get_user_token: 'user token look-ups',
   join: 'join attempts',
   sso_login: 'SSO login attempts',
+  scim: 'SCIM requests',
 };
 
 export interface AuthRateLimitOptions {
