@@ -18,7 +18,8 @@ export interface WebApiOptions {
 
 /**
  * The proxy's anonymous web API: `/v1/webapi/ping[/<connector>]` (what kw needs to know to log
- * in) and the SSO console login routes. Errors are Teleport's JSON shape, `{error: {message}}`.
+ * in), the SSO console login routes and SCIM (`/scim/v2`, see scim-routes.ts). Errors are
+ * Teleport's JSON shape, `{error: {message}}`; SCIM's are SCIM's.
  */
 export function webApiHandler(o: WebApiOptions): (req: http.IncomingMessage, res: http.ServerResponse) => void {
   const settings = new AuthSettingsCache(() => o.authClient());
