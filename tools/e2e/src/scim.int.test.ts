@@ -227,6 +227,7 @@ spec:
     expect((await s.kwctl(['users', 'add', 'root@example.com', '--roles=sso-dev'])).code).toBe(0);
     expectScimError(await deactivate('root@example.com'), 409, /local Keyway user/);
     expectScimError(await scim('DELETE', '/Users/root%40example.com'), 409, /local Keyway user/);
+    expectScimError(await scim('GET', '/Users/root%40example.com'), 409, /local Keyway user/);
     expectScimError(await scim('POST', '/Users', { body: { userName: 'root@example.com' } }), 409, /local Keyway user/);
     expect((await s.kwctl(['get', 'users/root@example.com'])).code).toBe(0);
     expect((await s.kwctl(['get', 'locks', '--format=json'])).out).not.toContain('root@example.com');

@@ -135,7 +135,6 @@ function userNameOf(body: Record<string, unknown>, required: boolean): string | 
   const name = attr(body, 'userName');
   if (name === undefined && !required) return undefined;
   if (typeof name !== 'string' || name.trim() === '') throw new ScimError(400, 'userName must be a non-empty string', 'invalidValue');
-  // eslint-disable-next-line no-control-regex
   if (Buffer.byteLength(name) > MAX_USER_NAME_BYTES || /[\u0000-\u001f\u007f]/.test(name)) {
     throw new ScimError(400, `userName must be at most ${MAX_USER_NAME_BYTES} bytes without control characters`, 'invalidValue');
   }

@@ -117,6 +117,7 @@ export class ScimService {
 
   private async get(name: string): Promise<ScimAnswer> {
     const subject = await this.subject(name);
+    if (subject.kind === 'local') throw localUser(name);
     const state = lockState(await this.scimLocks(name));
     if (subject.kind === 'sso') return answer(200, scimUser(name, state === undefined, subject.user));
     if (state === 'deactivated') return answer(200, scimUser(name, false));
