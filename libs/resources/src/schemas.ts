@@ -360,12 +360,16 @@ export function roleSpecSchema(version: RoleVersion) {
 
 // ---- token v2 ----
 
-const tokenSpec = z.strictObject({
-  roles: z
-    .array(z.enum(['Kube', 'Proxy'], { error: 'Keyway join tokens support the roles "Kube" and "Proxy"' }))
-    .min(1, 'must list at least one role, e.g. [Kube]'),
-  join_method: z.literal('token', { error: 'Keyway supports join_method "token"' }).default('token'),
-});
+// 'Scim' is Keyway's, not Teleport's: a bearer token for the proxy's /scim/v2 API, stored
+// under the SHA-256 of its value; it joins nothing, so it is never combined with a host role.
+const tokenSpec = z
+  .strictObject({
+    roles: z
+      .array(z.enum(['Kube', 'Proxy', 'Scim'], { error: 'Keyway tokens support the roles "Kube", "Proxy" and "Scim"' }))
+      .min(1, 'must list at least one role, e.g. [Kube]'),
+    join_method: z.literal('token', { error: 'Keyway supports join_method "token"' }).default('token'),
+  })
+  .refine((s) => !s.roles.includes('Scim') || s.roles.every((r) => r === 'Scim'), { message: 'a Scim token joins nothing: it cannot also carry Kube or Proxy', path: ['roles'] });
 
 // ---- connectors ----
 

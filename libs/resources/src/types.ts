@@ -89,7 +89,8 @@ export type RoleResource = Envelope<'role', RoleVersion, RoleSpec>;
 // ---- token v2 ----
 
 /** Teleport system roles a join token can grant that Keyway supports: agents and proxies. */
-export type TokenRole = 'Kube' | 'Proxy';
+/** 'Scim' is Keyway's own: a SCIM bearer token, which joins nothing. */
+export type TokenRole = 'Kube' | 'Proxy' | 'Scim';
 export interface TokenSpec {
   roles: TokenRole[];
   join_method: 'token';

@@ -60,9 +60,11 @@ const TELEPORT_TOKEN_ROLES = new Map(
     'Signup',
     'Nop',
     'Admin',
+    // Keyway's own (SCIM bearer tokens), see the token schema.
+    'Scim',
   ].map((r) => [r.toLowerCase(), r]),
 );
-const KEYWAY_TOKEN_ROLES = new Set(['Kube', 'Proxy']);
+const KEYWAY_TOKEN_ROLES = new Set(['Kube', 'Proxy', 'Scim']);
 
 const TELEPORT_JOIN_METHODS = new Set([
   'token',

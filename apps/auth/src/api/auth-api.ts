@@ -10,6 +10,7 @@ import { RESOURCE_LIMITS, parseResource, parseResourceDocuments, redactSecrets, 
 import { MAX_AUDIT_EVENT_BYTES, STORED_KINDS, appendAuditEvents, auditEventProblem, type Db, type Store, type StoredKind, type StoredResource } from '@keyway/store';
 import type { CertAuthorities } from '../authorities.js';
 import { SsoLogins, listSsoConnectors, type ConnectorKind } from '../sso/logins.js';
+import { ScimService, scimTokenName } from '../sso/scim.js';
 import type { SsoDriver } from '@keyway/sso';
 import { DEFAULT_USER_TOKEN_TTL_MS, LOGIN_FAILED, LoginFailure, checkUserTokenTtl, type IssuedUserToken, type LocalUsers } from '../users/local-users.js';
 import { readRule, redactForRead, type ReadMethod, type ReadableKind } from './authorization.js';
@@ -35,6 +36,8 @@ export const SERVER_VERSION = '0.1.0';
 export const HOST_CERT_TTL_MS = 7 * 24 * 60 * 60_000;
 const DEFAULT_JOIN_TOKEN_TTL_MS = 30 * 60_000;
 const MAX_JOIN_TOKEN_TTL_MS = 30 * 24 * 60 * 60_000;
+/** SCIM tokens are pasted into an IdP's settings; they last a year unless asked for less. */
+const MAX_SCIM_TOKEN_TTL_MS = 365 * 24 * 60 * 60_000;
 const MAX_LOCK_TTL_MS = 10 * 365 * 24 * 60 * 60_000;
 const JOINABLE_ROLES = new Set<SystemRole>(['Kube', 'Proxy']);
 /** ListResources pages: the default and largest count, and a size that leaves half of a gRPC message spare. */
@@ -128,10 +131,14 @@ export class AuthApi {
       limit: (ip) => this.limits.check('sso_login', ip),
       checkPublicKey: (pem) => void parsePublicKey(pem),
     });
+    const { store, feed, audit, logger, clusterName } = this.o;
+    this.scim = new ScimService({ store, publish: (c) => feed.publish(c), audit, logger, clusterName, now: () => this.o.now(), limit: (ip) => this.limits.check('scim', ip) });
   }
 
   /** SSO console logins (see ../sso/logins.ts). */
   readonly sso: SsoLogins;
+  /** SCIM 2.0 deprovisioning, relayed by the proxies (see ../sso/scim.ts). */
+  readonly scim: ScimService;
 
   async ping() {
     return {
@@ -487,6 +494,7 @@ export class AuthApi {
 
   async createToken(caller: Caller, input: { roles: string[]; ttlMs?: number; name?: string; labels?: Record<string, string> }) {
     await this.authorize(caller, 'token', 'create');
+    if (input.roles.some((r) => r.toLowerCase() === 'scim')) return this.createScimToken(caller, input);
     const ttl = input.ttlMs || DEFAULT_JOIN_TOKEN_TTL_MS;
     if (ttl < 1000 || ttl > MAX_JOIN_TOKEN_TTL_MS) throw new BadParameterError('join token TTL must be between 1s and 720h', { ttl });
     const name = input.name || randomBytes(16).toString('hex');
@@ -504,6 +512,33 @@ export class AuthApi {
     await this.o.store.putResource('token', name, token as unknown as Record<string, unknown>, { createOnly: true, expires });
     this.auditResource(caller, 'token', name.slice(0, 6) + '…', 'create', { roles });
     return this.o.store.getResource('token', name);
+  }
+
+  /**
+   * A SCIM bearer token (Keyway's own token role): stored under the SHA-256 of its value, which
+   * is answered this once (in `status.token`) and never stored; it cannot be combined with a join role.
+   */
+  private async createScimToken(caller: Caller, input: { roles: string[]; ttlMs?: number; name?: string; labels?: Record<string, string> }) {
+    if (!input.roles.every((r) => r.toLowerCase() === 'scim')) throw new BadParameterError('a scim token joins nothing: it cannot also be a kube or proxy token');
+    const ttl = input.ttlMs || MAX_SCIM_TOKEN_TTL_MS;
+    if (ttl < 1000 || ttl > MAX_SCIM_TOKEN_TTL_MS) throw new BadParameterError('SCIM token TTL must be between 1s and 8760h', { ttl });
+    if (input.name && input.name.length < 32) throw new BadParameterError('a SCIM token value must be at least 32 characters long');
+    const secret = input.name || randomBytes(32).toString('base64url');
+    const name = scimTokenName(secret);
+    const expires = new Date(this.o.now().getTime() + ttl);
+    const token = parseOne(
+      JSON.stringify({
+        kind: 'token',
+        version: 'v2',
+        metadata: { name, expires: expires.toISOString(), ...(input.labels && Object.keys(input.labels).length ? { labels: input.labels } : {}) },
+        spec: { roles: ['Scim'], join_method: 'token' },
+      }),
+      'token',
+    );
+    await this.o.store.putResource('token', name, token as unknown as Record<string, unknown>, { createOnly: true, expires });
+    this.auditResource(caller, 'token', name.slice(0, 6) + '…', 'create', { roles: ['Scim'] });
+    const stored = await this.o.store.getResource('token', name);
+    return { ...stored, resource: { ...stored.resource, status: { token: secret } } };
   }
 
   async createLock(caller: Caller, input: { user?: string; role?: string; message?: string; ttlMs?: number }) {

@@ -331,6 +331,9 @@ function handlers(o: GrpcServerOptions, clientAddress: (peer: string) => string 
       }),
     ),
     validateSsoCallback: unary('ValidateSSOCallback', async (req, caller) => api.sso.validateCallback(caller, { kind: req.kind, params: req.params, remoteIp: req.remoteIp })),
+    scimRequest: unary('ScimRequest', async (req, caller, remoteIp) =>
+      api.scim.handle(caller, { token: req.token, method: req.method, path: req.path, query: req.query, body: req.body, remoteIp: req.remoteIp || (remoteIp ?? '') }),
+    ),
     listKubeClusters: unary('ListKubeClusters', async (_req, caller) => ({ clusters: await api.listKubeClustersForUser(caller) })),
     join: unary('Join', async (req, caller, remoteIp) => {
       const r = await api.join({

@@ -53,8 +53,8 @@ export class TokenBuckets {
   }
 }
 
-/** The calls anonymous callers can repeat to guess something: a password, a user token, a join token. */
-export type LimitedCall = 'login' | 'complete_user_token' | 'get_user_token' | 'join' | 'sso_login';
+/** The calls anonymous callers can repeat to guess something: a password, a user token, a join token, a SCIM token. */
+export type LimitedCall = 'login' | 'complete_user_token' | 'get_user_token' | 'join' | 'sso_login' | 'scim';
 
 const WHAT: Record<LimitedCall, string> = {
   login: 'login attempts',
@@ -62,7 +62,15 @@ const WHAT: Record<LimitedCall, string> = {
   get_user_token: 'user token look-ups',
   join: 'join attempts',
   sso_login: 'SSO login attempts',
+  scim: 'SCIM requests',
 };
+
+/**
+ * SCIM requests come from an IdP's few addresses in bursts (a sync pushes every user), and a
+ * SCIM token is 256 random bits, so guessing is hopeless at any rate: its address bucket bounds
+ * the work a stranger can cause instead (20 look-ups a second, bursts of 100).
+ */
+const ADDRESS_RATES: Partial<Record<LimitedCall, BucketRate>> = { scim: { burst: 100, periodMs: 50 } };
 
 export interface AuthRateLimitOptions {
   /** Per source address: the client's own, also behind a proxy (its relay vouches for it). */
@@ -95,7 +103,7 @@ export class AuthRateLimits {
    * proxy's signed relay header vouches for. Without a subject only the address is limited.
    */
   check(call: LimitedCall, address: string | undefined, subject?: string): void {
-    const addressWait = this.buckets(this.byAddress, call, this.o.perAddress).take(address ?? '');
+    const addressWait = this.buckets(this.byAddress, call, ADDRESS_RATES[call] ?? this.o.perAddress).take(address ?? '');
     if (addressWait > 0) throw limited(call, 'from this address', addressWait);
     if (subject === undefined) return;
     const subjectKey = createHash('sha256').update(subject).digest('base64url').slice(0, 22);

@@ -24,6 +24,8 @@ const LARGER_FIELDS: Record<string, number> = {
   'params.error_description': 4096,
   clientRedirectUrl: 4096,
   testConnectorJson: 2 * RESOURCE_LIMITS.maxResourceBytes,
+  // A SCIM request's JSON body (ScimRequest), bounded by the proxy to the same size.
+  body: 64 * 1024,
 };
 
 /**

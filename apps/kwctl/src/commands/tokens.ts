@@ -3,24 +3,39 @@ import { formatResources, type Resource } from '@keyway/resources';
 import { ttlSeconds } from '../ttl.js';
 import type { CommandContext } from '../context.js';
 
-/** `kwctl tokens add|ls|rm`: join tokens for agents and proxies. */
+/** `kwctl tokens add|ls|rm`: join tokens for agents and proxies, and SCIM bearer tokens. */
 export function register(program: Command, ctx: CommandContext): void {
   const tokens = program.command('tokens').description('manage join tokens');
   tokens
     .command('add')
-    .description('create a join token')
-    .requiredOption('--type <types>', 'what may join with it: kube, proxy, or both as kube,proxy')
-    .option('--ttl <duration>', 'how long the token is valid', '30m')
+    .description('create a join token, or a SCIM bearer token for an identity provider')
+    .requiredOption('--type <types>', 'what may join with it: kube, proxy, or both as kube,proxy; or scim (a bearer token for /scim/v2)')
+    .option('--ttl <duration>', 'how long the token is valid (default 30m; scim: 8760h)')
     .option('--value <token>', 'use this value instead of a random one')
-    .action(async (opts: { type: string; ttl: string; value?: string }, cmd: Command) => {
+    .action(async (opts: { type: string; ttl?: string; value?: string }, cmd: Command) => {
+      const roles = opts.type.split(',').map((t) => t.trim()).filter(Boolean);
+      const scim = roles.some((r) => r.toLowerCase() === 'scim');
       await ctx.withClient(cmd, async (client) => {
         const r = await client.call('createToken', {
-          roles: opts.type.split(',').map((t) => t.trim()).filter(Boolean),
-          ttlSeconds: ttlSeconds('--ttl', opts.ttl, 720 * 3600_000),
+          roles,
+          ttlSeconds: scim && opts.ttl === undefined ? 0 : ttlSeconds('--ttl', opts.ttl ?? '30m', (scim ? 8760 : 720) * 3600_000),
           name: opts.value ?? '',
           labels: {},
         });
-        const token = JSON.parse(r.json) as { metadata: { name: string; expires: string } };
+        const token = JSON.parse(r.json) as { metadata: { name: string; expires: string }; status?: { token?: string } };
+        if (scim) {
+          // Only the hash of a SCIM token is stored: this is the one time its value is shown.
+          ctx.out.write(
+            [
+              `The SCIM token: ${token.status?.token ?? ''}`,
+              `This token will expire at ${token.metadata.expires}. It is shown once; Keyway keeps only its hash, ${token.metadata.name} (for kwctl tokens rm).`,
+              '',
+              'In the identity provider, set the SCIM base URL to https://<proxy host:port>/scim/v2 and this token as the bearer token.',
+              '',
+            ].join('\n'),
+          );
+          return;
+        }
         ctx.out.write(
           [
             `The invite token: ${token.metadata.name}`,

@@ -3,6 +3,7 @@ import type { AuthClient } from '@keyway/client';
 import { KeywayError, httpStatusOf } from '@keyway/errors';
 import type { Logger } from '@keyway/log';
 import { AuthSettingsCache, authSection } from './ping.js';
+import { handleScimRoute } from './scim-routes.js';
 import { handleSsoRoute } from './sso-routes.js';
 
 export interface WebApiOptions {
@@ -17,7 +18,8 @@ export interface WebApiOptions {
 
 /**
  * The proxy's anonymous web API: `/v1/webapi/ping[/<connector>]` (what kw needs to know to log
- * in) and the SSO console login routes. Errors are Teleport's JSON shape, `{error: {message}}`.
+ * in), the SSO console login routes and SCIM (`/scim/v2`, see scim-routes.ts). Errors are
+ * Teleport's JSON shape, `{error: {message}}`; SCIM's are SCIM's.
  */
 export function webApiHandler(o: WebApiOptions): (req: http.IncomingMessage, res: http.ServerResponse) => void {
   const settings = new AuthSettingsCache(() => o.authClient());
@@ -43,6 +45,7 @@ export function webApiHandler(o: WebApiOptions): (req: http.IncomingMessage, res
       return;
     }
     if (handleSsoRoute({ authClient: o.authClient, logger: o.logger }, req, res, req.socket.remoteAddress ?? '')) return;
+    if (handleScimRoute({ authClient: o.authClient, logger: o.logger }, req, res, req.socket.remoteAddress ?? '')) return;
     json(res, 404, { error: { message: `not found: ${String(req.method).slice(0, 10)} ${String(req.url).slice(0, 200)}` } });
   };
 }

@@ -94,6 +94,25 @@ export interface ValidateSSOCallbackResponse {
   testReportJson: string;
 }
 
+export interface ScimRequestRequest {
+  /** The bearer token of the Authorization header ("" when there was none). */
+  token: string;
+  method: string;
+  /** The path after /scim/v2 (e.g. "/Users/ada%40example.com") and the query, both as received. */
+  path: string;
+  query: string;
+  /** The request body (UTF-8 JSON, at most 64 KiB). */
+  body: string;
+  /** The IdP's address as the proxy saw it (for rate limits and audit). */
+  remoteIp: string;
+}
+
+export interface ScimRequestResponse {
+  status: number;
+  /** application/scim+json; empty for 204. */
+  body: string;
+}
+
 export interface CertAuthority {
   /** "user" or "host" */
   type: string;
@@ -1463,6 +1482,244 @@ export const ValidateSSOCallbackResponse: MessageFns<ValidateSSOCallbackResponse
     message.message = object.message ?? "";
     message.success = object.success ?? false;
     message.testReportJson = object.testReportJson ?? "";
+    return message;
+  },
+};
+
+function createBaseScimRequestRequest(): ScimRequestRequest {
+  return { token: "", method: "", path: "", query: "", body: "", remoteIp: "" };
+}
+
+export const ScimRequestRequest: MessageFns<ScimRequestRequest> = {
+  encode(message: ScimRequestRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.token !== "") {
+      writer.uint32(10).string(message.token);
+    }
+    if (message.method !== "") {
+      writer.uint32(18).string(message.method);
+    }
+    if (message.path !== "") {
+      writer.uint32(26).string(message.path);
+    }
+    if (message.query !== "") {
+      writer.uint32(34).string(message.query);
+    }
+    if (message.body !== "") {
+      writer.uint32(42).string(message.body);
+    }
+    if (message.remoteIp !== "") {
+      writer.uint32(50).string(message.remoteIp);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ScimRequestRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseScimRequestRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.token = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.method = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.query = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.body = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.remoteIp = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ScimRequestRequest {
+    return {
+      token: isSet(object.token) ? globalThis.String(object.token) : "",
+      method: isSet(object.method) ? globalThis.String(object.method) : "",
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      query: isSet(object.query) ? globalThis.String(object.query) : "",
+      body: isSet(object.body) ? globalThis.String(object.body) : "",
+      remoteIp: isSet(object.remoteIp)
+        ? globalThis.String(object.remoteIp)
+        : isSet(object.remote_ip)
+        ? globalThis.String(object.remote_ip)
+        : "",
+    };
+  },
+
+  toJSON(message: ScimRequestRequest): unknown {
+    const obj: any = {};
+    if (message.token !== "") {
+      obj.token = message.token;
+    }
+    if (message.method !== "") {
+      obj.method = message.method;
+    }
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.query !== "") {
+      obj.query = message.query;
+    }
+    if (message.body !== "") {
+      obj.body = message.body;
+    }
+    if (message.remoteIp !== "") {
+      obj.remoteIp = message.remoteIp;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ScimRequestRequest>, I>>(base?: I): ScimRequestRequest {
+    return ScimRequestRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ScimRequestRequest>, I>>(object: I): ScimRequestRequest {
+    const message = createBaseScimRequestRequest();
+    message.token = object.token ?? "";
+    message.method = object.method ?? "";
+    message.path = object.path ?? "";
+    message.query = object.query ?? "";
+    message.body = object.body ?? "";
+    message.remoteIp = object.remoteIp ?? "";
+    return message;
+  },
+};
+
+function createBaseScimRequestResponse(): ScimRequestResponse {
+  return { status: 0, body: "" };
+}
+
+export const ScimRequestResponse: MessageFns<ScimRequestResponse> = {
+  encode(message: ScimRequestResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.status !== 0) {
+      writer.uint32(8).int32(message.status);
+    }
+    if (message.body !== "") {
+      writer.uint32(18).string(message.body);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ScimRequestResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseScimRequestResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.status = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.body = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ScimRequestResponse {
+    return {
+      status: isSet(object.status) ? globalThis.Number(object.status) : 0,
+      body: isSet(object.body) ? globalThis.String(object.body) : "",
+    };
+  },
+
+  toJSON(message: ScimRequestResponse): unknown {
+    const obj: any = {};
+    if (message.status !== 0) {
+      obj.status = Math.round(message.status);
+    }
+    if (message.body !== "") {
+      obj.body = message.body;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ScimRequestResponse>, I>>(base?: I): ScimRequestResponse {
+    return ScimRequestResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ScimRequestResponse>, I>>(object: I): ScimRequestResponse {
+    const message = createBaseScimRequestResponse();
+    message.status = object.status ?? 0;
+    message.body = object.body ?? "";
     return message;
   },
 };
@@ -7248,6 +7505,19 @@ export const AuthServiceService = {
     responseDeserialize: (value: Buffer): ValidateSSOCallbackResponse => ValidateSSOCallbackResponse.decode(value),
   },
   /**
+   * SCIM 2.0 (/scim/v2 on the proxy's web API): the proxy hands the IdP's request over as it
+   * came, bearer token included; auth checks the token (a `Scim` token) and answers it. Proxies only.
+   */
+  scimRequest: {
+    path: "/keyway.auth.v1.AuthService/ScimRequest" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ScimRequestRequest): Buffer => Buffer.from(ScimRequestRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ScimRequestRequest => ScimRequestRequest.decode(value),
+    responseSerialize: (value: ScimRequestResponse): Buffer => Buffer.from(ScimRequestResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ScimRequestResponse => ScimRequestResponse.decode(value),
+  },
+  /**
    * A snapshot of the requested kinds, then every change: proxies keep their caches of
    * roles, users, locks, kube clusters and proxies current with it.
    */
@@ -7313,6 +7583,11 @@ export interface AuthServiceServer extends UntypedServiceImplementation {
    */
   createSsoAuthRequest: handleUnaryCall<CreateSSOAuthRequestRequest, CreateSSOAuthRequestResponse>;
   validateSsoCallback: handleUnaryCall<ValidateSSOCallbackRequest, ValidateSSOCallbackResponse>;
+  /**
+   * SCIM 2.0 (/scim/v2 on the proxy's web API): the proxy hands the IdP's request over as it
+   * came, bearer token included; auth checks the token (a `Scim` token) and answers it. Proxies only.
+   */
+  scimRequest: handleUnaryCall<ScimRequestRequest, ScimRequestResponse>;
   /**
    * A snapshot of the requested kinds, then every change: proxies keep their caches of
    * roles, users, locks, kube clusters and proxies current with it.
@@ -7725,6 +8000,25 @@ export interface AuthServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ValidateSSOCallbackResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * SCIM 2.0 (/scim/v2 on the proxy's web API): the proxy hands the IdP's request over as it
+   * came, bearer token included; auth checks the token (a `Scim` token) and answers it. Proxies only.
+   */
+  scimRequest(
+    request: ScimRequestRequest,
+    callback: (error: ServiceError | null, response: ScimRequestResponse) => void,
+  ): ClientUnaryCall;
+  scimRequest(
+    request: ScimRequestRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ScimRequestResponse) => void,
+  ): ClientUnaryCall;
+  scimRequest(
+    request: ScimRequestRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ScimRequestResponse) => void,
   ): ClientUnaryCall;
   /**
    * A snapshot of the requested kinds, then every change: proxies keep their caches of
