@@ -20,7 +20,8 @@ export default tseslint.config(
       // Packages are used through their public entry point only.
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['@keyway/*/src/*', '@keyway/*/*'], message: 'Import the package entry point, not its files.' }] },
+        // A package's declared entry points only (@keyway/testing/sso: the test IdPs and browser, kept out of the main entry).
+        { patterns: [{ group: ['@keyway/*/src/*', '@keyway/*/*', '!@keyway/testing/sso'], message: 'Import the package entry point, not its files.' }] },
       ],
       '@nx/enforce-module-boundaries': [
         'error',

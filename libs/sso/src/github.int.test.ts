@@ -1,4 +1,4 @@
-import { startGithubStandIn, type GithubStandIn, type GithubTeam } from '@keyway/testing';
+import { startGithubStandIn, type GithubStandIn, type GithubTeam } from '@keyway/testing/sso';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { SsoLoginError, type ConnectorResource, type SsoDriver } from './driver.js';
 import { createGithubDriver } from './github.js';

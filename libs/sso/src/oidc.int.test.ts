@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { startTestOidcProvider, type TestOidcProvider } from '@keyway/testing';
+import { startTestOidcProvider, type TestOidcProvider } from '@keyway/testing/sso';
 import { randomPKCECodeVerifier } from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SsoLoginError, type ConnectorResource } from './driver.js';

@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSelfSignedRsaCert, startTestSamlIdp, type RespondOverrides, type TestSamlIdp } from '@keyway/testing';
+import { createSelfSignedRsaCert, startTestSamlIdp, type RespondOverrides, type TestSamlIdp } from '@keyway/testing/sso';
 import { SsoLoginError, type ConnectorResource, type SsoDriver } from './driver.js';
 import { createSamlDriver } from './saml.js';
 

@@ -35,7 +35,3 @@ export {
   type SpdyHeaders,
   type KubectlOptions,
 } from './kube-api/index.js';
-export { startGithubStandIn, type GithubStandIn, type GithubTeam } from './idp/github-standin.js';
-export { startTestOidcProvider, type StartTestOidcProviderOptions, type TestOidcAccount, type TestOidcClient, type TestOidcProvider } from './idp/oidc-provider.js';
-export { startTestSamlIdp, createSelfSignedRsaCert, type TestSamlIdp, type TestSamlIdpOptions, type RespondOverrides, type RsaCertAndKey } from './idp/saml-idp.js';
-export { launchTestBrowser, CHROMIUM_PATH, type TestBrowser, type LaunchTestBrowserOptions, type Page as BrowserPage } from './browser.js';

@@ -3,7 +3,7 @@ import https from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthClient, readIdentityFile } from '@keyway/client';
 import { generateKeyPair } from '@keyway/pki';
-import { startTestOidcProvider, type TestOidcProvider } from '@keyway/testing';
+import { startTestOidcProvider, type TestOidcProvider } from '@keyway/testing/sso';
 import { waitUntil } from './harness.js';
 import { browse, expectLoggedIn, printedUrl, startSsoStack, type SsoStack } from './sso-harness.js';
 

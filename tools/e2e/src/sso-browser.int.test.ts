@@ -2,17 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  launchTestBrowser,
-  startGithubStandIn,
-  startTestOidcProvider,
-  startTestSamlIdp,
-  type BrowserPage,
-  type GithubStandIn,
-  type TestBrowser,
-  type TestOidcProvider,
-  type TestSamlIdp,
-} from '@keyway/testing';
+import { launchTestBrowser, startGithubStandIn, startTestOidcProvider, startTestSamlIdp, type BrowserPage, type GithubStandIn, type TestBrowser, type TestOidcProvider, type TestSamlIdp } from '@keyway/testing/sso';
 import { expectLoggedIn, printedUrl, startSsoStack, type SsoStack } from './sso-harness.js';
 
 // `kw login` as a person does it, in a real headless Chromium: kw prints the provider's URL

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGithubStandIn, startTestSamlIdp, type GithubStandIn, type TestSamlIdp } from '@keyway/testing';
+import { startGithubStandIn, startTestSamlIdp, type GithubStandIn, type TestSamlIdp } from '@keyway/testing/sso';
 import { browse, expectLoggedIn, printedUrl, startSsoStack, type SsoStack } from './sso-harness.js';
 
 // The acceptance of SSO for GitHub and SAML: the seed's GitHub connector (teams_to_logins with

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestOidcProvider, type TestOidcProvider } from '@keyway/testing';
+import { startTestOidcProvider, type TestOidcProvider } from '@keyway/testing/sso';
 import { browse, expectLoggedIn, printedUrl, startSsoStack, type SsoStack } from './sso-harness.js';
 
 // `kw login --auth=<connector>` through OIDC as a person runs it: kw prints the provider's URL
