@@ -5,3 +5,4 @@ export { createGithubDriver } from './github.js';
 export { createOidcDriver, parseMaxAge, type OidcDriverOptions } from './oidc.js';
 export { createSamlDriver, parseIdpMetadata, MAX_METADATA_BYTES, MAX_SAML_RESPONSE_LENGTH, type SamlDriverOptions } from './saml.js';
 export { PAGE_HEADERS, htmlPage } from './page.js';
+export { SSO_CALLBACK_TIMEOUT_MS, callbackServer, openBrowser } from './console-callback.js';

@@ -4,13 +4,15 @@ import https from 'node:https';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import type { KubeAgent } from '@keyway/agent';
 import { startStack, type Stack } from '@keyway/auth';
 import { loadConfig } from '@keyway/config';
+import { runKwctl } from '@keyway/kwctl';
 import { silentLogger } from '@keyway/log';
-import { runCommand, startProcess, startTestKubeApiServer, type LongRunning, type RunResult, type TestKubeApiServer, type TestRbacRule } from '@keyway/testing';
+import { captureStream, runCommand, startProcess, startTestKubeApiServer, type LongRunning, type RunResult, type TestKubeApiServer, type TestRbacRule } from '@keyway/testing';
 import { kwctlIn, startTestAgent, waitUntil } from './harness.js';
 
 // Shared by the SSO end-to-end suites: `keyway start` (auth + proxy in one process, test
@@ -28,6 +30,8 @@ export interface SsoStack {
   kwctl(args: string[], input?: string): Promise<{ code: number | null; out: string; err: string }>;
   /** `kw login --auth=… --browser=none`, running until the browser comes back. */
   login(auth: string): LongRunning;
+  /** kwctl running in this process, its output readable while it runs (kwctl sso test). */
+  kwctlLive(args: string[], stdin?: string): { err(): string; out(): string; done: Promise<number> };
   close(): Promise<void>;
 }
 
@@ -52,6 +56,12 @@ export async function startSsoStack(rbac: TestRbacRule[]): Promise<SsoStack & { 
     kw: (args) => runCommand(process.execPath, [kwBin, ...args], { env: env(), timeoutMs: 30_000 }),
     kubectl: (args) => runCommand('kubectl', args, { env: env(), timeoutMs: 30_000 }),
     kwctl,
+    kwctlLive(args, stdin) {
+      const out = captureStream();
+      const err = captureStream();
+      const done = runKwctl({ argv: ['--data-dir', join(dir, 'auth'), ...args], out, err, env: {}, ...(stdin !== undefined ? { stdin: Readable.from([stdin]) } : {}) });
+      return { out: () => out.text(), err: () => err.text(), done };
+    },
     login: (auth) => startProcess(process.execPath, [kwBin, 'login', `--proxy=${proxy}`, `--auth=${auth}`, '--browser=none', '--insecure'], env()),
     async startAgent() {
       agent = await startTestAgent(stack, { kubeconfig: api.agentKubeconfig, cluster: 'kubernetes', labels: { env: 'dev' }, dir, kwctl, logger: silentLogger() });

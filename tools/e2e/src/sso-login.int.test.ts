@@ -1,23 +1,8 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateKeyPair } from '@keyway/pki';
-import { newSecretKey, openSealed } from '@keyway/sso';
 import { startTestOidcProvider, type TestOidcProvider } from '@keyway/testing/sso';
+import { waitUntil as waitFor } from './harness.js';
 import { browse, expectLoggedIn, printedUrl, startSsoStack, type SsoStack } from './sso-harness.js';
 
-/** A loopback callback like kw's: resolves with the sealed `response` it receives. */
-async function loopback(): Promise<{ url: string; response: Promise<string | null>; close(): void }> {
-  let got!: (v: string | null) => void;
-  const response = new Promise<string | null>((r) => (got = r));
-  const server = http.createServer((req, res) => {
-    got(new URL(req.url ?? '/', 'http://127.0.0.1').searchParams.get('response'));
-    res.end('ok');
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}/callback`, response, close: () => server.close() };
-}
 
 // `kw login --auth=<connector>` through OIDC as a person runs it: kw prints the provider's URL
 // (--browser=none), the person logs in at the provider (its real login and consent forms,
@@ -116,17 +101,24 @@ spec:
     expect(again.body).toContain('unknown, expired or already used');
   });
 
-  it('tests a connector that is not stored (kwctl sso test): reports what was received and mapped, creates nobody', async () => {
-    const secret = newSecretKey();
-    const landed = await loopback();
-    const connector = { kind: 'oidc', version: 'v3', metadata: { name: 'okta-test' }, spec: { issuer_url: idp.issuer, client_id: 'keyway', client_secret: 'oidc-s3cret', redirect_url: [`https://${s.proxy}/v1/webapi/oidc/callback`], claims_to_roles: [{ claim: 'groups', value: '^(.*)$', roles: ['team-$1'] }] } };
-    const admin = { kind: 'host' as const, identity: { username: 'admin', roles: [], traits: {}, kubernetesUsers: [], kubernetesGroups: [], clusterName: 'acme', mfaVerified: false, systemRoles: ['Admin' as const], expires: new Date(Date.now() + 60_000) } };
-    const started = await s.stack.auth.api.sso.createRequest(admin, { kind: 'oidc', connectorName: '', publicKeyPem: generateKeyPair().publicKeyPem, clientRedirectUrl: `${landed.url}?secret_key=${secret}`, ttlMs: 0, kubernetesCluster: '', testConnectorJson: JSON.stringify(connector), remoteIp: '' });
-    const page = await browse((await idp.loginWithoutBrowser(started.redirectUrl, 'eve', 'eve-password')).toString());
-    expect(page.status).toBe(200);
-    const report = JSON.parse(openSealed(secret, (await landed.response) ?? '')) as Record<string, unknown>;
-    landed.close();
-    expect(report).toMatchObject({ connector: 'okta-test', kind: 'oidc', username: 'eve@example.com', roles: ['team-contractors'], traits: { groups: ['contractors'] }, received: { groups: ['contractors'] } });
+  it('kwctl sso test logs in through a connector that is not stored, prints what it received and maps, and creates nobody', async () => {
+    const yaml = `kind: oidc
+version: v3
+metadata: {name: okta-test}
+spec:
+  issuer_url: ${idp.issuer}
+  client_id: keyway
+  client_secret: oidc-s3cret
+  redirect_url: https://${s.proxy}/v1/webapi/oidc/callback
+  claims_to_roles: [{claim: groups, value: '^(.*)$', roles: ['team-$1']}]
+`;
+    const run = s.kwctlLive(['sso', 'test', '-', '--browser=none'], yaml);
+    await waitFor(() => /Open this URL/.test(run.err()), 'kwctl to print the login URL');
+    const url = /Open this URL in a browser on this machine to log in:\n\s+(\S+)/.exec(run.err())?.[1] as string;
+    const page = await browse((await idp.loginWithoutBrowser(url, 'eve', 'eve-password')).toString());
+    expect(page.body).toContain('Connector test done');
+    expect(await run.done, run.err()).toBe(0);
+    expect(JSON.parse(run.out())).toMatchObject({ connector: 'okta-test', kind: 'oidc', username: 'eve@example.com', roles: ['team-contractors'], traits: { groups: ['contractors'] }, received: { groups: ['contractors'] } });
     expect((await s.kwctl(['get', 'users/eve@example.com'])).code).not.toBe(0);
   });
 
