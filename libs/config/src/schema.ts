@@ -111,8 +111,8 @@ const authService = z
     ca_key_file: z.string().optional(),
     authentication: authentication.prefault({}),
     // Token buckets per auth replica for login, signup/reset, user token look-ups and joins:
-    // `burst` calls, then one more every `period`. Per address (the TCP peer; behind a proxy's
-    // relay, the proxy) and per user name or token.
+    // `burst` calls, then one more every `period`. Per client address (behind a proxy, the one
+    // its signed relay header vouches for) and per user name or token.
     rate_limits: z
       .object({
         per_address: rateBucket(20, 1_000),
