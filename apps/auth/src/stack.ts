@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import type { KeywayConfig } from '@keyway/config';
 import { inClusterCredentials, loadKubeconfig, upstreamLimitsFromConfig, type ClusterCredentials } from '@keyway/forwarder';
 import type { Logger } from '@keyway/log';
-import { ProxyService, listenerTimeoutsFromConfig } from '@keyway/proxy';
+import { ProxyService, readHttpsKeyPairs, listenerTimeoutsFromConfig } from '@keyway/proxy';
 import { PROXY_SERVER_NAME } from '@keyway/tunnel';
 import { AuthService, hostOf } from './service.js';
 
@@ -26,6 +26,8 @@ export interface Stack {
  * kubeconfig when that service is enabled here).
  */
 export async function startStack(config: KeywayConfig, logger: Logger, clock?: () => Date, options: { allowHttpSsoProviders?: boolean } = {}): Promise<Stack> {
+  // A wrong certificate file is refused before anything starts.
+  const httpsKeyPairs = config.proxy_service.enabled ? readHttpsKeyPairs(config.proxy_service.https_keypairs) : [];
   const auth = await AuthService.create({ config, logger: logger.child({ service: 'auth' }), ...(clock ? { clock } : {}), ...options });
   let proxy: ProxyService | undefined;
   try {
@@ -45,6 +47,7 @@ export async function startStack(config: KeywayConfig, logger: Logger, clock?: (
       kubePublicAddrs: p.kubernetes.public_addr,
       authAddr: authAddress,
       credentials: auth.issueHostCredentials('Proxy', dnsNames, ipAddresses),
+      httpsKeyPairs,
       localClusters: localClusters(config),
       // In one process the proxy writes through the auth service's own audit log.
       audit: auth.audit,

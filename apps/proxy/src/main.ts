@@ -7,7 +7,7 @@ import { loadConfig } from '@keyway/config';
 import { BadParameterError, KeywayError } from '@keyway/errors';
 import { inClusterCredentials, inClusterNamespace, loadKubeconfig, secretIdentityStore, upstreamLimitsFromConfig } from '@keyway/forwarder';
 import { createLogger } from '@keyway/log';
-import { ProxyService, PROXY_VERSION, listenerTimeoutsFromConfig } from '@keyway/proxy';
+import { ProxyService, PROXY_VERSION, listenerTimeoutsFromConfig, readHttpsKeyPairs } from '@keyway/proxy';
 import { PROXY_SERVER_NAME } from '@keyway/tunnel';
 
 const program = new Command('keyway-proxy')
@@ -61,6 +61,7 @@ const program = new Command('keyway-proxy')
       credentials,
       identityStore,
       ...(audit ? { audit } : { auditSpool: { dir: spoolDir, maxBytes: config.audit.spool_max_bytes, mode: config.audit.mode } }),
+      httpsKeyPairs: readHttpsKeyPairs(p.https_keypairs),
       localClusters: p.kubernetes.kubeconfig_file ? loadKubeconfig(p.kubernetes.kubeconfig_file).map((creds) => ({ creds, labels: {} })) : [],
       logger,
       timeouts: listenerTimeoutsFromConfig(p.timeouts),

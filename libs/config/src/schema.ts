@@ -152,6 +152,11 @@ const proxyService = z
     /** The Secret's namespace; by default the pod's own. */
     identity_secret_namespace: z.string().optional(),
     timeouts: proxyTimeouts.prefault({}),
+    /**
+     * Teleport's: certificates a browser trusts for the web routes (SSO callbacks, SCIM), chosen
+     * by the name the client asks for; kube, tunnel and auth routes keep the cluster's own.
+     */
+    https_keypairs: z.array(z.object({ cert_file: z.string().min(1), key_file: z.string().min(1) }).strict()).default([]),
   })
   .strict();
 

@@ -39,6 +39,8 @@ export interface ProxyServiceConfig {
   credentials: HostCredentials;
   /** Clusters this proxy serves itself (proxy_service.kubernetes.kubeconfig_file). */
   localClusters?: { creds: ClusterCredentials; labels: Record<string, string> }[];
+  /** proxy_service.https_keypairs, read: the web routes serve these to clients that ask for their names. */
+  httpsKeyPairs?: { certPem: string; keyPem: string }[];
   /** Where renewed credentials are saved, if anywhere. */
   identityStore?: IdentityStore;
   /** Where kube.request events go; by default, to the auth server. */
@@ -257,7 +259,7 @@ export class ProxyService {
         // Checked per request, so a bad certificate gets a Status kubectl can print instead of a TLS alert.
         return { ...base, ca: this.creds.userCaPems, ALPNProtocols: ['h2', 'http/1.1'], requestCert: true, rejectUnauthorized: false };
       case 'web':
-        return { ...base, ALPNProtocols: ['http/1.1'] };
+        return { ...base, ALPNProtocols: ['http/1.1'], ...webCertificates(this.config.httpsKeyPairs ?? []) };
     }
   }
 
@@ -378,6 +380,22 @@ export function classify(serverName: string | undefined, alpn: string[]): Route 
   return 'web';
 }
 
+
+/**
+ * The web route's certificate by the name the client asks for (SNI): a publicly trusted
+ * https_keypairs entry whose certificate covers the name, else the cluster's own host
+ * certificate (kw and agents dialling an address, or an internal name, verify that one).
+ */
+function webCertificates(pairs: readonly { certPem: string; keyPem: string }[]): Pick<tls.TlsOptions, 'SNICallback'> {
+  if (pairs.length === 0) return {};
+  const contexts = pairs.map((p) => ({ cert: new X509Certificate(p.certPem), context: tls.createSecureContext({ cert: p.certPem, key: p.keyPem }) }));
+  return {
+    SNICallback: (name, done) => {
+      const match = contexts.find((c) => c.cert.checkHost(name) !== undefined);
+      done(null, match?.context);
+    },
+  };
+}
 
 /** CA certificates parsed once per set (a renewal brings a new set), not once per connection. */
 const parsed = new WeakMap<readonly string[], X509Certificate[]>();
