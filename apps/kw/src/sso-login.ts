@@ -2,7 +2,7 @@ import https from 'node:https';
 import tls from 'node:tls';
 import { THE_PROXY, transportFailure } from '@keyway/client';
 import { BadParameterError, ConnectionProblemError, KeywayError, errorOfKind, type ErrorKind } from '@keyway/errors';
-import { callbackServer, newSecretKey, openBrowser } from '@keyway/sso';
+import { callbackServer, newSecretKey, openBrowser, type SsoLoginResponse } from '@keyway/sso';
 
 import { SSO_CALLBACK_TIMEOUT_MS } from '@keyway/sso';
 export { SSO_CALLBACK_TIMEOUT_MS };
@@ -11,16 +11,6 @@ export interface WebTrust {
   /** The cluster's CAs (from --ca-pin); the web route may also have a publicly trusted certificate. */
   caPems?: string[];
   insecure: boolean;
-}
-
-/** The certificates an SSO login brings back (the proxy's sealed response, opened). */
-export interface SsoCertificates {
-  username: string;
-  certPem: string;
-  userCaPems: string[];
-  hostCaPems: string[];
-  expires: string;
-  clusterName: string;
 }
 
 /** One request to the proxy's web API; answers the JSON body, or throws its error message typed. */
@@ -103,7 +93,7 @@ export async function ssoLogin(o: {
   browser: string;
   say(line: string): void;
   timeoutMs?: number;
-}): Promise<SsoCertificates> {
+}): Promise<SsoLoginResponse> {
   const secretKey = newSecretKey();
   const callback = await callbackServer(secretKey, o.timeoutMs ?? SSO_CALLBACK_TIMEOUT_MS);
   try {
@@ -122,7 +112,7 @@ export async function ssoLogin(o: {
       o.say(`If the browser does not open, visit:\n  ${url}\n`);
       openBrowser(url, o.browser);
     }
-    return JSON.parse(await callback.result) as SsoCertificates;
+    return JSON.parse(await callback.result) as SsoLoginResponse;
   } finally {
     callback.close();
   }

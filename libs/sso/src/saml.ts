@@ -10,6 +10,7 @@ import { SAML, SamlStatusError, ValidateInResponseTo, type CacheProvider, type P
 import { SsoLoginError, type ConnectorResource, type DriverOptions, type SsoDriver, type SsoIdentity } from './driver.js';
 import { mapToRoles, toTraits, type ValueMapping } from './mapping.js';
 import { ResponseTooLarge, readBounded } from './bounded-body.js';
+import type { KeyPair } from '@keyway/resources';
 
 export interface SamlDriverOptions extends DriverOptions {
   /**
@@ -33,11 +34,6 @@ const DEFAULT_TIMEOUT_MS = 10_000;
 const MD_NS = 'urn:oasis:names:tc:SAML:2.0:metadata';
 const DSIG_NS = 'http://www.w3.org/2000/09/xmldsig#';
 const REDIRECT_BINDING = 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect';
-
-interface KeyPair {
-  private_key: string;
-  cert: string;
-}
 
 /** The saml v2 spec fields the driver reads (validated when stored, read defensively here). */
 interface SamlSpec {

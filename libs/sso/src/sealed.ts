@@ -21,6 +21,16 @@ export function isSecretKey(key: string): boolean {
   return /^[0-9a-f]{64}$/.test(key);
 }
 
+/** What a console login hands kw, sealed: the certificates and who they are for. */
+export interface SsoLoginResponse {
+  username: string;
+  certPem: string;
+  userCaPems: string[];
+  hostCaPems: string[];
+  expires: string;
+  clusterName: string;
+}
+
 /** base64url(nonce | ciphertext | tag). */
 export function seal(keyHex: string, plaintext: string): string {
   if (!isSecretKey(keyHex)) throw new Error('secret key must be 64 hex characters');

@@ -500,18 +500,23 @@ export class AuthApi {
     const name = input.name || randomBytes(16).toString('hex');
     const roles = input.roles.map(normalizeSystemRole);
     const expires = new Date(this.o.now().getTime() + ttl);
+    await this.putToken(caller, name, roles, expires, input.labels);
+    return this.o.store.getResource('token', name);
+  }
+
+  /** Validates, stores (create only) and audits a token resource; its name is shown cut short. */
+  private async putToken(caller: Caller, name: string, roles: string[], expires: Date, labels?: Record<string, string>): Promise<void> {
     const token = parseOne(
       JSON.stringify({
         kind: 'token',
         version: 'v2',
-        metadata: { name, expires: expires.toISOString(), ...(input.labels && Object.keys(input.labels).length ? { labels: input.labels } : {}) },
+        metadata: { name, expires: expires.toISOString(), ...(labels && Object.keys(labels).length ? { labels } : {}) },
         spec: { roles, join_method: 'token' },
       }),
       'token',
     );
     await this.o.store.putResource('token', name, token as unknown as Record<string, unknown>, { createOnly: true, expires });
     this.auditResource(caller, 'token', name.slice(0, 6) + '…', 'create', { roles });
-    return this.o.store.getResource('token', name);
   }
 
   /**
@@ -526,17 +531,7 @@ export class AuthApi {
     const secret = input.name || randomBytes(32).toString('base64url');
     const name = scimTokenName(secret);
     const expires = new Date(this.o.now().getTime() + ttl);
-    const token = parseOne(
-      JSON.stringify({
-        kind: 'token',
-        version: 'v2',
-        metadata: { name, expires: expires.toISOString(), ...(input.labels && Object.keys(input.labels).length ? { labels: input.labels } : {}) },
-        spec: { roles: ['Scim'], join_method: 'token' },
-      }),
-      'token',
-    );
-    await this.o.store.putResource('token', name, token as unknown as Record<string, unknown>, { createOnly: true, expires });
-    this.auditResource(caller, 'token', name.slice(0, 6) + '…', 'create', { roles: ['Scim'] });
+    await this.putToken(caller, name, ['Scim'], expires, input.labels);
     const stored = await this.o.store.getResource('token', name);
     return { ...stored, resource: { ...stored.resource, status: { token: secret } } };
   }

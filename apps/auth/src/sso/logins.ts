@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { AccessDeniedError, BadParameterError, ConnectionProblemError, NotFoundError } from '@keyway/errors';
 import type { Logger } from '@keyway/log';
 import { parseResourceDocuments, type Resource, type UserResource } from '@keyway/resources';
-import { SsoLoginError, parseClientRedirect, seal, type ConnectorResource, type SsoDriver, type SsoIdentity } from '@keyway/sso';
+import { SsoLoginError, parseClientRedirect, seal, type ConnectorResource, type SsoDriver, type SsoIdentity, type SsoLoginResponse } from '@keyway/sso';
 import { putSsoRequest, takeSsoRequest, type Store } from '@keyway/store';
 import { EVENTS, auditEvent, type AuditLog } from '@keyway/audit';
 import type { CertificatesResult } from '../api/auth-api.js';
@@ -47,16 +47,6 @@ interface StoredRequest {
   kubernetesCluster: string;
   callbackUrl: string;
   remoteIp: string;
-}
-
-/** What kw receives, sealed: the certificates and who they are for. */
-export interface SsoLoginResponse {
-  username: string;
-  certPem: string;
-  userCaPems: string[];
-  hostCaPems: string[];
-  expires: string;
-  clusterName: string;
 }
 
 /**
