@@ -8,6 +8,7 @@ import { BadParameterError, isAlreadyExists } from '@keyway/errors';
 import type { Logger } from '@keyway/log';
 import { decodeIdentity, generateKeyPair } from '@keyway/pki';
 import { PRESET_ROLES } from '@keyway/rbac';
+import { renewalKeyOf } from './sso/renewal.js';
 import { checkpointAuditChain, markSsoSeen, sweepSso, type Store } from '@keyway/store';
 import { createGithubDriver, createOidcDriver, createSamlDriver } from '@keyway/sso';
 import { AuditWorker, QueueAuditLog, SpooledAuditLog, StoreSink, type AuditLog } from '@keyway/audit';
@@ -41,6 +42,8 @@ export interface AuthServiceDeps {
    * loopback. Never set from configuration.
    */
   allowHttpSsoProviders?: boolean;
+  /** How often an SSO user's provider is asked again at renewal (default RECHECK_INTERVAL_MS); tests set 0. */
+  ssoRecheckIntervalMs?: number;
 }
 
 /**
@@ -62,6 +65,7 @@ export class AuthService {
     private readonly deps: AuthServiceDeps,
     readonly store: Store,
     cas: CertAuthorities,
+    caKey: string,
   ) {
     const { config, logger } = deps;
     this.cas = cas;
@@ -111,6 +115,8 @@ export class AuthService {
       authType: authn.type,
       ...(authn.connector_name ? { connectorName: authn.connector_name } : {}),
       ssoDrivers: ssoDrivers(store, deps.allowHttpSsoProviders === true),
+      ssoRenewalKey: renewalKeyOf(caKey, config.cluster_name),
+      ...(deps.ssoRecheckIntervalMs !== undefined ? { ssoRecheckIntervalMs: deps.ssoRecheckIntervalMs } : {}),
     });
     this.adminIdentityPath = join(config.dataDir, ADMIN_IDENTITY_FILE);
   }
@@ -123,7 +129,7 @@ export class AuthService {
       const cas = await loadOrCreateAuthorities({ store, clusterName: config.cluster_name, caKey, logger, ...(deps.clock ? { clock: deps.clock } : {}) });
       await loadOrCreateAuditKeys({ store, caKey, logger });
       await createPresetRoles(store, logger);
-      return new AuthService(deps, store, cas);
+      return new AuthService(deps, store, cas, caKey);
     } catch (err) {
       await store.close();
       throw err;

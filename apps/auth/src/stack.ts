@@ -25,7 +25,7 @@ export interface Stack {
  * it serves itself: proxy_service.kubernetes.kubeconfig_file, and kubernetes_service's
  * kubeconfig when that service is enabled here).
  */
-export async function startStack(config: KeywayConfig, logger: Logger, clock?: () => Date, options: { allowHttpSsoProviders?: boolean } = {}): Promise<Stack> {
+export async function startStack(config: KeywayConfig, logger: Logger, clock?: () => Date, options: { allowHttpSsoProviders?: boolean; ssoRecheckIntervalMs?: number } = {}): Promise<Stack> {
   // A wrong certificate file is refused before anything starts.
   const httpsKeyPairs = config.proxy_service.enabled ? readHttpsKeyPairs(config.proxy_service.https_keypairs) : [];
   const auth = await AuthService.create({ config, logger: logger.child({ service: 'auth' }), ...(clock ? { clock } : {}), ...options });

@@ -59,6 +59,19 @@ export interface SsoIdentity {
   received: Record<string, unknown>;
   /** Said to the operator (audit, `kwctl sso test`), e.g. the teams_to_logins deprecation. */
   warnings: string[];
+  /**
+   * What lets `recheck` ask the provider again at certificate renewal (OIDC refresh token,
+   * GitHub access token). A secret: the auth service stores it sealed and never shows it.
+   */
+  renewal?: Record<string, string>;
+}
+
+export interface RecheckInput {
+  connector: ConnectorResource;
+  /** The provider's id for the person at login: a recheck answering for someone else fails. */
+  subject: string;
+  /** The `renewal` of the login (or of the last recheck). */
+  renewal: Record<string, string>;
 }
 
 /**
@@ -82,6 +95,12 @@ export interface SsoDriver {
   begin(input: BeginInput): Promise<BeginResult>;
   /** Throws SsoLoginError for anything the provider, the checks or the mapping refuse. */
   complete(input: CompleteInput): Promise<SsoIdentity>;
+  /**
+   * Asks the provider again who the person is and maps them anew, with no browser (certificate
+   * renewal). Throws SsoLoginError when the provider no longer vouches for them or the mapping
+   * grants no role. Kinds that cannot (SAML has no back channel) leave it out.
+   */
+  recheck?(input: RecheckInput): Promise<SsoIdentity>;
 }
 
 /** How drivers reach the network: injected so tests can point them at a test provider. */

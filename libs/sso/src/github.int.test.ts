@@ -89,7 +89,31 @@ describe('GitHub connector against the GitHub stand-in', () => {
       subject: '4242',
       received: { login: 'ada', id: 4242, teams: ['Acme/devs', 'acme/ops'] },
       warnings: [],
+      renewal: { access_token: expect.stringMatching(/^gho_/) as unknown as string },
     });
+  });
+
+  it('checks the person again with the kept token: current teams, then refused once no team maps or the token is revoked', async () => {
+    const c = connector();
+    const { requestId, begun, params } = await authorize(c);
+    const who = await driver.complete({ connector: c, requestId, callbackUrl: CALLBACK, keep: begun.keep, params });
+    gh.setTeams('ada', [{ organization: 'other-org', slug: 'devs', name: 'Devs' }]);
+    const again = await driver.recheck!({ connector: c, subject: who.subject, renewal: who.renewal! });
+    expect(again.roles).toEqual(['admin']);
+    expect(again.traits['github_teams']).toEqual(['devs']);
+
+    // Someone else's subject with this token: refused (the token answers for ada).
+    expect((await refusal(driver.recheck!({ connector: c, subject: '999', renewal: who.renewal! }))).reason).toBe('subject changed');
+
+    gh.setTeams('ada', [{ organization: 'acme', slug: 'visitors', name: 'Visitors' }]);
+    expect((await refusal(driver.recheck!({ connector: c, subject: who.subject, renewal: who.renewal! }))).reason).toBe('no team matched');
+
+    gh.setTeams('ada', [{ organization: 'acme', slug: 'devs', name: 'Developers' }]);
+    gh.revokeTokens('ada');
+    const revoked = await refusal(driver.recheck!({ connector: c, subject: who.subject, renewal: who.renewal! }));
+    expect(revoked.reason).toBe('token revoked');
+    expect(revoked.message).toMatch(/401/);
+    expect((await refusal(driver.recheck!({ connector: c, subject: who.subject, renewal: {} }))).reason).toBe('renewal unavailable');
   });
 
   it('shows a real authorize page for the signed-in user, and the auto-approve flag redirects', async () => {

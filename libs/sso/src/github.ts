@@ -1,5 +1,5 @@
 import * as oauth from 'openid-client';
-import { SsoLoginError, type BeginInput, type BeginResult, type CompleteInput, type ConnectorResource, type DriverOptions, type SsoDriver, type SsoIdentity } from './driver.js';
+import { SsoLoginError, type BeginInput, type BeginResult, type CompleteInput, type ConnectorResource, type DriverOptions, type RecheckInput, type SsoDriver, type SsoIdentity } from './driver.js';
 import { DEFAULT_TRAIT_BOUNDS, toTraits } from './mapping.js';
 import { ResponseTooLarge, readBounded as readBoundedBody } from './bounded-body.js';
 
@@ -101,6 +101,10 @@ export function createGithubDriver(o: DriverOptions & { allowHttpEndpoints?: boo
         redirect: 'error',
         signal: AbortSignal.timeout(timeoutMs),
       });
+      if (res.status === 401) {
+        await res.body?.cancel().catch(() => undefined);
+        throw new SsoLoginError('token revoked', `GitHub no longer accepts the login's token (GET ${path} answered 401): the authorization was revoked or expired`);
+      }
       if (res.status !== 200) {
         await res.body?.cancel().catch(() => undefined);
         throw new SsoLoginError('api error', `GitHub answered ${res.status} to GET ${path}`);
@@ -145,6 +149,51 @@ export function createGithubDriver(o: DriverOptions & { allowHttpEndpoints?: boo
         return teams;
       }
     }
+  }
+
+  /** Who the token belongs to and what the connector maps them to (login and recheck alike). */
+  async function identify(spec: GithubSpec, name: string, token: string): Promise<SsoIdentity> {
+    const warnings: string[] = [];
+    if (spec.teamsToLogins.length > 0) {
+      warnings.push(`connector "${name}" uses teams_to_logins, which is deprecated: move its mappings to teams_to_roles (logins are role names there) and kubernetes_groups/kubernetes_users to the roles`);
+    }
+    const { body: userBody } = await apiGet(spec, token, '/user');
+    const user = parseUser(userBody);
+    const teams = await fetchTeams(spec, token, warnings);
+
+    const roles: string[] = [];
+    const kubernetesGroups: string[] = [];
+    const kubernetesUsers: string[] = [];
+    for (const m of [...spec.teamsToRoles, ...spec.teamsToLogins]) {
+      if (!teams.some((t) => teamMatches(m, t))) continue;
+      addAll(roles, m.roles);
+      addAll(kubernetesGroups, m.kubernetesGroups);
+      addAll(kubernetesUsers, m.kubernetesUsers);
+    }
+    const qualified = teams.map((t) => `${t.organization}/${t.slug}`);
+    if (roles.length === 0) {
+      const named = qualified.slice(0, TEAMS_NAMED_IN_ERRORS).join(', ');
+      const more = qualified.length > TEAMS_NAMED_IN_ERRORS ? ` and ${qualified.length - TEAMS_NAMED_IN_ERRORS} more` : '';
+      throw new SsoLoginError(
+        'no team matched',
+        `${user.login} is in no team that connector "${name}" maps to roles (their teams: ${named ? named + more : 'none'})`,
+        { login: user.login, teams: qualified.slice(0, TEAMS_NAMED_IN_ERRORS) },
+      );
+    }
+    const slugs: string[] = [];
+    addAll(slugs, teams.map((t) => t.slug));
+    if (slugs.length > DEFAULT_TRAIT_BOUNDS.maxValues) {
+      warnings.push(`the github_teams trait holds the first ${DEFAULT_TRAIT_BOUNDS.maxValues} of the person's ${slugs.length} team slugs (the bound on a trait)`);
+    }
+    return {
+      renewal: { access_token: token },
+      username: user.login,
+      roles,
+      traits: toTraits({ github_teams: slugs, logins: [user.login], kubernetes_groups: kubernetesGroups, kubernetes_users: kubernetesUsers, username: [user.login] }),
+      subject: String(user.id),
+      received: { login: user.login, id: user.id, teams: qualified },
+      warnings,
+    };
   }
 
   return {
@@ -195,46 +244,16 @@ export function createGithubDriver(o: DriverOptions & { allowHttpEndpoints?: boo
         throw tokenError(err, failures);
       }
 
-      const warnings: string[] = [];
-      if (spec.teamsToLogins.length > 0) {
-        warnings.push(`connector "${name}" uses teams_to_logins, which is deprecated: move its mappings to teams_to_roles (logins are role names there) and kubernetes_groups/kubernetes_users to the roles`);
-      }
-      const { body: userBody } = await apiGet(spec, token, '/user');
-      const user = parseUser(userBody);
-      const teams = await fetchTeams(spec, token, warnings);
+      return identify(spec, name, token);
+    },
 
-      const roles: string[] = [];
-      const kubernetesGroups: string[] = [];
-      const kubernetesUsers: string[] = [];
-      for (const m of [...spec.teamsToRoles, ...spec.teamsToLogins]) {
-        if (!teams.some((t) => teamMatches(m, t))) continue;
-        addAll(roles, m.roles);
-        addAll(kubernetesGroups, m.kubernetesGroups);
-        addAll(kubernetesUsers, m.kubernetesUsers);
-      }
-      const qualified = teams.map((t) => `${t.organization}/${t.slug}`);
-      if (roles.length === 0) {
-        const named = qualified.slice(0, TEAMS_NAMED_IN_ERRORS).join(', ');
-        const more = qualified.length > TEAMS_NAMED_IN_ERRORS ? ` and ${qualified.length - TEAMS_NAMED_IN_ERRORS} more` : '';
-        throw new SsoLoginError(
-          'no team matched',
-          `${user.login} is in no team that connector "${name}" maps to roles (their teams: ${named ? named + more : 'none'})`,
-          { login: user.login, teams: qualified.slice(0, TEAMS_NAMED_IN_ERRORS) },
-        );
-      }
-      const slugs: string[] = [];
-      addAll(slugs, teams.map((t) => t.slug));
-      if (slugs.length > DEFAULT_TRAIT_BOUNDS.maxValues) {
-        warnings.push(`the github_teams trait holds the first ${DEFAULT_TRAIT_BOUNDS.maxValues} of the person's ${slugs.length} team slugs (the bound on a trait)`);
-      }
-      return {
-        username: user.login,
-        roles,
-        traits: toTraits({ github_teams: slugs, logins: [user.login], kubernetes_groups: kubernetesGroups, kubernetes_users: kubernetesUsers, username: [user.login] }),
-        subject: String(user.id),
-        received: { login: user.login, id: user.id, teams: qualified },
-        warnings,
-      };
+    async recheck(input: RecheckInput): Promise<SsoIdentity> {
+      const spec = readSpec(input.connector, allowHttp);
+      const token = input.renewal['access_token'];
+      if (!token) throw new SsoLoginError('renewal unavailable', 'the login kept no GitHub token to check it again');
+      const who = await identify(spec, input.connector.metadata.name, token);
+      if (who.subject !== input.subject) throw new SsoLoginError('subject changed', `GitHub's token now answers for ${who.username}, not the person who logged in`);
+      return who;
     },
   };
 }

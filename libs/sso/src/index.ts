@@ -1,4 +1,4 @@
-export { SsoLoginError, type BeginInput, type BeginResult, type CompleteInput, type ConnectorResource, type DriverOptions, type SsoDriver, type SsoIdentity } from './driver.js';
+export { SsoLoginError, type BeginInput, type BeginResult, type CompleteInput, type ConnectorResource, type DriverOptions, type RecheckInput, type SsoDriver, type SsoIdentity } from './driver.js';
 export { DEFAULT_TRAIT_BOUNDS, mapToRoles, toTraits, type TraitBounds, type ValueMapping } from './mapping.js';
 export { MAX_SEALED_BYTES, isSecretKey, newSecretKey, open as openSealed, parseClientRedirect, seal, type SsoLoginResponse } from './sealed.js';
 export { createGithubDriver } from './github.js';

@@ -24,6 +24,8 @@ beforeAll(async () => {
       bob: { password: 'bob-pw', claims: { email: 'bob@example.com', email_verified: false, preferred_username: 'bob', groups: ['admins'] } },
       carol: { password: 'carol-pw', claims: { email: 'carol@example.com', email_verified: true, groups: ['visitors'] } },
       dave: { password: 'dave-pw', claims: { email: 'dave@example.com', email_verified: true, groups: ['admins'], department: 'ops' } },
+      erin: { password: 'erin-pw', claims: { email: 'erin@example.com', email_verified: true, groups: ['admins', 'team-web'] } },
+      frank: { password: 'frank-pw', claims: { email: 'frank@example.com', email_verified: true, groups: ['admins'] } },
     },
   });
 });
@@ -304,6 +306,74 @@ describe('OIDC driver against a real OpenID provider', () => {
     } finally {
       huge.closeAllConnections();
       await new Promise<void>((resolve) => huge.close(() => resolve()));
+    }
+  });
+
+  describe('at certificate renewal (recheck with the refresh token)', () => {
+    const offline = () => connector({ scope: ['offline_access'], prompt: 'consent' });
+
+    it('keeps a refresh token from a login that asked for offline_access, and maps the provider\'s current claims at recheck', async () => {
+      const conn = offline();
+      const l = await login(conn, 'erin', 'erin-pw');
+      const id = await driver.complete({ connector: conn, requestId: l.requestId, callbackUrl: CALLBACK, keep: l.keep, params: l.params });
+      expect(id.roles).toEqual(['admin', 'auditor', 'web-dev']);
+      expect(Object.keys(id.renewal ?? {})).toEqual(['refresh_token']);
+      expect(id.warnings).toEqual([]);
+
+      idp.setClaims('erin', { email: 'erin@example.com', email_verified: true, groups: ['team-web'] });
+      const again = await driver.recheck!({ connector: conn, subject: id.subject, renewal: id.renewal! });
+      expect(again.username).toBe('erin@example.com');
+      expect(again.roles).toEqual(['web-dev']);
+      expect(again.traits['groups']).toEqual(['team-web']);
+      expect(again.renewal?.['refresh_token']).toBeTruthy();
+
+      // The mapping no longer grants a role: refused, naming the check.
+      idp.setClaims('erin', { email: 'erin@example.com', email_verified: true, groups: ['visitors'] });
+      const err = await refusal(driver.recheck!({ connector: conn, subject: id.subject, renewal: again.renewal! }));
+      expect(err.reason).toBe('no role matched');
+    });
+
+    it('is refused once the person is removed at the provider, or for a token that is not one', async () => {
+      const conn = offline();
+      const l = await login(conn, 'frank', 'frank-pw');
+      const id = await driver.complete({ connector: conn, requestId: l.requestId, callbackUrl: CALLBACK, keep: l.keep, params: l.params });
+      expect(id.renewal?.['refresh_token']).toBeTruthy();
+      let err = await refusal(driver.recheck!({ connector: conn, subject: id.subject, renewal: { refresh_token: 'forged-token' } }));
+      expect(err.reason).toBe('refresh refused');
+      expect(err.message).toMatch(/invalid_grant/);
+      idp.removeAccount('frank');
+      err = await refusal(driver.recheck!({ connector: conn, subject: id.subject, renewal: id.renewal! }));
+      expect(err.reason).toBe('refresh refused');
+      // Another subject's recheck with this login's token is refused too (the token is frank's).
+      err = await refusal(driver.recheck!({ connector: conn, subject: 'alice', renewal: {} }));
+      expect(err.reason).toBe('renewal unavailable');
+    });
+
+    it('warns when the provider issues no refresh token (no offline_access), naming the fix', async () => {
+      const conn = connector();
+      const l = await login(conn, 'alice', 'alice-pw');
+      const id = await driver.complete({ connector: conn, requestId: l.requestId, callbackUrl: CALLBACK, keep: l.keep, params: l.params });
+      expect(id.renewal).toBeUndefined();
+      expect(id.warnings.join(' ')).toMatch(/no refresh token.*offline_access/);
+    });
+  });
+
+  it('checks acr against acr_values: a provider that ignored the request is refused', async () => {
+    const conn = connector({ acr_values: 'urn:keyway:mfa' });
+    const l = await login(conn, 'alice', 'alice-pw');
+    expect(l.url.searchParams.get('acr_values')).toBe('urn:keyway:mfa');
+    const err = await refusal(driver.complete({ connector: conn, requestId: l.requestId, callbackUrl: CALLBACK, keep: l.keep, params: l.params }));
+    expect(err.reason).toBe('acr mismatch');
+    expect(err.message).toMatch(/acr\) is none, not one of acr_values \(urn:keyway:mfa\)/);
+
+    const mfa = await startTestOidcProvider({ clients: [CLIENT], accounts: { alice: { password: 'pw', claims: { email: 'a@example.com', email_verified: true, groups: ['admins'] } } }, acr: 'urn:keyway:mfa' });
+    try {
+      const c2 = connector({ acr_values: 'urn:keyway:mfa urn:keyway:hw' }, mfa.issuer);
+      const l2 = await login(c2, 'alice', 'pw', mfa);
+      const id = await driver.complete({ connector: c2, requestId: l2.requestId, callbackUrl: CALLBACK, keep: l2.keep, params: l2.params });
+      expect(id.received['acr']).toBe('urn:keyway:mfa');
+    } finally {
+      await mfa.close();
     }
   });
 });

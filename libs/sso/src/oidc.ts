@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import * as client from 'openid-client';
-import { SsoLoginError, type BeginInput, type BeginResult, type CompleteInput, type ConnectorResource, type DriverOptions, type SsoDriver, type SsoIdentity } from './driver.js';
+import { SsoLoginError, type BeginInput, type BeginResult, type CompleteInput, type ConnectorResource, type DriverOptions, type RecheckInput, type SsoDriver, type SsoIdentity } from './driver.js';
 import { mapToRoles, toTraits, type ValueMapping } from './mapping.js';
 import { ResponseTooLarge, readBounded } from './bounded-body.js';
 
@@ -184,40 +184,83 @@ export function createOidcDriver(o: OidcDriverOptions = {}): SsoDriver {
       }
       const idClaims = tokens.claims();
       if (!idClaims) throw new SsoLoginError('code exchange failed', `OIDC connector ${name}: the provider returned no ID token`);
+      checkAcr(spec, idClaims['acr'], name);
+      const who = await identify(config, spec, name, tokens.access_token, idClaims);
+      if (tokens.refresh_token) who.renewal = { refresh_token: tokens.refresh_token };
+      else who.warnings.push(`OIDC connector ${name}: the provider issued no refresh token, so certificate renewals cannot ask it again; add offline_access to scope`);
+      return who;
+    },
 
-      let userinfo: Record<string, unknown> = {};
-      if (config.serverMetadata().userinfo_endpoint) {
-        try {
-          userinfo = await client.fetchUserInfo(config, tokens.access_token, idClaims.sub);
-        } catch (err) {
-          throw classify(err, name, 'userinfo failed', 'the userinfo request failed');
-        }
+    async recheck(input: RecheckInput): Promise<SsoIdentity> {
+      const name = input.connector.metadata.name;
+      const spec = parseSpec(input.connector);
+      const refreshToken = input.renewal['refresh_token'];
+      if (!refreshToken) throw new SsoLoginError('renewal unavailable', `OIDC connector ${name}: the login kept no refresh token to check it again`);
+      const config = await configFor(spec, name);
+      let tokens: Awaited<ReturnType<typeof client.refreshTokenGrant>>;
+      try {
+        tokens = await client.refreshTokenGrant(config, refreshToken);
+      } catch (err) {
+        throw classify(err, name, 'refresh refused', 'the provider refused the refresh token');
       }
-      // The ID token is signed by the provider: it wins every conflict (sub is already checked
-      // equal by fetchUserInfo).
-      const claims: Record<string, unknown> = { ...userinfo, ...idClaims };
-
-      const verified = claims['email_verified'];
-      if (!spec.allowUnverifiedEmail && claims['email'] !== undefined && (verified === false || verified === 'false')) {
-        throw new SsoLoginError('email not verified', `OIDC connector ${name}: the provider says the email address is not verified (allow_unverified_email is off)`);
+      const idClaims = tokens.claims();
+      if (idClaims && idClaims.sub !== input.subject) throw new SsoLoginError('subject changed', `OIDC connector ${name}: the refreshed ID token is for another subject`);
+      if (!idClaims && !config.serverMetadata().userinfo_endpoint) {
+        throw new SsoLoginError('renewal unavailable', `OIDC connector ${name}: the provider answered the refresh with neither an ID token nor a userinfo endpoint to read the claims from`);
       }
-      const rawName = claims[spec.usernameClaim];
-      if (typeof rawName !== 'string' || rawName.length === 0) {
-        throw new SsoLoginError('missing username claim', `OIDC connector ${name}: claim ${spec.usernameClaim} (username_claim) is missing or not a string`, { claim: spec.usernameClaim });
-      }
-      if (rawName.length > MAX_USERNAME_LENGTH || /[\u0000-\u001f\u007f]/.test(rawName)) {
-        throw new SsoLoginError('missing username claim', `OIDC connector ${name}: claim ${spec.usernameClaim} (username_claim) is not a usable user name`, { claim: spec.usernameClaim });
-      }
-
-      const traits = toTraits(claims);
-      const roles = mapToRoles(spec.mappings, traits);
-      if (roles.length === 0) {
-        const checked = [...new Set(spec.mappings.map((m) => m.name))];
-        throw new SsoLoginError('no role matched', `OIDC connector ${name}: claims_to_roles matched no role (claims checked: ${checked.join(', ')})`, { connector: name, claims: checked });
-      }
-      return { username: rawName, roles, traits, subject: idClaims.sub, received: claims, warnings: [] };
+      const who = await identify(config, spec, name, tokens.access_token, idClaims ?? { sub: input.subject });
+      who.renewal = { refresh_token: tokens.refresh_token ?? refreshToken };
+      return who;
     },
   };
+
+  /** Claims (ID token over userinfo), the user name and the roles they map to: login and recheck alike. */
+  async function identify(config: client.Configuration, spec: OidcSpec, name: string, accessToken: string, idClaims: Record<string, unknown> & { sub: string }): Promise<SsoIdentity> {
+    let userinfo: Record<string, unknown> = {};
+    if (config.serverMetadata().userinfo_endpoint) {
+      try {
+        userinfo = await client.fetchUserInfo(config, accessToken, idClaims.sub);
+      } catch (err) {
+        throw classify(err, name, 'userinfo failed', 'the userinfo request failed');
+      }
+    }
+    // The ID token is signed by the provider: it wins every conflict (sub is already checked
+    // equal by fetchUserInfo).
+    const claims: Record<string, unknown> = { ...userinfo, ...idClaims };
+
+    const verified = claims['email_verified'];
+    if (!spec.allowUnverifiedEmail && claims['email'] !== undefined && (verified === false || verified === 'false')) {
+      throw new SsoLoginError('email not verified', `OIDC connector ${name}: the provider says the email address is not verified (allow_unverified_email is off)`);
+    }
+    const rawName = claims[spec.usernameClaim];
+    if (typeof rawName !== 'string' || rawName.length === 0) {
+      throw new SsoLoginError('missing username claim', `OIDC connector ${name}: claim ${spec.usernameClaim} (username_claim) is missing or not a string`, { claim: spec.usernameClaim });
+    }
+    if (rawName.length > MAX_USERNAME_LENGTH || /[\u0000-\u001f\u007f]/.test(rawName)) {
+      throw new SsoLoginError('missing username claim', `OIDC connector ${name}: claim ${spec.usernameClaim} (username_claim) is not a usable user name`, { claim: spec.usernameClaim });
+    }
+
+    const traits = toTraits(claims);
+    const roles = mapToRoles(spec.mappings, traits);
+    if (roles.length === 0) {
+      const checked = [...new Set(spec.mappings.map((m) => m.name))];
+      throw new SsoLoginError('no role matched', `OIDC connector ${name}: claims_to_roles matched no role (claims checked: ${checked.join(', ')})`, { connector: name, claims: checked });
+    }
+    return { username: rawName, roles, traits, subject: idClaims.sub, received: claims, warnings: [] };
+  }
+}
+
+/**
+ * acr_values asks the provider for an authentication context; like Teleport, the ID token's
+ * `acr` must then be one of them, or a provider that ignored the request would pass.
+ */
+function checkAcr(spec: OidcSpec, acr: unknown, name: string): void {
+  if (!spec.acrValues) return;
+  const wanted = spec.acrValues.split(/\s+/).filter(Boolean);
+  if (typeof acr !== 'string' || !wanted.includes(acr)) {
+    const got = typeof acr === 'string' ? acr.replace(/[^\x20-\x7e]/g, '?').slice(0, 64) : 'none';
+    throw new SsoLoginError('acr mismatch', `OIDC connector ${name}: the ID token's authentication context (acr) is ${got}, not one of acr_values (${wanted.join(' ')})`);
+  }
 }
 
 /** The connector spec as the driver uses it; the resource schema validated it when stored. */

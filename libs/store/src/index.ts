@@ -14,4 +14,4 @@ export {
   type SessionRecordingRecord,
 } from './recordings.js';
 export { connectionFailureReason, describeStore, storeUnreachable } from './connection-errors.js';
-export { markSsoSeen, putSsoRequest, sweepSso, takeSsoRequest } from './sso.js';
+export { deleteSsoSession, getSsoSession, markSsoSeen, putSsoRequest, putSsoSession, sweepSso, takeSsoRequest, type SsoSession } from './sso.js';

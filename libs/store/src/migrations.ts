@@ -193,6 +193,22 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0008_sso_sessions': {
+    async up(db: Kysely<unknown>) {
+      // One row per SSO user: the provider's renewal secret (OIDC refresh token, GitHub access
+      // token), sealed, so a certificate renewal can ask the provider again.
+      await db.schema
+        .createTable('sso_sessions')
+        .addColumn('username', 'text', (c) => c.primaryKey())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('connector', 'text', (c) => c.notNull())
+        .addColumn('subject', 'text', (c) => c.notNull())
+        .addColumn('sealed', 'text', (c) => c.notNull())
+        .addColumn('checked_at', 'timestamptz', (c) => c.notNull())
+        .addColumn('expires', 'timestamptz', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

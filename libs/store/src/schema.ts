@@ -127,6 +127,17 @@ export interface SsoSeenTable {
   expires: Timestamp;
 }
 
+/** What an SSO login left to check the person again at renewal (sealed by the auth service). */
+export interface SsoSessionsTable {
+  username: string;
+  kind: string;
+  connector: string;
+  subject: string;
+  sealed: string;
+  checked_at: Timestamp;
+  expires: Timestamp;
+}
+
 export interface Database {
   users: UsersTable;
   roles: ResourceRow;
@@ -145,4 +156,5 @@ export interface Database {
   session_chunks: SessionChunksTable;
   sso_requests: SsoRequestsTable;
   sso_seen: SsoSeenTable;
+  sso_sessions: SsoSessionsTable;
 }

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '@keyway/testing';
-import { markSsoSeen, putSsoRequest, sweepSso, takeSsoRequest } from './sso.js';
+import { deleteSsoSession, getSsoSession, markSsoSeen, putSsoRequest, putSsoSession, sweepSso, takeSsoRequest } from './sso.js';
 import { Store } from './store.js';
 
 describe('SSO login requests and single-use ids', () => {
@@ -28,6 +28,17 @@ describe('SSO login requests and single-use ids', () => {
     await putSsoRequest(store, 'r3', 'github', {}, soon());
     expect(await takeSsoRequest(store, 'r3', 'oidc')).toBeUndefined();
     expect(await takeSsoRequest(store, 'r3', 'github')).toBeUndefined();
+  });
+
+  it('keeps one renewal session per user: replaced by the next login, gone when expired or deleted', async () => {
+    const base = { kind: 'oidc', connector: 'okta', subject: 's1', checkedAt: new Date(), expires: soon() };
+    await putSsoSession(store, { ...base, username: 'ann', sealed: 'first' });
+    await putSsoSession(store, { ...base, username: 'ann', sealed: 'second', kind: 'github', connector: 'gh' });
+    expect(await getSsoSession(store, 'ann')).toMatchObject({ username: 'ann', kind: 'github', connector: 'gh', sealed: 'second' });
+    await putSsoSession(store, { ...base, username: 'old', sealed: 'x', expires: new Date(Date.now() - 1000) });
+    expect(await getSsoSession(store, 'old')).toBeUndefined();
+    await deleteSsoSession(store, 'ann');
+    expect(await getSsoSession(store, 'ann')).toBeUndefined();
   });
 
   it('says an id was seen the second time, across concurrent callers, until it expires', async () => {

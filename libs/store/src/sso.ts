@@ -31,9 +31,40 @@ export async function markSsoSeen(store: Store, id: string, expires: Date): Prom
   return r === undefined;
 }
 
-/** Removes expired requests and seen ids (the auth service's sweep). */
+export interface SsoSession {
+  username: string;
+  kind: string;
+  connector: string;
+  subject: string;
+  /** The renewal secret, sealed by the auth service; the store never sees it in the clear. */
+  sealed: string;
+  checkedAt: Date;
+  expires: Date;
+}
+
+/** Records (or replaces) what the user's latest SSO login left for renewals. */
+export async function putSsoSession(store: Store, s: SsoSession): Promise<void> {
+  const row = { username: s.username, kind: s.kind, connector: s.connector, subject: s.subject, sealed: s.sealed, checked_at: s.checkedAt, expires: s.expires };
+  await store.db
+    .insertInto('sso_sessions')
+    .values(row)
+    .onConflict((oc) => oc.column('username').doUpdateSet(row))
+    .execute();
+}
+
+export async function getSsoSession(store: Store, username: string, now = new Date()): Promise<SsoSession | undefined> {
+  const r = await store.db.selectFrom('sso_sessions').selectAll().where('username', '=', username).where('expires', '>', now).executeTakeFirst();
+  return r && { username: r.username, kind: r.kind, connector: r.connector, subject: r.subject, sealed: r.sealed, checkedAt: r.checked_at, expires: r.expires };
+}
+
+export async function deleteSsoSession(store: Store, username: string): Promise<void> {
+  await store.db.deleteFrom('sso_sessions').where('username', '=', username).execute();
+}
+
+/** Removes expired requests, seen ids and sessions (the auth service's sweep). */
 export async function sweepSso(store: Store, now = new Date()): Promise<number> {
   const a = await store.db.deleteFrom('sso_requests').where('expires', '<=', now).executeTakeFirst();
   const b = await store.db.deleteFrom('sso_seen').where('expires', '<=', now).executeTakeFirst();
-  return Number(a.numDeletedRows) + Number(b.numDeletedRows);
+  const c = await store.db.deleteFrom('sso_sessions').where('expires', '<=', now).executeTakeFirst();
+  return Number(a.numDeletedRows) + Number(b.numDeletedRows) + Number(c.numDeletedRows);
 }

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGithubStandIn, startTestSamlIdp, type GithubStandIn, type TestSamlIdp } from '@keyway/testing/sso';
+import { waitUntil } from './harness.js';
 import { browse, expectLoggedIn, printedUrl, startSsoStack, type SsoStack } from './sso-harness.js';
 
 // The acceptance of SSO for GitHub and SAML: the seed's GitHub connector (teams_to_logins with
@@ -94,6 +95,10 @@ spec:
     const lines = events.out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines.find((e) => e['code'] === 'T1001I')).toMatchObject({ method: 'github', connector: 'github', roles: ['github-admins'], warnings: [expect.stringContaining('teams_to_roles')] });
     expect(lines.some((e) => e['event'] === 'exec' || e['event'] === 'session.start')).toBe(true);
+    // Recorded too: the session is listed with octocat's command.
+    await waitUntil(async () => (await s.kwctl(['recordings', 'ls', '--format', 'json'])).out.includes('hello-from-exec'), 'the exec session to be recorded');
+    const recorded = (await s.kwctl(['recordings', 'ls', '--format', 'json'])).out.trim().split('\n').map((l) => JSON.parse(l) as { user: string; pod: string; command: string[] });
+    expect(recorded.find((r) => r.command.join(' ').includes('hello-from-exec'))).toMatchObject({ user: 'octocat', pod: 'web' });
   });
 
   it('refuses octocat once he is no longer in the team, naming the connector and the reason', async () => {

@@ -25,6 +25,8 @@ export interface SsoStack {
   stack: Stack;
   proxy: string;
   api: TestKubeApiServer;
+  /** kw's home ($KW_HOME) for the person: profiles and cached kube certificates. */
+  kwHome: string;
   kw(args: string[]): Promise<RunResult>;
   kubectl(args: string[]): Promise<RunResult>;
   kwctl(args: string[], input?: string): Promise<{ code: number | null; out: string; err: string }>;
@@ -35,7 +37,7 @@ export interface SsoStack {
   close(): Promise<void>;
 }
 
-export async function startSsoStack(rbac: TestRbacRule[]): Promise<SsoStack & { startAgent(): Promise<void> }> {
+export async function startSsoStack(rbac: TestRbacRule[], o: { ssoRecheckIntervalMs?: number } = {}): Promise<SsoStack & { startAgent(): Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'kw-sso-'));
   const api = await startTestKubeApiServer();
   api.addPod({ name: 'web', namespace: 'default' });
@@ -44,7 +46,7 @@ export async function startSsoStack(rbac: TestRbacRule[]): Promise<SsoStack & { 
     env: { KEYWAY_DATA_DIR: join(dir, 'auth'), KEYWAY_AUTH_LISTEN_ADDR: '127.0.0.1:0', KEYWAY_PROXY_LISTEN_ADDR: '127.0.0.1:0', KEYWAY_CLUSTER_NAME: 'acme' },
   });
   // Test providers speak plain http on loopback; production drivers refuse that.
-  const stack = await startStack(config, silentLogger(), undefined, { allowHttpSsoProviders: true });
+  const stack = await startStack(config, silentLogger(), undefined, { allowHttpSsoProviders: true, ...o });
   const proxy = stack.proxyAddress as string;
   const env = () => ({ PATH: process.env['PATH'], HOME: dir, KW_HOME: join(dir, 'kw'), KUBECONFIG: join(dir, 'kubeconfig') });
   const kwctl = kwctlIn(() => join(dir, 'auth'));
@@ -53,6 +55,7 @@ export async function startSsoStack(rbac: TestRbacRule[]): Promise<SsoStack & { 
     stack,
     proxy,
     api,
+    kwHome: join(dir, 'kw'),
     kw: (args) => runCommand(process.execPath, [kwBin, ...args], { env: env(), timeoutMs: 30_000 }),
     kubectl: (args) => runCommand('kubectl', args, { env: env(), timeoutMs: 30_000 }),
     kwctl,

@@ -11,7 +11,8 @@ import { MAX_AUDIT_EVENT_BYTES, STORED_KINDS, appendAuditEvents, auditEventProbl
 import type { CertAuthorities } from '../authorities.js';
 import { SsoLogins, listSsoConnectors, type ConnectorKind } from '../sso/logins.js';
 import { ScimService, scimTokenName } from '../sso/scim.js';
-import type { SsoDriver } from '@keyway/sso';
+import { RECHECK_INTERVAL_MS, SsoRenewals } from '../sso/renewal.js';
+import { newSecretKey, type SsoDriver } from '@keyway/sso';
 import { DEFAULT_USER_TOKEN_TTL_MS, LOGIN_FAILED, LoginFailure, checkUserTokenTtl, type IssuedUserToken, type LocalUsers } from '../users/local-users.js';
 import { readRule, redactForRead, type ReadMethod, type ReadableKind } from './authorization.js';
 import { AuthRateLimits, DEFAULT_RATE_LIMITS, type AuthRateLimitOptions } from './rate-limit.js';
@@ -86,6 +87,13 @@ export interface AuthApiOptions {
   connectorName?: string;
   /** The SSO connector drivers this auth server runs (see @keyway/sso). */
   ssoDrivers?: Partial<Record<ConnectorKind, SsoDriver>>;
+  /**
+   * Seals SSO renewal secrets at rest (renewalKeyOf the CA key secret). Every replica needs the
+   * same one; without it a random key is used, and renewals after a restart ask for a new login.
+   */
+  ssoRenewalKey?: string;
+  /** How often an SSO user's provider is asked again at renewal (default RECHECK_INTERVAL_MS). */
+  ssoRecheckIntervalMs?: number;
 }
 
 export interface CertificatesResult {
@@ -107,7 +115,7 @@ export interface ResourceInput {
  * caller and enforces authorization itself, so a new transport cannot skip a check.
  */
 export class AuthApi {
-  private readonly o: Required<Omit<AuthApiOptions, 'rateLimits' | 'authType' | 'connectorName' | 'ssoDrivers'>> & Pick<AuthApiOptions, 'authType' | 'connectorName' | 'ssoDrivers'>;
+  private readonly o: Required<Omit<AuthApiOptions, 'rateLimits' | 'authType' | 'connectorName' | 'ssoDrivers' | 'ssoRenewalKey' | 'ssoRecheckIntervalMs'>> & Pick<AuthApiOptions, 'authType' | 'connectorName' | 'ssoDrivers' | 'ssoRenewalKey' | 'ssoRecheckIntervalMs'>;
   private readonly limits: AuthRateLimits;
 
   constructor(options: AuthApiOptions) {
@@ -130,6 +138,19 @@ export class AuthApi {
       },
       limit: (ip) => this.limits.check('sso_login', ip),
       checkPublicKey: (pem) => void parsePublicKey(pem),
+      remember: (user, kind, connector, who) => this.renewals.remember(user, kind, connector, who),
+    });
+    this.renewals = new SsoRenewals({
+      store: this.o.store,
+      drivers: this.o.ssoDrivers ?? {},
+      clusterName: this.o.clusterName,
+      logger: this.o.logger,
+      audit: this.o.audit,
+      now: () => this.o.now(),
+      key: this.o.ssoRenewalKey ?? newSecretKey(),
+      recheckIntervalMs: this.o.ssoRecheckIntervalMs ?? RECHECK_INTERVAL_MS,
+      saveUser: (user) => this.saveSsoUser(user),
+      deleteUser: (name, connector) => this.deleteSsoUser(name, connector),
     });
     const { store, feed, audit, logger, clusterName } = this.o;
     this.scim = new ScimService({ store, publish: (c) => feed.publish(c), audit, logger, clusterName, now: () => this.o.now(), limit: (ip) => this.limits.check('scim', ip) });
@@ -137,6 +158,8 @@ export class AuthApi {
 
   /** SSO console logins (see ../sso/logins.ts). */
   readonly sso: SsoLogins;
+  /** The provider's word again at certificate renewal (see ../sso/renewal.ts). */
+  private readonly renewals: SsoRenewals;
   /** SCIM 2.0 deprovisioning, relayed by the proxies (see ../sso/scim.ts). */
   readonly scim: ScimService;
 
@@ -384,7 +407,9 @@ export class AuthApi {
     const c = requireAuthenticated(caller);
     if (c.kind !== 'user') throw new AccessDeniedError('only users can renew user certificates');
     const publicKey = parsePublicKey(input.publicKeyPem);
-    const user = await this.activeUser(c.identity.username);
+    let user = await this.activeUser(c.identity.username);
+    // An SSO user's provider is asked again; new roles must pass the lock check too.
+    if ((await this.renewals.recheck(user)) !== user) user = await this.activeUser(c.identity.username);
     return this.issueUserCertificate(user, publicKey, {
       ttlMs: input.ttlMs,
       kubernetesCluster: input.kubernetesCluster,
@@ -830,6 +855,13 @@ export class AuthApi {
     this.o.audit.emit(
       auditEvent(existing ? EVENTS.userUpdate : EVENTS.userCreate, { user: name, name, kind: 'user', operation: existing ? 'update' : 'create', connector: valid.spec.created_by?.connector?.id ?? '', cluster_name: this.o.clusterName }, this.o.now()),
     );
+  }
+
+  /** Removes an SSO user the provider no longer vouches for; every proxy ends its sessions. */
+  private async deleteSsoUser(name: string, connector: string): Promise<void> {
+    await this.o.store.deleteResource('user', name);
+    this.o.feed.publish({ type: 'delete', kind: 'user', name });
+    this.o.audit.emit(auditEvent(EVENTS.userDelete, { user: name, name, kind: 'user', operation: 'delete', connector, cluster_name: this.o.clusterName }, this.o.now()));
   }
 
   /** The user, if it exists and no lock targets it or its roles. */

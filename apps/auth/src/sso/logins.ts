@@ -34,6 +34,8 @@ export interface SsoLoginsDeps {
   limit(remoteIp: string | undefined): void;
   /** Throws BadParameterError for a public key certificates cannot be signed for. */
   checkPublicKey(pem: string): void;
+  /** Keeps what the login left for checking it again at renewal (see renewal.ts). */
+  remember(user: UserResource, kind: ConnectorKind, connector: string, who: SsoIdentity): Promise<void>;
 }
 
 interface StoredRequest {
@@ -150,6 +152,7 @@ export class SsoLogins {
     let certs: CertificatesResult;
     try {
       await this.d.saveUser(user);
+      await this.d.remember(user, kind, connector.metadata.name, who);
       certs = await this.d.issue(user, req.publicKeyPem, { ttlMs: req.ttlMs, kubernetesCluster: req.kubernetesCluster, ...(input.remoteIp ? { loginIp: input.remoteIp } : {}) });
     } catch (err) {
       if (err instanceof BadParameterError || err instanceof NotFoundError || err instanceof AccessDeniedError) return fail(String(err.data['reason'] ?? 'refused'), err.message, connector.metadata.name);

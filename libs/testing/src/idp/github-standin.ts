@@ -22,6 +22,8 @@ export interface GithubStandIn {
   /** Who is signed in to "GitHub" in the browser (the authorize page acts for them). */
   signIn(login: string, id: number): void;
   setTeams(login: string, teams: GithubTeam[]): void;
+  /** The person revokes the app's authorization (or leaves): their tokens answer 401 from now on. */
+  revokeTokens(login: string): void;
   /** Presses "Authorize" on the page at authorizeUrl: resolves to the callback URL GitHub redirects to. */
   approve(authorizeUrl: string): Promise<URL>;
   /** Presses "Cancel": the callback URL carries error=access_denied. */
@@ -232,6 +234,9 @@ export async function startGithubStandIn(o: { clientId: string; clientSecret: st
     setTeams(login, teams) {
       const user = users.get(login);
       users.set(login, { id: user?.id ?? 0, teams: teams.map((t) => ({ ...t })) });
+    },
+    revokeTokens(login) {
+      for (const [token, owner] of tokens) if (owner === login) tokens.delete(token);
     },
     approve: (authorizeUrl) => decide(authorizeUrl, 'authorize'),
     deny: (authorizeUrl) => decide(authorizeUrl, 'cancel'),

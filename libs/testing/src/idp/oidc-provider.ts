@@ -25,6 +25,8 @@ export interface StartTestOidcProviderOptions {
   clients: TestOidcClient[];
   /** Keyed by login name, which is also the account's `sub`. */
   accounts: Record<string, TestOidcAccount>;
+  /** The authentication context (acr) every login gets, e.g. an MFA level; none when unset. */
+  acr?: string;
 }
 
 export interface TestOidcProvider {
@@ -35,6 +37,8 @@ export interface TestOidcProvider {
    * among those some account had at start: the provider's scope → claims table is fixed.
    */
   setClaims(account: string, claims: Record<string, unknown>): void;
+  /** The person leaves: the account is gone, so its refresh tokens are refused from now on. */
+  removeAccount(account: string): void;
   /**
    * Follows `authUrl` through the login and consent pages as a browser would and returns the URL
    * the provider finally sends the browser to (the client's redirect_uri with code or error).
@@ -94,7 +98,7 @@ export async function startTestOidcProvider(o: StartTestOidcProviderOptions): Pr
       client_id: c.client_id,
       client_secret: c.client_secret,
       redirect_uris: c.redirect_uris,
-      grant_types: ['authorization_code'],
+      grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
     })),
@@ -111,8 +115,12 @@ export async function startTestOidcProvider(o: StartTestOidcProviderOptions): Pr
     jwks: { keys: [jwk] },
     pkce: { required: () => true },
     // Short lives, set explicitly (oidc-provider asks that the defaults be chosen, not inherited).
-    ttl: { AccessToken: 600, AuthorizationCode: 60, IdToken: 600, Interaction: 600, Session: 3600, Grant: 3600 },
+    ttl: { AccessToken: 600, AuthorizationCode: 60, IdToken: 600, Interaction: 600, Session: 3600, Grant: 3600, RefreshToken: 3600 },
+    // A refresh token for logins that ask for offline_access (with prompt=consent, as OIDC Core
+    // requires), so renewals can ask the provider again.
+    scopes: ['openid', 'offline_access', 'email', 'profile'],
     features: { devInteractions: { enabled: false } },
+    ...(o.acr ? { acrValues: [o.acr] } : {}),
     interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
   });
   const oidcHandler = provider.callback();
@@ -152,7 +160,7 @@ export async function startTestOidcProvider(o: StartTestOidcProviderOptions): Pr
         renderPrompt(res, details, 'Invalid login or password.');
         return;
       }
-      await provider.interactionFinished(req, res, { login: { accountId: login } }, { mergeWithLastSubmission: false });
+      await provider.interactionFinished(req, res, { login: { accountId: login, ...(o.acr ? { acr: o.acr } : {}) } }, { mergeWithLastSubmission: false });
       return;
     }
     if (details.prompt.name !== 'consent' || !details.session?.accountId) throw new Error('not a consent prompt');
@@ -236,6 +244,9 @@ export async function startTestOidcProvider(o: StartTestOidcProviderOptions): Pr
       const unknown = Object.keys(claims).filter((k) => k !== 'sub' && !known.has(k));
       if (unknown.length) throw new Error(`claims ${unknown.join(', ')} were not declared at start (give some account them)`);
       a.claims = { ...claims };
+    },
+    removeAccount(account) {
+      if (!accounts.delete(account)) throw new Error(`no account ${account}`);
     },
     loginWithoutBrowser,
     close: () =>
