@@ -16,7 +16,8 @@ export function runKw(o: RunOptions): Promise<number> {
   const out = o.out ?? process.stdout;
   const err = o.err ?? process.stderr;
   const program = new Command('kw').description("Keyway's user CLI (like Teleport's tsh)");
-  const ctx: CommandContext = { out, err, prompter: () => new Prompter(o.stdin ?? process.stdin, out) };
+  const stdin = o.stdin ?? process.stdin;
+  const ctx: CommandContext = { out, err, stdin, prompter: (output = out) => new Prompter(stdin, output) };
   for (const register of COMMANDS) register(program, ctx);
   return runProgram(program, o.argv, out, err);
 }

@@ -21,6 +21,10 @@ export interface Profile {
   cluster: string;
   insecure: boolean;
   caPin?: string;
+  /** How the person logged in (`local` or the SSO connector's name), to log in again the same way. */
+  auth?: string;
+  /** The --browser of an SSO login, when it was not the default (e.g. `none`). */
+  browser?: string;
   /** kubeconfig entries `kw kube login` wrote, and the context that was current before. */
   kubeconfig?: { path: string; clusters: string[]; contexts: string[]; users: string[]; previousContext?: string | null };
 }

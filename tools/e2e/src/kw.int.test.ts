@@ -216,7 +216,7 @@ describe('kw: the seed flow with kubectl', () => {
     const creds = await kw(['kube', 'credentials', '--kube-cluster=kubernetes', '--keyway-cluster=acme', `--proxy=${proxy}`]);
     expect(creds.code).toBe(1);
     expect(creds.stderr.trim().split('\n')).toHaveLength(1);
-    expect(creds.stderr).toMatch(/login .* has expired; run `kw login --proxy=/);
+    expect(creds.stderr).toMatch(/login .* has expired: run `kw login --proxy=\S+ --auth=local --user=jimbo` in a terminal/);
     writeFileSync(join(profileDir, 'cert.pem'), saved.cert, { mode: 0o600 });
     writeFileSync(join(profileDir, 'key.pem'), saved.key, { mode: 0o600 });
   });

@@ -19,7 +19,7 @@ import { kwctlIn, startTestAgent, waitUntil } from './harness.js';
 // providers allowed over http), an agent in front of the project's test API server, kw and
 // kubectl as a person runs them, and a "browser" that follows redirects and posts forms.
 
-const kwBin = fileURLToPath(new URL('../../../apps/kw/bin/kw.mjs', import.meta.url));
+export const kwBin = fileURLToPath(new URL('../../../apps/kw/bin/kw.mjs', import.meta.url));
 
 export interface SsoStack {
   stack: Stack;
@@ -27,26 +27,28 @@ export interface SsoStack {
   api: TestKubeApiServer;
   /** kw's home ($KW_HOME) for the person: profiles and cached kube certificates. */
   kwHome: string;
-  kw(args: string[]): Promise<RunResult>;
+  kw(args: string[], input?: string): Promise<RunResult>;
   kubectl(args: string[]): Promise<RunResult>;
   kwctl(args: string[], input?: string): Promise<{ code: number | null; out: string; err: string }>;
   /** `kw login --auth=… --browser=none`, running until the browser comes back. */
-  login(auth: string): LongRunning;
+  login(auth: string, extra?: string[]): LongRunning;
+  /** The environment kw and kubectl run with (a terminal test starts them itself). */
+  env(): NodeJS.ProcessEnv;
   /** kwctl running in this process, its output readable while it runs (kwctl sso test). */
   kwctlLive(args: string[], stdin?: string): { err(): string; out(): string; done: Promise<number> };
   close(): Promise<void>;
 }
 
-export async function startSsoStack(rbac: TestRbacRule[], o: { ssoRecheckIntervalMs?: number } = {}): Promise<SsoStack & { startAgent(): Promise<void> }> {
+export async function startSsoStack(rbac: TestRbacRule[], o: { ssoRecheckIntervalMs?: number; configEnv?: Record<string, string> } = {}): Promise<SsoStack & { startAgent(): Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'kw-sso-'));
   const api = await startTestKubeApiServer();
   api.addPod({ name: 'web', namespace: 'default' });
   api.setRbac(rbac);
   const config = loadConfig({
-    env: { KEYWAY_DATA_DIR: join(dir, 'auth'), KEYWAY_AUTH_LISTEN_ADDR: '127.0.0.1:0', KEYWAY_PROXY_LISTEN_ADDR: '127.0.0.1:0', KEYWAY_CLUSTER_NAME: 'acme' },
+    env: { KEYWAY_DATA_DIR: join(dir, 'auth'), KEYWAY_AUTH_LISTEN_ADDR: '127.0.0.1:0', KEYWAY_PROXY_LISTEN_ADDR: '127.0.0.1:0', KEYWAY_CLUSTER_NAME: 'acme', ...o.configEnv },
   });
   // Test providers speak plain http on loopback; production drivers refuse that.
-  const stack = await startStack(config, silentLogger(), undefined, { allowHttpSsoProviders: true, ...o });
+  const stack = await startStack(config, silentLogger(), undefined, { allowHttpSsoProviders: true, ...(o.ssoRecheckIntervalMs !== undefined ? { ssoRecheckIntervalMs: o.ssoRecheckIntervalMs } : {}) });
   const proxy = stack.proxyAddress as string;
   const env = () => ({ PATH: process.env['PATH'], HOME: dir, KW_HOME: join(dir, 'kw'), KUBECONFIG: join(dir, 'kubeconfig') });
   const kwctl = kwctlIn(() => join(dir, 'auth'));
@@ -56,7 +58,7 @@ export async function startSsoStack(rbac: TestRbacRule[], o: { ssoRecheckInterva
     proxy,
     api,
     kwHome: join(dir, 'kw'),
-    kw: (args) => runCommand(process.execPath, [kwBin, ...args], { env: env(), timeoutMs: 30_000 }),
+    kw: (args, input) => runCommand(process.execPath, [kwBin, ...args], { env: env(), timeoutMs: 30_000, ...(input !== undefined ? { input } : {}) }),
     kubectl: (args) => runCommand('kubectl', args, { env: env(), timeoutMs: 30_000 }),
     kwctl,
     kwctlLive(args, stdin) {
@@ -65,7 +67,8 @@ export async function startSsoStack(rbac: TestRbacRule[], o: { ssoRecheckInterva
       const done = runKwctl({ argv: ['--data-dir', join(dir, 'auth'), ...args], out, err, env: {}, ...(stdin !== undefined ? { stdin: Readable.from([stdin]) } : {}) });
       return { out: () => out.text(), err: () => err.text(), done };
     },
-    login: (auth) => startProcess(process.execPath, [kwBin, 'login', `--proxy=${proxy}`, `--auth=${auth}`, '--browser=none', '--insecure'], env()),
+    login: (auth, extra = []) => startProcess(process.execPath, [kwBin, 'login', `--proxy=${proxy}`, `--auth=${auth}`, '--browser=none', '--insecure', ...extra], env()),
+    env,
     async startAgent() {
       agent = await startTestAgent(stack, { kubeconfig: api.agentKubeconfig, cluster: 'kubernetes', labels: { env: 'dev' }, dir, kwctl, logger: silentLogger() });
       await waitUntil(async () => (await stack.auth.store.listPresence('kube_server', new Date())).length > 0, 'the agent heartbeat');

@@ -13,6 +13,8 @@ import { REFRESH_MARGIN_MS, execCredential, kubeCachePath, type CachedKubeCert }
 import { kubeconfigPath, mergeEntries, readKubeconfig } from '../kubeconfig-file.js';
 import { kwHome, loadProfile, saveProfile, type LoadedProfile } from '../profile.js';
 import { kwExecutable } from '../self.js';
+import type { LoginIo } from '../login-flow.js';
+import { canAsk, loginCommand, loginExpired, validLogin } from '../relogin.js';
 import { formatTable } from '@keyway/cli';
 
 /** `kw kube ls | login | credentials`. */
@@ -121,24 +123,26 @@ export function register(program: Command, ctx: CommandContext): void {
     .option('--keyway-cluster <name>')
     .addOption(new Option('--teleport-cluster <name>', "Teleport's name for --keyway-cluster").hideHelp())
     .action(async (opts: { kubeCluster: string; proxy: string }) => {
-      ctx.out.write(await kubeCredentials(opts.kubeCluster, opts.proxy));
+      // stdout is kubectl's credential: everything said to the person goes to stderr.
+      const io = { say: (text: string) => ctx.err.write(text), prompter: () => ctx.prompter(ctx.err) };
+      ctx.out.write(await kubeCredentials(opts.kubeCluster, opts.proxy, { interactive: canAsk(process.env, ctx.stdin), io }));
     });
 }
 
 /**
- * Issues (or reuses) the certificate for one kube cluster. A lock file makes parallel
- * kubectl calls wait for one issuance instead of each asking the auth server.
+ * Issues (or reuses) the certificate for one kube cluster. An expired login is renewed first
+ * (once for all parallel kubectl calls, see relogin.ts); a lock file then makes parallel calls
+ * wait for one issuance instead of each asking the auth server.
  */
-export async function kubeCredentials(kubeCluster: string, proxy: string): Promise<string> {
+export async function kubeCredentials(kubeCluster: string, proxy: string, o: { interactive: boolean; io: LoginIo }): Promise<string> {
+  await validLogin(proxy, o);
   const cachePath = kubeCachePath(kwHome(), proxy, kubeCluster);
   const release = await lock(`${cachePath}.lock`);
   try {
     const p = loadProfile(proxy);
     const cached = readCache(cachePath);
     if (cached && cached.expires - Date.now() > REFRESH_MARGIN_MS) return execCredential(cached.certPem, p.keyPem, cached.expires);
-    if (p.expires.getTime() - Date.now() <= REFRESH_MARGIN_MS) {
-      throw new AccessDeniedError(`your Keyway login to ${proxy} has expired; run \`kw login --proxy=${proxy} --user=${p.profile.user}\``);
-    }
+    if (loginExpired(p)) throw new AccessDeniedError(`your Keyway login to ${proxy} has expired: run \`${loginCommand(p)}\``);
     const client = profileClient(p);
     try {
       const certs = await client.call('generateUserCerts', { publicKeyPem: publicKeyOf(p), ttlSeconds: 0, kubernetesCluster: kubeCluster });
@@ -147,7 +151,7 @@ export async function kubeCredentials(kubeCluster: string, proxy: string): Promi
       return execCredential(certs.certPem, p.keyPem, expires);
     } catch (err) {
       if (err instanceof KeywayError && err.kind === 'AccessDenied') {
-        throw new AccessDeniedError(`${err.message}; run \`kw login --proxy=${proxy}\` if your login is no longer valid`);
+        throw new AccessDeniedError(`${err.message}; run \`${loginCommand(p)}\` if your login is no longer valid`);
       }
       throw err;
     } finally {
