@@ -48,6 +48,7 @@ export async function startStack(config: KeywayConfig, logger: Logger, clock?: (
       authAddr: authAddress,
       credentials: auth.issueHostCredentials('Proxy', dnsNames, ipAddresses),
       httpsKeyPairs,
+      httpsKeyPairsReload: { files: p.https_keypairs, intervalMs: p.https_keypairs_reload_interval },
       localClusters: localClusters(config),
       // In one process the proxy writes through the auth service's own audit log.
       audit: auth.audit,

@@ -62,6 +62,7 @@ const program = new Command('keyway-proxy')
       identityStore,
       ...(audit ? { audit } : { auditSpool: { dir: spoolDir, maxBytes: config.audit.spool_max_bytes, mode: config.audit.mode } }),
       httpsKeyPairs: readHttpsKeyPairs(p.https_keypairs),
+      httpsKeyPairsReload: { files: p.https_keypairs, intervalMs: p.https_keypairs_reload_interval },
       localClusters: p.kubernetes.kubeconfig_file ? loadKubeconfig(p.kubernetes.kubeconfig_file).map((creds) => ({ creds, labels: {} })) : [],
       logger,
       timeouts: listenerTimeoutsFromConfig(p.timeouts),

@@ -157,6 +157,8 @@ const proxyService = z
      * by the name the client asks for; kube, tunnel and auth routes keep the cluster's own.
      */
     https_keypairs: z.array(z.object({ cert_file: z.string().min(1), key_file: z.string().min(1) }).strict()).default([]),
+    /** Teleport's: read the https_keypairs files again this often ("1h"); 0 (the default) never. */
+    https_keypairs_reload_interval: duration.default(0),
   })
   .strict();
 

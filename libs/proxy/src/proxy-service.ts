@@ -17,6 +17,7 @@ import type { SessionChunk } from './recording/index.js';
 import { ClusterRegistry } from './registry.js';
 import { relayHeaderSigner } from './relay-signer.js';
 import { webApiHandler } from './web/web-api.js';
+import { WebCertificates, reloadHttpsKeyPairs, type HttpsKeyPair, type HttpsKeyPairFiles } from './web/https-keypairs.js';
 import { createRouter, type Route } from './router.js';
 import type { RightsTracker } from './rights/index.js';
 import { DEFAULT_LISTENER_TIMEOUTS, checkingInterval, dropIfSilent, enforceDeadlines, limitUnauthenticated, type ListenerTimeouts } from './timeouts.js';
@@ -40,7 +41,9 @@ export interface ProxyServiceConfig {
   /** Clusters this proxy serves itself (proxy_service.kubernetes.kubeconfig_file). */
   localClusters?: { creds: ClusterCredentials; labels: Record<string, string> }[];
   /** proxy_service.https_keypairs, read: the web routes serve these to clients that ask for their names. */
-  httpsKeyPairs?: { certPem: string; keyPem: string }[];
+  httpsKeyPairs?: HttpsKeyPair[];
+  /** Where they were read from, read again every intervalMs (https_keypairs_reload_interval; 0: never). */
+  httpsKeyPairsReload?: { files: HttpsKeyPairFiles[]; intervalMs: number };
   /** Where renewed credentials are saved, if anywhere. */
   identityStore?: IdentityStore;
   /** Where kube.request events go; by default, to the auth server. */
@@ -71,12 +74,17 @@ export class ProxyService {
   private readonly audit: AuditLog;
   private readonly announcer: ProxyAnnouncer;
   /** Ping and SSO login routes of the web API. */
-  private readonly webApi: (req: http.IncomingMessage, res: http.ServerResponse) => void;  private readonly heartbeats: Outage;
+  private readonly webApi: (req: http.IncomingMessage, res: http.ServerResponse) => void;
+  /** The web route's https_keypairs, by SNI; replaced when the files are reloaded. */
+  private readonly webCertificates: WebCertificates;
+  private stopKeyPairReload: () => void = () => undefined;
+  private readonly heartbeats: Outage;
   private readonly renewals = new Backoff({ minMs: 1_000, maxMs: 60_000 });
   private readonly timeouts: ListenerTimeouts;
 
   constructor(private readonly config: ProxyServiceConfig) {
     this.creds = config.credentials;
+    this.webCertificates = new WebCertificates(config.httpsKeyPairs ?? []);
     this.webApi = webApiHandler({
       version: PROXY_VERSION,
       clusterName: () => config.clusterName,
@@ -194,6 +202,14 @@ export class ProxyService {
     await this.heartbeat();
     this.timers.push(setInterval(() => void this.heartbeat(), HEARTBEAT_INTERVAL_MS).unref());
     this.scheduleRenewal();
+    if (this.config.httpsKeyPairsReload) {
+      this.stopKeyPairReload = reloadHttpsKeyPairs({
+        ...this.config.httpsKeyPairsReload,
+        initial: this.config.httpsKeyPairs ?? [],
+        apply: (pairs) => this.webCertificates.set(pairs),
+        logger: this.config.logger,
+      });
+    }
     // Where it is bound (0.0.0.0 means every interface) and the address this host reaches it at.
     const bound = (s: net.Server) => {
       const a = s.address() as net.AddressInfo;
@@ -208,6 +224,7 @@ export class ProxyService {
 
   async close(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
+    this.stopKeyPairReload();
     if (this.renewTimer) clearTimeout(this.renewTimer);
     this.cache.stop();
     this.announcer.stop();
@@ -259,7 +276,7 @@ export class ProxyService {
         // Checked per request, so a bad certificate gets a Status kubectl can print instead of a TLS alert.
         return { ...base, ca: this.creds.userCaPems, ALPNProtocols: ['h2', 'http/1.1'], requestCert: true, rejectUnauthorized: false };
       case 'web':
-        return { ...base, ALPNProtocols: ['http/1.1'], ...webCertificates(this.config.httpsKeyPairs ?? []) };
+        return { ...base, ALPNProtocols: ['http/1.1'], SNICallback: this.webCertificates.sniCallback };
     }
   }
 
@@ -380,22 +397,6 @@ export function classify(serverName: string | undefined, alpn: string[]): Route 
   return 'web';
 }
 
-
-/**
- * The web route's certificate by the name the client asks for (SNI): a publicly trusted
- * https_keypairs entry whose certificate covers the name, else the cluster's own host
- * certificate (kw and agents dialling an address, or an internal name, verify that one).
- */
-function webCertificates(pairs: readonly { certPem: string; keyPem: string }[]): Pick<tls.TlsOptions, 'SNICallback'> {
-  if (pairs.length === 0) return {};
-  const contexts = pairs.map((p) => ({ cert: new X509Certificate(p.certPem), context: tls.createSecureContext({ cert: p.certPem, key: p.keyPem }) }));
-  return {
-    SNICallback: (name, done) => {
-      const match = contexts.find((c) => c.cert.checkHost(name) !== undefined);
-      done(null, match?.context);
-    },
-  };
-}
 
 /** CA certificates parsed once per set (a renewal brings a new set), not once per connection. */
 const parsed = new WeakMap<readonly string[], X509Certificate[]>();

@@ -8,6 +8,7 @@ import { startStack, type Stack } from '@keyway/auth';
 import { loadConfig } from '@keyway/config';
 import { silentLogger } from '@keyway/log';
 import { createTestCa, type TestCa } from '@keyway/testing';
+import { waitUntil } from './harness.js';
 
 // proxy_service.https_keypairs: a browser reaching the proxy by its public name gets the
 // publicly trusted certificate on the web routes; clients dialling an address, and the kube
@@ -17,7 +18,7 @@ import { createTestCa, type TestCa } from '@keyway/testing';
 function get(port: number, o: { servername?: string; ca?: string }): Promise<{ status: number; issuer: string }> {
   return new Promise((resolve, reject) => {
     const req = https.request(
-      { host: '127.0.0.1', port, path: '/v1/webapi/ping', ...(o.servername ? { servername: o.servername } : {}), ...(o.ca ? { ca: o.ca } : { rejectUnauthorized: false }) },
+      { host: '127.0.0.1', port, path: '/v1/webapi/ping', agent: false, ...(o.servername ? { servername: o.servername } : {}), ...(o.ca ? { ca: o.ca } : { rejectUnauthorized: false }) },
       (res) => {
         const issuer = (res.socket as TLSSocket).getPeerCertificate().issuer?.CN ?? '';
         res.resume();
@@ -72,5 +73,30 @@ describe('proxy_service.https_keypairs', () => {
       `https_keypairs: ${join(dir, 'other.key')} is not the key of ${join(dir, 'web.crt')}`,
     );
     await expect(startStack(config(`  https_keypairs: [{cert_file: ${join(dir, 'missing.crt')}, key_file: ${join(dir, 'web.key')}}]\n`), silentLogger())).rejects.toThrow(/cannot read .*missing\.crt: ENOENT/);
+  });
+
+  it('serves a certificate renewed on disk without a restart (https_keypairs_reload_interval), and keeps the old one while the files do not fit', async () => {
+    const files = { cert: join(dir, 'reload.crt'), key: join(dir, 'reload.key') };
+    const first = ca.issueServer({ dnsNames: ['keyway.test'] });
+    writeFileSync(files.cert, first.certPem);
+    writeFileSync(files.key, first.keyPem);
+    const reloading = await startStack(config(`  https_keypairs: [{cert_file: ${files.cert}, key_file: ${files.key}}]\n  https_keypairs_reload_interval: 100ms\n`), silentLogger());
+    try {
+      const port = Number((reloading.proxyAddress as string).split(':')[1]);
+      expect(await get(port, { servername: 'keyway.test', ca: ca.certPem })).toEqual({ status: 200, issuer: 'public-test-ca' });
+      // cert-manager renews it, from another issuer.
+      const renewedCa = createTestCa('renewed-test-ca');
+      const renewed = renewedCa.issueServer({ dnsNames: ['keyway.test'] });
+      writeFileSync(files.cert, renewed.certPem);
+      writeFileSync(files.key, renewed.keyPem);
+      await waitUntil(async () => (await get(port, { servername: 'keyway.test' })).issuer === 'renewed-test-ca', 'the renewed certificate to be served');
+      expect(await get(port, { servername: 'keyway.test', ca: renewedCa.certPem })).toEqual({ status: 200, issuer: 'renewed-test-ca' });
+      // A half-written renewal (a key that is not the certificate's): the served one stays.
+      writeFileSync(files.key, ca.issueServer({ dnsNames: ['x.test'] }).keyPem);
+      await new Promise((r) => setTimeout(r, 400));
+      expect(await get(port, { servername: 'keyway.test', ca: renewedCa.certPem })).toEqual({ status: 200, issuer: 'renewed-test-ca' });
+    } finally {
+      await reloading.close();
+    }
   });
 });
