@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { parse as parseYaml, stringify } from 'yaml';
@@ -60,8 +60,11 @@ export function mergeEntries(
   return previous;
 }
 
-/** Removes the named entries; restores `restoreContext` if the current one was removed. */
-export function removeEntries(path: string, names: { clusters: string[]; contexts: string[]; users: string[] }, restoreContext?: string | null): void {
+/**
+ * Removes the named entries; restores `restoreContext` if the current one was removed. A file
+ * kw created (`deleteIfEmpty`) is deleted when nothing is left in it.
+ */
+export function removeEntries(path: string, names: { clusters: string[]; contexts: string[]; users: string[] }, restoreContext?: string | null, deleteIfEmpty = false): void {
   if (!existsSync(path)) return;
   const kc = readKubeconfig(path);
   kc.clusters = kc.clusters.filter((c) => !names.clusters.includes(c.name));
@@ -71,6 +74,10 @@ export function removeEntries(path: string, names: { clusters: string[]; context
   if (current && names.contexts.includes(current)) {
     if (restoreContext && kc.contexts.some((c) => c.name === restoreContext)) kc['current-context'] = restoreContext;
     else delete kc['current-context'];
+  }
+  if (deleteIfEmpty && kc.clusters.length + kc.contexts.length + kc.users.length === 0) {
+    rmSync(path, { force: true });
+    return;
   }
   writeKubeconfig(path, kc);
 }

@@ -26,7 +26,7 @@ export interface Profile {
   /** The --browser of an SSO login, when it was not the default (e.g. `none`). */
   browser?: string;
   /** kubeconfig entries `kw kube login` wrote, and the context that was current before. */
-  kubeconfig?: { path: string; clusters: string[]; contexts: string[]; users: string[]; previousContext?: string | null };
+  kubeconfig?: { path: string; clusters: string[]; contexts: string[]; users: string[]; previousContext?: string | null; createdFile?: boolean };
 }
 
 export function kwHome(env: NodeJS.ProcessEnv = process.env): string {

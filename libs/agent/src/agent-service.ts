@@ -2,11 +2,11 @@ import { hostname as osHostname } from 'node:os';
 import { AuthClient, loadOrJoin, renewHostCredentials, renewalDelayMs, toIdentityFile, type HostCredentials, type IdentityStore } from '@keyway/client';
 import { KubeForwarder, type ClusterCredentials, type UpstreamLimits } from '@keyway/forwarder';
 import { KeywayError } from '@keyway/errors';
-import { Backoff, Outage, retryForever, type Logger } from '@keyway/log';
+import { Backoff, Outage, retryForever, type Logger, KEYWAY_VERSION } from '@keyway/log';
 import type { TunnelInfo } from '@keyway/tunnel';
 import { AgentPool } from './pool.js';
 
-export const AGENT_VERSION = '0.1.0';
+export const AGENT_VERSION = KEYWAY_VERSION;
 const HEARTBEAT_INTERVAL_MS = 5_000;
 const HEARTBEAT_TTL_MS = 15_000;
 

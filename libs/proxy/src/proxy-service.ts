@@ -5,7 +5,7 @@ import tls from 'node:tls';
 import { hostname as osHostname } from 'node:os';
 import { AUTH_SERVER_NAME, AuthClient, splitHostPort, renewHostCredentials, renewalDelayMs, toIdentityFile, type HostCredentials, type IdentityStore } from '@keyway/client';
 import { KubeForwarder, type ClusterCredentials, type UpstreamLimits } from '@keyway/forwarder';
-import { Backoff, Outage, type Logger } from '@keyway/log';
+import { Backoff, Outage, type Logger, KEYWAY_VERSION } from '@keyway/log';
 import { verifyCertificate } from '@keyway/pki';
 import { GRPC_ALPN, TUNNEL_ALPN, TunnelSession } from '@keyway/tunnel';
 import { RemoteAuditLog, RemoteSink, SpooledAuditLog, type AuditLog, type AuditMode } from '@keyway/audit';
@@ -22,7 +22,7 @@ import { createRouter, type Route } from './router.js';
 import type { RightsTracker } from './rights/index.js';
 import { DEFAULT_LISTENER_TIMEOUTS, checkingInterval, dropIfSilent, enforceDeadlines, limitUnauthenticated, type ListenerTimeouts } from './timeouts.js';
 
-export const PROXY_VERSION = '0.1.0';
+export const PROXY_VERSION = KEYWAY_VERSION;
 /** Events the kube handler names with `$event`; anything else is kube.request. */
 const HEARTBEAT_INTERVAL_MS = 2_000;
 const HEARTBEAT_TTL_MS = 6_000;

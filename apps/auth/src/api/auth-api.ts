@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import { sql } from 'kysely';
 import { GRPC_MAX_MESSAGE_BYTES } from '@keyway/client';
 import { AccessDeniedError, BadParameterError, NotFoundError } from '@keyway/errors';
-import type { Logger } from '@keyway/log';
+import { KEYWAY_VERSION, type Logger } from '@keyway/log';
 import { fingerprint, spkiPin, subjectPublicKey, type Identity, type SystemRole } from '@keyway/pki';
 import { certTtl, checkAccess, identityKubeGrants, userTraits, visibleKubeClusters } from '@keyway/rbac';
 import { RESOURCE_LIMITS, parseResource, parseResourceDocuments, redactSecrets, type LockResource, type Resource, type RoleResource, type UserResource } from '@keyway/resources';
@@ -32,7 +32,7 @@ import {
   type SessionRecordingRecord,
 } from '@keyway/store';
 
-export const SERVER_VERSION = '0.1.0';
+export const SERVER_VERSION = KEYWAY_VERSION;
 /** Host certificates last long enough to survive a long weekend offline; agents renew them. */
 export const HOST_CERT_TTL_MS = 7 * 24 * 60 * 60_000;
 const DEFAULT_JOIN_TOKEN_TTL_MS = 30 * 60_000;

@@ -19,7 +19,7 @@ import { formatTable } from '@keyway/cli';
 
 /** `kw kube ls | login | credentials`. */
 export function register(program: Command, ctx: CommandContext): void {
-  const kube = program.command('kube').description('Kubernetes access');
+  const kube = program.command('kube').description('Manage available Kubernetes clusters.');
 
   kube
     .command('ls')
@@ -65,7 +65,8 @@ export function register(program: Command, ctx: CommandContext): void {
       }
       if (opts.setContextName && targets.length > 1) throw new BadParameterError('--set-context-name takes one cluster, not --all');
       const path = kubeconfigPath();
-      const written = p.profile.kubeconfig?.path === path ? p.profile.kubeconfig : { path, clusters: [], contexts: [], users: [] };
+      // Whether kw made the file: then kw logout removes it when nothing else is left in it.
+      const written = p.profile.kubeconfig?.path === path ? p.profile.kubeconfig : { path, clusters: [], contexts: [], users: [], createdFile: !existsSync(path) };
       let previous = p.profile.kubeconfig?.path === path ? p.profile.kubeconfig.previousContext : undefined;
       const { host } = splitHostPort(p.profile.proxy);
       const serverName = host === 'localhost' || isIP(host) ? KUBE_SNI : `kube-teleport-proxy-alpn.${host}`;

@@ -7,7 +7,7 @@ import { currentProxy, loadProfile, removeProfile } from '../profile.js';
 export function register(program: Command, ctx: CommandContext): void {
   program
     .command('logout')
-    .description('remove the login and the kubeconfig entries kw wrote')
+    .description('Delete a cluster certificate (and the kubeconfig entries kw wrote).')
     .option('--proxy <host:port>', 'profile of this proxy (default: the current one)')
     .action((opts: { proxy?: string }) => {
       const proxy = opts.proxy ?? currentProxy();
@@ -20,7 +20,7 @@ export function register(program: Command, ctx: CommandContext): void {
         const p = loadProfile(proxy);
         user = p.profile.user;
         const k = p.profile.kubeconfig;
-        if (k) removeEntries(k.path, k, k.previousContext ?? null);
+        if (k) removeEntries(k.path, k, k.previousContext ?? null, k.createdFile === true);
       } catch {
         // a half-written profile is removed all the same
       }

@@ -17,7 +17,7 @@ interface RecordedEvent {
 
 /** `kw recordings ls` and `kw play SESSION_ID`. */
 export function register(program: Command, ctx: CommandContext): void {
-  const recordings = program.command('recordings').description('recorded exec and attach sessions');
+  const recordings = program.command('recordings').description('View session recordings (exec and attach).');
 
   recordings
     .command('ls')
@@ -44,7 +44,7 @@ export function register(program: Command, ctx: CommandContext): void {
 
   program
     .command('play')
-    .description('replay a recorded session with its original timing')
+    .description('Replay the recorded session, with its original timing.')
     .argument('<session-id>')
     .option('--proxy <host:port>', 'profile of this proxy (default: the current one)')
     .option('--speed <n>', 'playback speed (2: twice as fast)', '1')

@@ -1,7 +1,11 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
+import { Option } from 'commander';
+import { stringify } from 'yaml';
 import { decodeIdentity } from '@keyway/pki';
 import type { CommandContext } from '../context.js';
-import { loadProfile, type LoadedProfile } from '../profile.js';
+import { currentProxy, kwHome, loadProfile, type LoadedProfile } from '../profile.js';
 
 /** tsh's status block. */
 export function statusBlock(p: LoadedProfile, now = Date.now()): string {
@@ -26,12 +30,65 @@ function duration(ms: number): string {
   return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m${s % 60}s`;
 }
 
+/** One profile as tsh's `status --format=json` prints it. */
+function statusObject(p: LoadedProfile, now: number): Record<string, unknown> {
+  const id = decodeIdentity(p.certPem);
+  return {
+    profile_url: `https://${p.profile.proxy}`,
+    username: id.username,
+    cluster: id.clusterName,
+    roles: id.roles,
+    traits: id.traits,
+    kubernetes_enabled: true,
+    kubernetes_users: id.kubernetesUsers,
+    kubernetes_groups: id.kubernetesGroups,
+    valid_until: id.expires.toISOString(),
+    expired: id.expires.getTime() <= now,
+    auth: p.profile.auth ?? 'local',
+  };
+}
+
+/** The active profile first, then the others, as tsh status lists them (json/yaml). */
+export function statusOutput(profiles: LoadedProfile[], format: 'json' | 'yaml', now = Date.now()): string {
+  const [active, ...others] = profiles;
+  const doc = { active: active ? statusObject(active, now) : null, profiles: others.map((p) => statusObject(p, now)) };
+  return format === 'json' ? `${JSON.stringify(doc, null, 2)}\n` : stringify(doc);
+}
+
+/** Every profile kw holds, the current (or --proxy) one first. */
+function allProfiles(first: string | undefined): LoadedProfile[] {
+  const out: LoadedProfile[] = [];
+  if (first) out.push(loadProfile(first));
+  let dirs: string[] = [];
+  try {
+    dirs = readdirSync(join(kwHome(), 'profiles'));
+  } catch {
+    return out;
+  }
+  for (const d of dirs.sort()) {
+    try {
+      const { proxy } = JSON.parse(readFileSync(join(kwHome(), 'profiles', d, 'profile.json'), 'utf8')) as { proxy: string };
+      const p = loadProfile(proxy);
+      if (!out.some((o) => o.profile.proxy === p.profile.proxy)) out.push(p);
+    } catch {
+      // a half-written profile is not listed
+    }
+  }
+  return out;
+}
+
 export function register(program: Command, ctx: CommandContext): void {
   program
     .command('status')
-    .description('show the current login')
+    .description('Display the list of proxy servers and retrieved certificates.')
     .option('--proxy <host:port>', 'profile of this proxy (default: the current one)')
-    .action((opts: { proxy?: string }) => {
-      ctx.out.write(statusBlock(loadProfile(opts.proxy)));
+    .addOption(new Option('-f, --format <format>', 'output format').choices(['text', 'json', 'yaml']).default('text'))
+    .action((opts: { proxy?: string; format: 'text' | 'json' | 'yaml' }) => {
+      if (opts.format === 'text') {
+        ctx.out.write(statusBlock(loadProfile(opts.proxy)));
+        return;
+      }
+      const first = opts.proxy ?? currentProxy();
+      ctx.out.write(statusOutput(allProfiles(first), opts.format));
     });
 }
