@@ -306,7 +306,7 @@ version: v2
     const role = one<RoleResource>(`kind: role
 metadata:
   name: kube-access
-  labels: {teleport.internal/resource-type: preset}
+  labels: {teleport.dev/origin: dynamic}
 spec:
   allow:
     kubernetes_groups:
@@ -368,7 +368,7 @@ version: v7
       },
       deny: {},
     });
-    expect(role.metadata.labels).toEqual({ 'teleport.internal/resource-type': 'preset' });
+    expect(role.metadata.labels).toEqual({ 'teleport.dev/origin': 'dynamic' });
   });
 
   it('fills Teleport defaults per role version', () => {

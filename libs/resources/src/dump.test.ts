@@ -49,6 +49,7 @@ describe('a Teleport dump', () => {
       { document: 7, kind: 'session_recording_config', name: 'session-recording-config' },
       { document: 8, kind: 'node', name: '0c1f2e3d-4b5a-6978-8a9b-0c1d2e3f4a5b' },
       { document: 9, kind: 'kube_server', name: 'prod-eks' },
+      { document: 10, kind: 'role', name: 'access' },
     ]);
     const note = (n: number) => parsed.notes.find((l) => l.startsWith(`dump.yaml document ${n} `));
     expect(note(3)).toContain('skipped: cert_authority acme.teleport.sh is a Teleport certificate authority; Keyway never imports foreign CA keys');
@@ -56,6 +57,8 @@ describe('a Teleport dump', () => {
     expect(note(5)).toContain('auth_service.authentication in keyway.yaml');
     expect(note(5)).toContain('(it has type: "github", second_factor: "on", connector_name: "github", locking_mode: "best_effort", disconnect_expired_cert: false)');
     expect(note(9)).toContain('heartbeat of a running Teleport service');
+    // Teleport's own presets (with predicates Keyway does not evaluate) give way to Keyway's.
+    expect(note(10)).toContain('skipped: role access is a Teleport preset role');
   });
 
   it('keeps the fields of services Keyway does not have, noting each that does something', () => {
@@ -121,14 +124,14 @@ version: v1
 `;
     const { message, problems } = refusal(DUMP + extra);
     expect(problems.map((p) => [p.document, p.kind, p.name, p.path, p.code])).toEqual([
-      [21, 'trusted_cluster', 'leaf', 'kind', 'unsupported'],
-      [22, 'login_rule', 'okta-groups', 'kind', 'unsupported'],
-      [23, 'token', 'node-token', 'spec.roles[0]', 'unsupported'],
-      [24, 'role', 'moderated', 'spec.allow.require_session_join', 'unsupported'],
-      [25, 'widget', 'w', 'kind', 'invalid'],
+      [22, 'trusted_cluster', 'leaf', 'kind', 'unsupported'],
+      [23, 'login_rule', 'okta-groups', 'kind', 'unsupported'],
+      [24, 'token', 'node-token', 'spec.roles[0]', 'unsupported'],
+      [25, 'role', 'moderated', 'spec.allow.require_session_join', 'unsupported'],
+      [26, 'widget', 'w', 'kind', 'invalid'],
     ]);
-    expect(message).toContain('dump.yaml document 21 (trusted_cluster/leaf): kind: trusted_cluster leaf would join another cluster to this one');
-    expect(message).toContain('dump.yaml document 22 (login_rule/okta-groups): kind: login_rule okta-groups rewrites the traits of SSO users');
+    expect(message).toContain('dump.yaml document 22 (trusted_cluster/leaf): kind: trusted_cluster leaf would join another cluster to this one');
+    expect(message).toContain('dump.yaml document 23 (login_rule/okta-groups): kind: login_rule okta-groups rewrites the traits of SSO users');
   });
 
   it('refuses a namespace other than default', () => {

@@ -43,6 +43,9 @@ export interface ValidationResult {
 
 export const UNSUPPORTED_MESSAGE = 'is a Teleport field Keyway does not support yet';
 
+/** The label Teleport puts on the roles it creates itself. */
+const TELEPORT_PRESET_LABEL = 'teleport.internal/resource-type';
+
 const ALLOWED_TOP_LEVEL = new Set(['kind', 'version', 'metadata', 'spec']);
 
 /** Teleport's system roles that a provision token can carry, by lower-case name. */
@@ -200,6 +203,16 @@ export function validateResourceObject(raw: unknown): ValidationResult {
     return { kind: rawKind, name, problems, notes };
   }
   doc['kind'] = kind;
+  const labels = isPlainObject(meta) && isPlainObject(meta['labels']) ? meta['labels'] : {};
+  if (kind === 'role' && labels[TELEPORT_PRESET_LABEL] === 'preset') {
+    // Teleport writes its presets itself (and rewrites them on upgrade); Keyway has its own
+    // editor, access and auditor. Importing Teleport's would overwrite those with rules for
+    // resources Keyway does not have, so a dump's presets are left out, saying so.
+    notes.push(
+      `skipped: role ${name ?? '(unnamed)'} is a Teleport preset role (${TELEPORT_PRESET_LABEL}: preset); Keyway keeps its own presets (editor, access, auditor), and users that have other Teleport presets need a Keyway role of that name`,
+    );
+    return { kind, name, problems, notes, skipped: true };
+  }
 
   const supported = SUPPORTED_VERSIONS[kind];
   const version = doc['version'];
