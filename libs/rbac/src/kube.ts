@@ -6,7 +6,7 @@
  * Keyway never allows a request that Teleport would deny; it may deny (and then says why) a
  * request Teleport would have answered partially. Details in README.md ("Kubernetes access").
  */
-import { compileGoRegexp, type GoRegexp, type KubernetesResource, type LabelSelector, type RoleResource, type RoleVersion } from '@keyway/resources';
+import { compileGoRegexp, isPodOnlyVersion, type GoRegexp, type KubernetesResource, type LabelSelector, type RoleResource, type RoleVersion } from '@keyway/resources';
 import { kindDisplayName, kindOf, type RequestInfo } from '@keyway/kube';
 import { expandTemplate, type Traits } from './templates.js';
 
@@ -252,7 +252,7 @@ function kindMatches(e: Entry, t: Target, version: RoleVersion): boolean {
     // Role v8 names resources by their plural and API group (absent = core group).
     return matchKubePattern(e.kind, t.resource) && matchKubePattern(e.apiGroup ?? '', t.apiGroup);
   }
-  // v6/v7 kinds name built-in resources only; anything else is reached through '*'.
+  // v3-v7 kinds name built-in resources only; anything else is reached through '*'.
   return e.kind === '*' || (t.builtin && e.kind === t.kind);
 }
 
@@ -331,13 +331,17 @@ function safely(mode: Mode, f: () => boolean): boolean {
   }
 }
 
-/** Role v6 restricts pods only: any other resource is granted by the role itself. */
-function v6Unrestricted(role: RoleResource, t: Target): boolean {
-  return role.version === 'v6' && !(t.builtin && t.kind === 'pod');
+/**
+ * Roles v3 to v6 restrict pods only: any other resource is granted by the role itself, as in
+ * Teleport. Their default entries (all pods for v3-v5, none for v6) were applied when the role
+ * was created (@keyway/resources role-versions.ts), so the stored role is evaluated as it is.
+ */
+function podOnlyUnrestricted(role: RoleResource, t: Target): boolean {
+  return isPodOnlyVersion(role.version) && !(t.builtin && t.kind === 'pod');
 }
 
 function roleAllows(role: RoleResource, t: Target, traits: Traits, relax?: Relax): boolean {
-  if (v6Unrestricted(role, t)) return true;
+  if (podOnlyUnrestricted(role, t)) return true;
   return entriesOf(role, 'allow', traits).some((e) => safely('allow', () => allowEntryMatches(e, t, role.version, relax)));
 }
 
@@ -427,7 +431,7 @@ function expandField(roles: readonly RoleResource[], mode: Mode, field: Principa
 // ---------------------------------------------------------------------------------------------
 
 /**
- * Decides one Kubernetes API request, as Teleport does for role v6/v7/v8:
+ * Decides one Kubernetes API request, as Teleport does for role v3 to v8:
  *
  * 1. A role whose deny `kubernetes_labels` match the cluster removes access to it. Roles whose
  *    allow `kubernetes_labels` match are the ones that apply; with none, the user "has no access

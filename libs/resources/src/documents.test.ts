@@ -81,20 +81,46 @@ version: v7
 metadata: {name: junior-devs}
 spec:
   allow:
-    logins: ['{{internal.logins}}', root]
-    node_labels: {'*': '*'}
+    impersonate: {users: [alice], roles: [access]}
+    kubernetes_labels_expression: 'labels.env == "dev"'
     kubernetes_labels: {'*': '*'}
 `,
       'roles.yaml',
     );
     expect(err.message).toContain(
-      'roles.yaml document 1 (role/junior-devs): spec.allow.logins is a Teleport field Keyway does not support yet',
+      'roles.yaml document 1 (role/junior-devs): spec.allow.impersonate is a Teleport field Keyway does not support yet',
     );
-    expect(err.message).toContain('spec.allow.node_labels is a Teleport field Keyway does not support yet');
+    expect(err.message).toContain('spec.allow.kubernetes_labels_expression is a Teleport field Keyway does not support yet');
     expect(err.data.problems).toEqual([
-      expect.objectContaining({ document: 1, kind: 'role', name: 'junior-devs', path: 'spec.allow.logins', code: 'unsupported' }),
-      expect.objectContaining({ document: 1, kind: 'role', name: 'junior-devs', path: 'spec.allow.node_labels', code: 'unsupported' }),
+      expect.objectContaining({ document: 1, kind: 'role', name: 'junior-devs', path: 'spec.allow.kubernetes_labels_expression', code: 'unsupported' }),
+      expect.objectContaining({ document: 1, kind: 'role', name: 'junior-devs', path: 'spec.allow.impersonate', code: 'unsupported' }),
     ]);
+  });
+
+  it('stores fields of services Keyway does not have yet, with a note', () => {
+    const text = `kind: role
+version: v7
+metadata: {name: junior-devs}
+spec:
+  allow:
+    logins: ['{{internal.logins}}', root]
+    node_labels: {'*': '*'}
+    kubernetes_labels: {'*': '*'}
+  options: {forward_agent: true, cert_format: standard}
+`;
+    const parsed = parseResourceDocuments(text, 'roles.yaml');
+    const role = parsed.docs[0] as RoleResource;
+    expect(role.spec.allow).toMatchObject({ logins: ['{{internal.logins}}', 'root'], node_labels: { '*': '*' } });
+    expect(role.spec.options).toMatchObject({ forward_agent: true, cert_format: 'standard' });
+    expect(parsed.notes).toEqual([
+      'roles.yaml document 1 (role/junior-devs): spec.allow.logins is stored as written; it takes effect when Keyway has SSH access',
+      'roles.yaml document 1 (role/junior-devs): spec.allow.node_labels is stored as written; it takes effect when Keyway has SSH access',
+      'roles.yaml document 1 (role/junior-devs): spec.options.forward_agent is stored as written; it takes effect when Keyway has SSH access',
+    ]);
+    // kwctl get prints them where they were written.
+    const printed = parseResourceDocuments(formatResources([role], 'yaml')).docs[0] as RoleResource;
+    expect(printed).toEqual(role);
+    expect(formatResources([role], 'yaml')).toMatch(/allow:\n(.*\n)*    logins:\n/);
   });
 
   it('tells unknown fields apart from unsupported Teleport fields', () => {
@@ -107,7 +133,7 @@ spec:
     kubernetes_resources: [{kind: pod, namespace: '*', name: '*', verb: [get]}]
     rules:
       - {resources: [user], verbs: [read], where: 'contains(user.spec.roles, "x")'}
-  options: {max_session_ttl: 1h, forward_agent: true, teleport_magic: 1}
+  options: {max_session_ttl: 1h, require_session_mfa: true, teleport_magic: 1}
 stray: 1
 `);
     const byPath = Object.fromEntries(err.data.problems.map((p) => [p.path, p.code]));
@@ -117,7 +143,7 @@ stray: 1
       'spec.allow.foo': 'unknown',
       'spec.allow.kubernetes_resources[0].verb': 'unknown',
       'spec.allow.rules[0].where': 'unsupported',
-      'spec.options.forward_agent': 'unsupported',
+      'spec.options.require_session_mfa': 'unsupported',
       'spec.options.teleport_magic': 'unknown',
     });
     expect(err.message).toContain('input document 1 (role/r): unknown field spec.allow.foo');
@@ -205,10 +231,10 @@ spec: {roles: [Node]}
     expect(one<UserResource>(user('version: v2\nmetadata: {name: a@example.com}')).kind).toBe('user');
     expect(failure(user('metadata: {name: a}')).message).toContain('(user/a): version is required (user supports v2)');
     expect(failure(user('version: v3\nmetadata: {name: a}')).message).toContain('version: "v3" is not a supported user version (v2)');
-    expect(failure('kind: role\nversion: v5\nmetadata: {name: a}\n').data.problems[0]).toMatchObject({
+    expect(failure('kind: role\nversion: v2\nmetadata: {name: a}\n').data.problems[0]).toMatchObject({
       path: 'version',
-      code: 'unsupported',
-      message: 'role v5 is a Teleport version Keyway does not support; convert it to v7, v6, v8',
+      code: 'invalid',
+      message: '"v2" is not a supported role version (v7, v8, v6, v5, v4, v3)',
     });
     expect(failure(user('version: v2\nmetadata: {name: a/b}')).message).toContain('metadata.name: must not contain "/"');
     expect(failure(user('version: v2\nmetadata: {name: ""}')).message).toContain('metadata.name: must not be empty');
@@ -280,7 +306,7 @@ version: v2
     const role = one<RoleResource>(`kind: role
 metadata:
   name: kube-access
-  labels: {teleport.internal/resource-type: preset}
+  labels: {teleport.dev/origin: dynamic}
 spec:
   allow:
     kubernetes_groups:
@@ -316,26 +342,41 @@ spec:
     ssh_file_copy: true
 version: v7
 `);
+    // Teleport's defaults for SSH, desktops and databases are stored as printed; the ones
+    // bearing on Kubernetes (namespaces, pin_source_ip, record_session) change nothing and are dropped.
     expect(role.spec).toEqual({
-      options: { max_session_ttl: '30h' },
+      options: {
+        max_session_ttl: '30h',
+        cert_format: 'standard',
+        create_db_user: false,
+        create_desktop_user: false,
+        desktop_clipboard: true,
+        desktop_directory_sharing: true,
+        enhanced_recording: ['command', 'network'],
+        forward_agent: false,
+        idp: { saml: { enabled: true } },
+        port_forwarding: true,
+        ssh_file_copy: true,
+      },
       allow: {
         kubernetes_groups: ['{{internal.kubernetes_groups}}'],
         kubernetes_labels: { '*': '*' },
         kubernetes_resources: [{ kind: '*', namespace: '*', name: '*', verbs: ['*'] }],
         rules: [{ resources: ['event'], verbs: ['list', 'read'] }],
+        logins: [],
+        node_labels: {},
       },
       deny: {},
     });
-    expect(role.metadata.labels).toEqual({ 'teleport.internal/resource-type': 'preset' });
+    expect(role.metadata.labels).toEqual({ 'teleport.dev/origin': 'dynamic' });
   });
 
   it('fills Teleport defaults per role version', () => {
     const role = (version: string, allow: string) =>
       one<RoleResource>(`kind: role\nversion: ${version}\nmetadata: {name: r}\nspec: {allow: ${allow}}\n`);
     expect(role('v7', '{}').spec).toEqual({ options: { max_session_ttl: '30h' }, allow: {}, deny: {} });
-    expect(role('v6', "{kubernetes_labels: {env: dev}}").spec.allow.kubernetes_resources).toEqual([
-      { kind: 'pod', namespace: '*', name: '*', verbs: ['*'] },
-    ]);
+    // Teleport gives v6 no default entry (v3-v5 get every pod): role-versions.test.ts has them all.
+    expect(role('v6', "{kubernetes_labels: {env: dev}}").spec.allow.kubernetes_resources).toBeUndefined();
     expect(role('v6', "{kubernetes_labels: {env: dev}, kubernetes_resources: [{kind: pod, namespace: a, name: b}]}").spec.allow.kubernetes_resources).toEqual([
       { kind: 'pod', namespace: 'a', name: 'b', verbs: ['*'] },
     ]);

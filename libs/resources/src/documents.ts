@@ -26,13 +26,27 @@ export interface ResourceProblem {
 /** Problems listed in one error; the rest are counted (a broken file can have thousands). */
 const MAX_PROBLEMS_SHOWN = 20;
 
+export interface SkippedDocument {
+  document: number;
+  kind: string;
+  name: string;
+}
+
 export interface ParsedDocuments {
   docs: Resource[];
+  /**
+   * One line per note, `<source> document <n> (<kind>/<name>): <note>`: Teleport fields stored
+   * without effect yet, and Teleport documents skipped (with why). kwctl create prints each.
+   */
+  notes: string[];
+  /** Teleport documents of kinds Keyway does not store (cert_authority, node, ...): not to be written. */
+  skipped: SkippedDocument[];
 }
 
 /**
  * Parses multi-document YAML (or JSON: one object, or an array as `tctl get --format=json`
- * prints) into validated resources. Empty documents are skipped. If any document is invalid,
+ * prints) into validated resources. Empty documents are skipped, and so are documents of Teleport
+ * kinds Keyway does not store (see ./foreign-kinds.ts; each gets a note). If any document is invalid,
  * throws one BadParameterError whose message has one line per problem,
  * `<source> document <n> (<kind>/<name>): <problem>`, and whose data is `{ source, problems }`.
  */
@@ -43,6 +57,8 @@ export function parseResourceDocuments(text: string, source = 'input', options: 
   const parsed = parseAllDocuments(text, { lineCounter, uniqueKeys: true });
   const problems: ResourceProblem[] = [];
   const docs: Resource[] = [];
+  const notes: string[] = [];
+  const skipped: SkippedDocument[] = [];
   const seen = new Map<string, number>();
   let n = 0;
 
@@ -73,6 +89,8 @@ export function parseResourceDocuments(text: string, source = 'input', options: 
       for (const p of r.problems) {
         problems.push({ document: n, kind, name, path: p.path, message: p.message, code: p.code, line });
       }
+      for (const note of r.notes) notes.push(`${source} document ${n} (${kind}/${name}): ${note}`);
+      if (r.skipped) skipped.push({ document: n, kind, name });
       if (r.resource) {
         const key = `${r.resource.kind}/${r.resource.metadata.name}`;
         const first = seen.get(key);
@@ -103,7 +121,7 @@ export function parseResourceDocuments(text: string, source = 'input', options: 
     if (more > 0) lines.push(`${source}: and ${more} more problem(s)`);
     throw new BadParameterError(lines.join('\n'), { source, problems });
   }
-  return { docs };
+  return { docs, notes, skipped };
 }
 
 export type OutputFormat = 'yaml' | 'json' | 'text';

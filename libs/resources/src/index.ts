@@ -20,9 +20,14 @@ export {
   type TraitNamespace,
 } from './template.js';
 export { KUBERNETES_VERBS, KUBERNETES_V7_KINDS } from './schemas.js';
+export { ROLE_VERSIONS, isPodOnlyVersion, defaultAllowKubeResources } from './role-versions.js';
+export { FOREIGN_TELEPORT_KINDS, lookupForeignKind, type ForeignKindRule } from './foreign-kinds.js';
 export {
   UNSUPPORTED_TELEPORT_FIELDS,
   IGNORED_TELEPORT_FIELDS,
+  STORED_TELEPORT_FIELDS,
+  STORED_CONDITION_NAMES,
+  STORED_OPTION_NAMES,
   type TeleportFieldRule,
 } from './teleport-fields.js';
 export {
@@ -36,6 +41,7 @@ export {
   parseResourceDocuments,
   formatResources,
   type ParsedDocuments,
+  type SkippedDocument,
   type ResourceProblem,
   type OutputFormat,
 } from './documents.js';

@@ -7,7 +7,7 @@ export type ResourceKind = (typeof KIND_NAMES)[number];
 /** Versions accepted per kind; the first is the one Keyway writes for new resources. */
 export const SUPPORTED_VERSIONS: Readonly<Record<ResourceKind, readonly string[]>> = {
   user: ['v2'],
-  role: ['v7', 'v6', 'v8'],
+  role: ['v7', 'v8', 'v6', 'v5', 'v4', 'v3'],
   token: ['v2'],
   github: ['v3'],
   oidc: ['v3'],
@@ -18,7 +18,6 @@ export const SUPPORTED_VERSIONS: Readonly<Record<ResourceKind, readonly string[]
 
 /** Versions Teleport has (had) that Keyway does not read. */
 export const TELEPORT_ONLY_VERSIONS: Readonly<Partial<Record<ResourceKind, readonly string[]>>> = {
-  role: ['v3', 'v4', 'v5'],
   oidc: ['v2'],
 };
 

@@ -2,8 +2,20 @@ import { z } from 'zod';
 import { DEFAULT_MAX_SESSION_TTL, formatDuration, parseDuration } from './duration.js';
 import { RESERVED_ROLE_PREFIX, nameProblem, type ResourceKind } from './kinds.js';
 import { compileGoRegexp, hasTemplate, parseTemplate } from './template.js';
+import { STORED_CONDITION_NAMES, STORED_OPTION_NAMES } from './teleport-fields.js';
+import {
+  ROLE_VERSIONS,
+  STORED_CONDITION_SHAPE,
+  STORED_OPTION_SHAPE,
+  applyV3LabelDefaults,
+  copyStored,
+  defaultAllowKubeResources,
+  defaultVerbs,
+  isPodOnlyVersion,
+} from './role-versions.js';
 import type {
   KubernetesResource,
+  LabelSelector,
   Metadata,
   Resource,
   RoleConditions,
@@ -132,7 +144,7 @@ const userSpec = z
   })
   .transform(compact);
 
-// ---- role v6 / v7 / v8 ----
+// ---- role v3 to v8 (per-version defaults: ./role-versions.ts) ----
 
 /** Verbs Teleport accepts in kubernetes_resources. */
 export const KUBERNETES_VERBS = [
@@ -221,6 +233,8 @@ const conditions = z.strictObject({
   kubernetes_resources: z.array(kubernetesResource).optional(),
   kubernetes_users: z.array(templated).optional(),
   rules: z.array(rule).optional(),
+  // Fields of services Keyway does not have yet, stored as written (./teleport-fields.ts).
+  ...STORED_CONDITION_SHAPE,
 });
 
 const roleOptions = z.strictObject({
@@ -228,42 +242,38 @@ const roleOptions = z.strictObject({
   // Teleport's: concurrent Kubernetes streams per user (0 or unset: no limit), and the locking mode.
   max_kubernetes_connections: z.number().int().min(0).optional(),
   lock: z.enum(['best_effort', 'strict'], { error: 'must be "best_effort" or "strict"' }).optional(),
+  ...STORED_OPTION_SHAPE,
 });
 
 type RawConditions = z.output<typeof conditions>;
 
-function defaultKubeResources(version: RoleVersion): KubernetesResource[] {
-  switch (version) {
-    case 'v6':
-      return [{ kind: 'pod', namespace: '*', name: '*', verbs: ['*'] }];
-    case 'v7':
-      return [{ kind: '*', namespace: '*', name: '*', verbs: ['*'] }];
-    case 'v8':
-      return [{ kind: '*', namespace: '*', name: '*', verbs: ['*'], api_group: '*' }];
-  }
-}
-
 function normaliseConditions(c: RawConditions, version: RoleVersion, allow: boolean): RoleConditions {
+  const raw = c as RawConditions & Record<string, unknown>;
   const out: RoleConditions = {};
-  if (c.kubernetes_groups !== undefined) out.kubernetes_groups = c.kubernetes_groups;
-  if (c.kubernetes_labels !== undefined) out.kubernetes_labels = c.kubernetes_labels;
-  let resources: KubernetesResource[] | undefined = c.kubernetes_resources?.map((r) =>
+  if (allow && version === 'v3') {
+    // Teleport fills these before anything else looks at the role; the kubernetes_resources
+    // default below then sees the wildcard cluster selector.
+    applyV3LabelDefaults(raw);
+  }
+  if (raw.kubernetes_groups !== undefined) out.kubernetes_groups = raw.kubernetes_groups;
+  if (raw.kubernetes_labels !== undefined) out.kubernetes_labels = raw.kubernetes_labels as LabelSelector;
+  let resources: KubernetesResource[] | undefined = raw.kubernetes_resources?.map((r) =>
     compact({
       kind: r.kind,
       namespace: r.namespace === '' ? undefined : r.namespace,
       name: r.name,
-      // Roles up to v6 default missing verbs to '*'; v7 and v8 keep what was written.
-      verbs: r.verbs ?? (version === 'v6' ? ['*'] : []),
+      verbs: r.verbs ?? defaultVerbs(version),
       api_group: r.api_group === '' ? undefined : r.api_group,
     }),
   );
   // Teleport: an allow block that selects clusters but no resources gets the version's default.
-  if (allow && (resources === undefined || resources.length === 0) && Object.keys(c.kubernetes_labels ?? {}).length > 0) {
-    resources = defaultKubeResources(version);
+  if (allow && (resources === undefined || resources.length === 0) && Object.keys(out.kubernetes_labels ?? {}).length > 0) {
+    resources = defaultAllowKubeResources(version) ?? resources;
   }
   if (resources !== undefined) out.kubernetes_resources = resources;
-  if (c.kubernetes_users !== undefined) out.kubernetes_users = c.kubernetes_users;
-  if (c.rules !== undefined) out.rules = c.rules;
+  if (raw.kubernetes_users !== undefined) out.kubernetes_users = raw.kubernetes_users;
+  if (raw.rules !== undefined) out.rules = raw.rules;
+  copyStored(raw, out as Record<string, unknown>, STORED_CONDITION_NAMES);
   return out;
 }
 
@@ -294,11 +304,11 @@ function checkConditions(c: RoleConditions, version: RoleVersion, allow: boolean
       }
     }
     if (r.verbs.includes('*') && r.verbs.length > 1) at('verbs', '"*" cannot be combined with other verbs');
-    if (version === 'v6') {
-      if (r.kind !== 'pod') at('kind', `role v6 only supports kind "pod" (got ${JSON.stringify(r.kind)}); use role v7 or v8`);
-      if (r.verbs.length !== 1 || r.verbs[0] !== '*') at('verbs', 'role v6 only supports verbs ["*"]; use role v7 or v8');
+    if (isPodOnlyVersion(version)) {
+      if (r.kind !== 'pod') at('kind', `role ${version} only supports kind "pod" (got ${JSON.stringify(r.kind)}); use role v7 or v8`);
+      if (r.verbs.length !== 1 || r.verbs[0] !== '*') at('verbs', `role ${version} only supports verbs ["*"]; use role v7 or v8`);
     }
-    if (version === 'v6' || version === 'v7') {
+    if (version !== 'v8') {
       if (r.api_group !== undefined) at('api_group', `api_group is only supported in role v8 (this role is ${version})`);
       if (r.kind !== '*' && !(KUBERNETES_V7_KINDS as readonly string[]).includes(r.kind)) {
         at('kind', `kind ${JSON.stringify(r.kind)} is not one of *, ${KUBERNETES_V7_KINDS.join(', ')} (role ${version})`);
@@ -330,6 +340,12 @@ function matcherProblem(value: string): string | undefined {
   }
 }
 
+function storedOptions(options: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  copyStored(options, out, STORED_OPTION_NAMES);
+  return out;
+}
+
 export function roleSpecSchema(version: RoleVersion) {
   return z
     .strictObject({
@@ -347,6 +363,7 @@ export function roleSpecSchema(version: RoleVersion) {
               : formatDuration(s.options.max_session_ttl),
           ...(s.options.max_kubernetes_connections ? { max_kubernetes_connections: s.options.max_kubernetes_connections } : {}),
           ...(s.options.lock !== undefined ? { lock: s.options.lock } : {}),
+          ...storedOptions(s.options),
         },
         allow: normaliseConditions(s.allow, version, true),
         deny: normaliseConditions(s.deny, version, false),
@@ -512,7 +529,7 @@ function buildSchema(kind: ResourceKind, version: string): z.ZodType<Resource> {
     case 'user':
       return envelope('user', 'v2', userSpec.prefault({}));
     case 'role': {
-      const v = (['v6', 'v7', 'v8'].includes(version) ? version : 'v7') as RoleVersion;
+      const v = ((ROLE_VERSIONS as readonly string[]).includes(version) ? version : 'v7') as RoleVersion;
       return envelope('role', v, roleSpecSchema(v).prefault({}));
     }
     case 'token':

@@ -51,7 +51,7 @@ const sameSet =
 const disabledMfa = (v: unknown): boolean =>
   isEmptyDeep(v) || (typeof v === 'object' && v !== null && !Array.isArray(v) && (v as { enabled?: unknown }).enabled !== true);
 
-const SSH = 'SSH access; Keyway serves Kubernetes only for now';
+const SSH = 'SSH access';
 const APPS = 'application access';
 const DB = 'database access';
 const DESKTOP = 'Windows desktop access';
@@ -59,8 +59,13 @@ const CLOUD = 'cloud provider access';
 const REQUESTS = 'access requests';
 const MODERATION = 'moderated sessions';
 
-/** Fields of a role's allow/deny block, other than the ones Keyway evaluates. */
-const ROLE_CONDITION_FIELDS: readonly TeleportFieldRule[] = [
+/**
+ * Fields of a role's allow/deny block for services and features Keyway does not have yet. They
+ * are stored as written and shown by `kwctl get` (so a Teleport role moves over unchanged), and
+ * creating a role that sets one returns a note: it takes effect when Keyway has the service.
+ * They cannot widen Kubernetes access, which is all Keyway serves today.
+ */
+const ROLE_STORED_CONDITION_FIELDS: readonly TeleportFieldRule[] = [
   { path: 'logins', note: SSH },
   { path: 'node_labels', note: SSH },
   { path: 'node_labels_expression', note: SSH },
@@ -88,17 +93,24 @@ const ROLE_CONDITION_FIELDS: readonly TeleportFieldRule[] = [
   { path: 'cluster_labels_expression', note: 'trusted clusters' },
   { path: 'group_labels', note: 'Okta user groups' },
   { path: 'group_labels_expression', note: 'Okta user groups' },
-  { path: 'kubernetes_labels_expression', note: 'predicate expressions; use kubernetes_labels' },
   { path: 'request', note: REQUESTS },
   { path: 'review_requests', note: REQUESTS },
-  { path: 'impersonate', note: 'certificate impersonation' },
-  { path: 'require_session_join', note: MODERATION },
-  { path: 'join_sessions', note: MODERATION },
   { path: 'spiffe', note: 'workload identity' },
   { path: 'workload_identity_labels', note: 'workload identity' },
   { path: 'workload_identity_labels_expression', note: 'workload identity' },
   { path: 'github_permissions', note: 'git server access' },
   { path: 'mcp', note: 'MCP server access' },
+];
+
+/**
+ * Fields of a role's allow/deny block that would change Kubernetes access (or who may act as
+ * whom) if Keyway stored them without applying them: refused unless their value changes nothing.
+ */
+const ROLE_CONDITION_FIELDS: readonly TeleportFieldRule[] = [
+  { path: 'kubernetes_labels_expression', note: 'predicate expressions; use kubernetes_labels' },
+  { path: 'impersonate', note: 'certificate impersonation' },
+  { path: 'require_session_join', note: MODERATION },
+  { path: 'join_sessions', note: MODERATION },
   {
     path: 'namespaces',
     inert: (v) => isEmptyDeep(v) || (Array.isArray(v) && v.every((x) => x === 'default' || x === '*')),
@@ -108,8 +120,8 @@ const ROLE_CONDITION_FIELDS: readonly TeleportFieldRule[] = [
   { path: 'rules.*.actions', note: 'rule actions' },
 ];
 
-/** Role options, with the value Teleport uses when the option is unset. */
-const ROLE_OPTION_FIELDS: readonly TeleportFieldRule[] = [
+/** Role options of services Keyway does not have yet: stored, noted when they are not Teleport's default. */
+const ROLE_STORED_OPTION_FIELDS: readonly TeleportFieldRule[] = [
   { path: 'forward_agent', inert: FALSE, note: SSH },
   { path: 'port_forwarding', inert: TRUE, note: SSH },
   { path: 'ssh_port_forwarding', inert: subsetOf({ local: subsetOf({ enabled: TRUE }), remote: subsetOf({ enabled: TRUE }) }), note: SSH },
@@ -122,6 +134,18 @@ const ROLE_OPTION_FIELDS: readonly TeleportFieldRule[] = [
   { path: 'create_host_user_mode', inert: oneOf('off', 0), note: SSH },
   { path: 'create_host_user_default_shell', note: SSH },
   { path: 'max_sessions', inert: ZERO, note: SSH },
+  { path: 'request_access', inert: oneOf('optional'), note: REQUESTS },
+  { path: 'request_prompt', note: REQUESTS },
+  { path: 'desktop_clipboard', inert: TRUE, note: DESKTOP },
+  { path: 'desktop_directory_sharing', inert: TRUE, note: DESKTOP },
+  { path: 'create_desktop_user', inert: FALSE, note: DESKTOP },
+  { path: 'create_db_user', inert: FALSE, note: DB },
+  { path: 'create_db_user_mode', inert: oneOf('off', 0), note: DB },
+  { path: 'idp', inert: subsetOf({ saml: subsetOf({ enabled: TRUE }) }), note: 'Teleport as a SAML identity provider' },
+];
+
+/** Role options that bear on Kubernetes sessions: refused unless they keep Teleport's default. */
+const ROLE_OPTION_FIELDS: readonly TeleportFieldRule[] = [
   { path: 'client_idle_timeout', inert: ZERO_DURATION, note: 'idle session termination' },
   // Keyway always disconnects at expiry; in Teleport false defers to the cluster-wide setting, so neither value changes anything here.
   { path: 'disconnect_expired_cert', inert: (v) => FALSE(v) || TRUE(v), note: 'keeping sessions open after their certificate expires' },
@@ -130,20 +154,16 @@ const ROLE_OPTION_FIELDS: readonly TeleportFieldRule[] = [
   { path: 'mfa_verification_interval', inert: ZERO, note: 'per-session MFA' },
   { path: 'device_trust_mode', note: 'device trust' },
   { path: 'pin_source_ip', inert: FALSE, note: 'IP pinning' },
-  { path: 'request_access', inert: oneOf('optional'), note: REQUESTS },
-  { path: 'request_prompt', note: REQUESTS },
   {
     path: 'record_session',
     inert: subsetOf({ default: oneOf('best_effort'), ssh: oneOf('best_effort'), desktop: TRUE }),
     note: 'session recording modes',
   },
-  { path: 'desktop_clipboard', inert: TRUE, note: DESKTOP },
-  { path: 'desktop_directory_sharing', inert: TRUE, note: DESKTOP },
-  { path: 'create_desktop_user', inert: FALSE, note: DESKTOP },
-  { path: 'create_db_user', inert: FALSE, note: DB },
-  { path: 'create_db_user_mode', inert: oneOf('off', 0), note: DB },
-  { path: 'idp', inert: subsetOf({ saml: subsetOf({ enabled: TRUE }) }), note: 'Teleport as a SAML identity provider' },
 ];
+
+/** Names of the stored condition fields and options, for the role schema. */
+export const STORED_CONDITION_NAMES: readonly string[] = ROLE_STORED_CONDITION_FIELDS.map((r) => r.path);
+export const STORED_OPTION_NAMES: readonly string[] = ROLE_STORED_OPTION_FIELDS.map((r) => r.path);
 
 const prefixed = (prefix: string, rules: readonly TeleportFieldRule[]): TeleportFieldRule[] =>
   rules.map((r) => ({ ...r, path: `${prefix}.${r.path}` }));
@@ -231,6 +251,19 @@ export const UNSUPPORTED_TELEPORT_FIELDS: Readonly<Record<ResourceKind, readonly
     ...['login', 'node', 'server_id', 'mfa_device', 'windows_desktop', 'access_request', 'device', 'bot_instance_id', 'join_token'].map(
       (p) => ({ path: `spec.target.${p}`, note: 'lock targets other than user and role' }),
     ),
+  ],
+};
+
+/**
+ * Teleport fields Keyway stores as written without applying them yet (see
+ * ROLE_STORED_CONDITION_FIELDS); an empty value is dropped, any other is kept, and one that is not
+ * Teleport's default gives a note on create.
+ */
+export const STORED_TELEPORT_FIELDS: Readonly<Partial<Record<ResourceKind, readonly TeleportFieldRule[]>>> = {
+  role: [
+    ...prefixed('spec.allow', ROLE_STORED_CONDITION_FIELDS),
+    ...prefixed('spec.deny', ROLE_STORED_CONDITION_FIELDS),
+    ...prefixed('spec.options', ROLE_STORED_OPTION_FIELDS),
   ],
 };
 

@@ -42,7 +42,7 @@ export interface UserSpec {
 }
 export type UserResource = Envelope<'user', 'v2', UserSpec>;
 
-// ---- role v6 / v7 / v8 ----
+// ---- role v3 to v8 ----
 
 /** Label selector: key → value or values; `'*'` is a wildcard and `^…$` a regular expression. */
 export type LabelSelector = Record<string, string | string[]>;
@@ -67,6 +67,12 @@ export interface RoleConditions {
   kubernetes_resources?: KubernetesResource[];
   kubernetes_users?: string[];
   rules?: Rule[];
+  /**
+   * Teleport fields of services Keyway does not have yet (logins, node_labels, app_labels,
+   * db_labels, ...), stored as written and shown by `kwctl get`; nothing evaluates them yet.
+   * The names are STORED_CONDITION_NAMES (./teleport-fields.ts).
+   */
+  [storedTeleportField: string]: unknown;
 }
 
 export interface RoleOptions {
@@ -76,6 +82,8 @@ export interface RoleOptions {
   max_kubernetes_connections?: number;
   /** Teleport's locking mode for users of this role; strict wins over the cluster-wide mode. */
   lock?: 'best_effort' | 'strict';
+  /** Options of services Keyway does not have yet (forward_agent, cert_format, ...), stored as written. */
+  [storedTeleportOption: string]: unknown;
 }
 
 export interface RoleSpec {
@@ -83,7 +91,7 @@ export interface RoleSpec {
   allow: RoleConditions;
   deny: RoleConditions;
 }
-export type RoleVersion = 'v6' | 'v7' | 'v8';
+export type RoleVersion = 'v3' | 'v4' | 'v5' | 'v6' | 'v7' | 'v8';
 export type RoleResource = Envelope<'role', RoleVersion, RoleSpec>;
 
 // ---- token v2 ----

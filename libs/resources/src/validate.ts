@@ -2,9 +2,11 @@ import { BadParameterError } from '@keyway/errors';
 import type { z } from 'zod';
 import { KIND_NAMES, SUPPORTED_VERSIONS, TELEPORT_ONLY_VERSIONS, lookupKind, type ResourceKind } from './kinds.js';
 import { RESOURCE_LIMITS, labelProblems, shapeProblem } from './limits.js';
+import { lookupForeignKind } from './foreign-kinds.js';
 import { schemaFor } from './schemas.js';
 import {
   IGNORED_TELEPORT_FIELDS,
+  STORED_TELEPORT_FIELDS,
   UNSUPPORTED_TELEPORT_FIELDS,
   forEachField,
   isEmptyDeep,
@@ -30,9 +32,19 @@ export interface ValidationResult {
   kind?: string;
   name?: string;
   problems: FieldProblem[];
+  /**
+   * Sentences for the person creating it (kwctl prints them): Teleport fields stored without
+   * effect yet, or why a Teleport document is skipped.
+   */
+  notes: string[];
+  /** A Teleport kind Keyway does not store, checked and not to be written (the note says why). */
+  skipped?: boolean;
 }
 
 export const UNSUPPORTED_MESSAGE = 'is a Teleport field Keyway does not support yet';
+
+/** The label Teleport puts on the roles it creates itself. */
+const TELEPORT_PRESET_LABEL = 'teleport.internal/resource-type';
 
 const ALLOWED_TOP_LEVEL = new Set(['kind', 'version', 'metadata', 'spec']);
 
@@ -144,6 +156,7 @@ const errorMap: z.core.$ZodErrorMap = (iss) => {
  */
 export function validateResourceObject(raw: unknown): ValidationResult {
   const problems: FieldProblem[] = [];
+  const notes: string[] = [];
   const reported: string[] = [];
   const add = (path: readonly PathSegment[], message: string, code: FieldProblem['code']) => {
     const p = formatPath(path);
@@ -154,11 +167,11 @@ export function validateResourceObject(raw: unknown): ValidationResult {
   const shape = shapeProblem(raw);
   if (shape) {
     add([], `the document ${shape}`, 'invalid');
-    return { problems };
+    return { problems, notes };
   }
   if (!isPlainObject(raw)) {
     add([], `a resource must be a mapping with kind, version, metadata and spec, not ${typeName(raw)}`, 'invalid');
-    return { problems };
+    return { problems, notes };
   }
   const doc = withoutNulls(raw) as Record<string, unknown>;
   const meta = doc['metadata'];
@@ -167,14 +180,39 @@ export function validateResourceObject(raw: unknown): ValidationResult {
   const rawKind = doc['kind'];
   if (typeof rawKind !== 'string' || rawKind === '') {
     add(['kind'], `is required (one of: ${KIND_NAMES.join(', ')})`, 'invalid');
-    return { name, problems };
+    return { name, problems, notes };
   }
   const kind = lookupKind(rawKind);
+  const foreign = kind ? undefined : lookupForeignKind(rawKind);
+  if (foreign) {
+    const { rule } = foreign;
+    const label = `${foreign.kind} ${name ?? '(unnamed)'}`;
+    if (typeof doc['version'] !== 'string' || name === undefined) {
+      add([], `a Teleport ${foreign.kind} needs version and metadata.name`, 'invalid');
+    } else if (rule.action === 'refuse' || (foreign.kind === 'namespace' && name !== 'default')) {
+      add(['kind'], `${label} ${rule.why}`, 'unsupported');
+    } else {
+      const summary = isPlainObject(doc['spec']) ? rule.summary?.(doc['spec'], name) : undefined;
+      notes.push(`skipped: ${label} ${rule.why}${summary ? ` (it has ${summary})` : ''}`);
+      return { kind: foreign.kind, name, problems, notes, skipped: true };
+    }
+    return { kind: foreign.kind, name, problems, notes };
+  }
   if (!kind) {
     add(['kind'], `unknown kind ${JSON.stringify(rawKind)}; expected one of: ${KIND_NAMES.join(', ')}`, 'invalid');
-    return { kind: rawKind, name, problems };
+    return { kind: rawKind, name, problems, notes };
   }
   doc['kind'] = kind;
+  const labels = isPlainObject(meta) && isPlainObject(meta['labels']) ? meta['labels'] : {};
+  if (kind === 'role' && labels[TELEPORT_PRESET_LABEL] === 'preset') {
+    // Teleport writes its presets itself (and rewrites them on upgrade); Keyway has its own
+    // editor, access and auditor. Importing Teleport's would overwrite those with rules for
+    // resources Keyway does not have, so a dump's presets are left out, saying so.
+    notes.push(
+      `skipped: role ${name ?? '(unnamed)'} is a Teleport preset role (${TELEPORT_PRESET_LABEL}: preset); Keyway keeps its own presets (editor, access, auditor), and users that have other Teleport presets need a Keyway role of that name`,
+    );
+    return { kind, name, problems, notes, skipped: true };
+  }
 
   const supported = SUPPORTED_VERSIONS[kind];
   const version = doc['version'];
@@ -201,6 +239,13 @@ export function validateResourceObject(raw: unknown): ValidationResult {
   for (const path of IGNORED_TELEPORT_FIELDS[kind]) {
     forEachField(doc, path, (parent, key) => {
       delete (parent as Record<PathSegment, unknown>)[key];
+    });
+  }
+  for (const rule of STORED_TELEPORT_FIELDS[kind] ?? []) {
+    forEachField(doc, rule.path, (parent, key, at) => {
+      if (!(rule.inert ?? isEmptyDeep)((parent as Record<PathSegment, unknown>)[key])) {
+        notes.push(`${formatPath(at)} is stored as written; it takes effect when Keyway has ${rule.note ?? 'the service it belongs to'}`);
+      }
     });
   }
   for (const rule of UNSUPPORTED_TELEPORT_FIELDS[kind]) {
@@ -232,14 +277,14 @@ export function validateResourceObject(raw: unknown): ValidationResult {
       }
     }
   }
-  if (problems.length > 0 || !result.success) return { kind, name, problems };
+  if (problems.length > 0 || !result.success) return { kind, name, problems, notes };
   for (const p of labelProblems((result.data as Resource).metadata.labels, 'metadata.labels')) problems.push({ ...p, code: 'invalid' });
   const bytes = Buffer.byteLength(JSON.stringify(result.data), 'utf8');
   if (bytes > RESOURCE_LIMITS.maxResourceBytes) {
     problems.push({ path: '', message: `the resource is ${bytes} bytes, more than the limit of ${RESOURCE_LIMITS.maxResourceBytes} bytes`, code: 'invalid' });
   }
-  if (problems.length > 0) return { kind, name, problems };
-  return { resource: result.data, kind, name, problems };
+  if (problems.length > 0) return { kind, name, problems, notes };
+  return { resource: result.data, kind, name, problems, notes };
 }
 
 /** Kind-specific Teleport compatibility that is about values rather than fields. */
