@@ -6,10 +6,14 @@ import { loadConfig, type ParsedConfig } from '@keyway/config';
 import { BadParameterError, KeywayError } from '@keyway/errors';
 import { inClusterCredentials, inClusterNamespace, loadKubeconfig, secretIdentityStore, upstreamLimitsFromConfig, type ClusterCredentials } from '@keyway/forwarder';
 import { createLogger } from '@keyway/log';
+import { configureCommand } from './configure.js';
 
 const program = new Command('keyway-kube-agent')
   .description('Keyway kube agent: dials out to the proxies and serves its cluster(s) through them')
   .version(AGENT_VERSION, '-v, --version')
+  // The agent's options before a subcommand, the subcommand's after it (both have --kubeconfig).
+  .enablePositionalOptions()
+  .addCommand(configureCommand())
   .addOption(new Option('-c, --config <file>', 'keyway.yaml (kubernetes_service)').env('KEYWAY_CONFIG'))
   .option('--proxy <host:port>', 'proxy (load balancer) address')
   .option('--token <token>', 'join token (kwctl tokens add --type=kube)')
