@@ -28,6 +28,8 @@ program
     // Everything this process writes (keys, identities, the embedded database) is private.
     process.umask(0o077);
     const logger = createLogger('keyway', { level: config.log.level });
+    // Teleport settings and services Keyway does not have: said once at start, never dropped silently.
+    for (const warning of config.warnings) logger.warn({ config: config.source }, warning);
     const stack = await startStack(config, logger);
     const auth = stack.auth;
     const address = stack.authAddress;
