@@ -339,8 +339,8 @@ export class ProxyService {
         : readiness({
             identityExpires: this.creds.identity.expires,
             cacheHealthy: this.cache.isHealthy,
-            // A cluster a proxy serves itself has no agent tunnels to wait for (on other proxies either).
-            kubeServers: [...this.cache.kubeServers].filter(([id]) => !this.cache.proxies.has(id) && id !== this.hostId).map(([, s]) => s),
+            kubeServers: this.cache.kubeServers.values(),
+            isProxy: (id) => id === this.hostId || this.cache.proxies.has(id),
             hasRoute: (c) => this.registry.cluster(c) !== undefined,
           });
     res.writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' });
