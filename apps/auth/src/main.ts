@@ -13,7 +13,7 @@ const program = new Command('keyway')
 program
   .command('start')
   .description('start the Keyway services (auth; with no configuration, on an embedded store under ./.keyway)')
-  .addOption(new Option('-c, --config <file>', 'keyway.yaml').env('KEYWAY_CONFIG'))
+  .addOption(new Option('-c, --config <file>', 'keyway.yaml, or a teleport.yaml as written (v1-v3)').env('KEYWAY_CONFIG'))
   .option('-d, --data-dir <dir>', 'data directory (default ./.keyway)')
   .option('--auth-listen-addr <host:port>', 'auth gRPC listen address (default 127.0.0.1:3025)')
   .option('--proxy-listen-addr <host:port>', 'proxy listen address (default 0.0.0.0:3080)')

@@ -28,6 +28,12 @@ export interface Stack {
  * kubeconfig when that service is enabled here).
  */
 export async function startStack(config: KeywayConfig, logger: Logger, clock?: () => Date, options: { allowHttpSsoProviders?: boolean } = {}): Promise<Stack> {
+  // keyway start runs kubernetes_service's clusters in its proxy (agents are keyway-kube-agent).
+  if (config.kubernetes_service.enabled && !config.proxy_service.enabled) {
+    throw new BadParameterError(
+      'kubernetes_service is enabled but proxy_service is not: keyway start serves kubernetes_service clusters from its own proxy; enable proxy_service, or run keyway-kube-agent --config with this file on a host of its own',
+    );
+  }
   // A wrong certificate file is refused before anything starts.
   const httpsKeyPairs = config.proxy_service.enabled ? readHttpsKeyPairs(config.proxy_service.https_keypairs) : [];
   const auth = await AuthService.create({ config, logger: logger.child({ service: 'auth' }), ...(clock ? { clock } : {}), ...options });
@@ -35,11 +41,6 @@ export async function startStack(config: KeywayConfig, logger: Logger, clock?: (
   try {
     const authAddress = await auth.serve();
     if (!config.proxy_service.enabled) {
-      if (config.kubernetes_service.enabled) {
-        throw new BadParameterError(
-          'kubernetes_service is enabled but proxy_service is not: keyway start serves kubernetes_service clusters from its own proxy; enable proxy_service, or run keyway-kube-agent --config with this file on a host of its own',
-        );
-      }
       return { auth, authAddress, close: () => auth.close() };
     }
     const p = config.proxy_service;

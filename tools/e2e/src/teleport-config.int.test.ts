@@ -116,3 +116,25 @@ ssh_service:
     await waitUntil(() => /"level":20[^\n]*"msg":"call failed"/.test(keyway?.stderr() ?? ''), 'a debug line for the refused login');
   }, 60_000);
 });
+
+describe('keyway start -c teleport.yaml refusing what it cannot run', () => {
+  const run = (yaml: string) => {
+    const dir = mkdtempSync(join(tmpdir(), 'kw-teleport-bad-'));
+    writeFileSync(join(dir, 'teleport.yaml'), yaml);
+    return runCommand(bin('keyway'), ['start', '-c', join(dir, 'teleport.yaml')], { env: { PATH: process.env['PATH'], HOME: dir }, timeoutMs: 60_000 });
+  };
+
+  it("names an unknown field by the file's spelling, and two spellings that disagree", async () => {
+    const r = await run(`version: v3\nteleport: {data_dir: /tmp/a}\ndata_dir: /tmp/b\nproxy_service: {web_listen_addr: nowhere, colour: blue}\n`);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('teleport.data_dir ("/tmp/a") and data_dir ("/tmp/b") say different things: give one of them');
+    expect(r.stderr).toContain('proxy_service.web_listen_addr: must be host:port');
+    expect(r.stderr).toContain('proxy_service.colour: unknown field');
+  }, 60_000);
+
+  it('says how to run a kubernetes_service without a proxy in the same process', async () => {
+    const r = await run('version: v3\nproxy_service: {enabled: no}\nkubernetes_service: {enabled: yes, kubeconfig_file: kc.yaml}\n');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('kubernetes_service is enabled but proxy_service is not');
+  }, 60_000);
+});
