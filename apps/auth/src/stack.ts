@@ -59,6 +59,7 @@ export async function startStack(config: KeywayConfig, logger: Logger, clock?: (
       kubePublicAddrs: p.kubernetes.public_addr,
       authAddr: authAddress,
       credentials,
+      ...(config.nodename ? { hostname: config.nodename } : {}),
       announceLocalClusters: (heartbeat) => auth.api.heartbeat(kubeServer, heartbeat),
       httpsKeyPairs,
       localClusters: localClusters(config),

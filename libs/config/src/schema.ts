@@ -190,6 +190,8 @@ export const configSchema = z
       .regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/, 'letters, digits, ".", "_" and "-", at most 63 characters')
       .default('keyway'),
     data_dir: z.string().optional(),
+    /** This host's name in heartbeats (kwctl get kube_clusters); by default the OS host name. Teleport's teleport.nodename. */
+    nodename: z.string().min(1).max(253).optional(),
     /** Where a separate proxy reaches the auth service (host:port). */
     auth_server: hostPort.optional(),
     /** How a separate proxy or agent joins: a token from `kwctl tokens add`. */

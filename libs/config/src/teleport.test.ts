@@ -69,10 +69,8 @@ describe('teleport.yaml', () => {
     });
     // Absent: Teleport's default, no kubernetes_service.
     expect(cfg.kubernetes_service.enabled).toBe(false);
-    expect(cfg.warnings).toEqual([
-      'ssh_service is ignored: Keyway has no SSH service yet',
-      'teleport.nodename is a Teleport setting Keyway does not implement (ignored): Keyway names hosts by the id auth assigns them',
-    ]);
+    expect(cfg.nodename).toBe('keyway-1');
+    expect(cfg.warnings).toEqual(['ssh_service is ignored: Keyway has no SSH service yet']);
   });
 
   it('takes the older kube_listen_addr spellings and a kubernetes_service', () => {

@@ -36,7 +36,6 @@ const OTHER_SERVICES: Record<string, string> = {
 
 /** teleport.* fields Keyway does not implement, with what to do instead. */
 const TELEPORT_UNSUPPORTED: Record<string, string> = {
-  nodename: 'Keyway names hosts by the id auth assigns them',
   pid_file: 'Keyway writes no pid file',
   diag_addr: "use the proxy's /healthz and /readyz on its web port",
   advertise_ip: 'set proxy_service.public_addr',
@@ -173,6 +172,7 @@ export function fromTeleport(file: Tree): TeleportMapping {
   if (isTree(teleport)) {
     unsupported(['teleport'], TELEPORT_UNSUPPORTED);
     move(['teleport', 'data_dir'], ['data_dir']);
+    move(['teleport', 'nodename'], ['nodename']);
     move(['teleport', 'auth_server'], ['auth_server']);
     move(['teleport', 'auth_servers'], ['auth_server'], (v) => {
       if (Array.isArray(v) && v.length > 1) warnings.push('teleport.auth_servers lists several: Keyway dials the first (put auth replicas behind one address)');

@@ -37,6 +37,8 @@ export interface ProxyServiceConfig {
   /** host:port of the auth server's gRPC API. */
   authAddr: string;
   credentials: HostCredentials;
+  /** The name heartbeats give (nodename); by default the OS host name. */
+  hostname?: string;
   /** Clusters this proxy serves itself (proxy_service.kubernetes.kubeconfig_file). */
   localClusters?: { creds: ClusterCredentials; labels: Record<string, string> }[];
   /**
@@ -353,7 +355,7 @@ export class ProxyService {
       await client.call('heartbeat', {
         kind: 'proxy',
         hostId: this.hostId,
-        hostname: osHostname(),
+        hostname: this.config.hostname ?? osHostname(),
         addr: this.config.publicAddrs[0] ?? this.address,
         version: PROXY_VERSION,
         ttlSeconds: HEARTBEAT_TTL_MS / 1000,
@@ -364,7 +366,7 @@ export class ProxyService {
         await this.config.announceLocalClusters({
           kind: 'kube_server',
           hostId: this.hostId,
-          hostname: osHostname(),
+          hostname: this.config.hostname ?? osHostname(),
           addr: this.config.publicAddrs[0] ?? this.address,
           version: PROXY_VERSION,
           ttlMs: HEARTBEAT_TTL_MS,

@@ -45,6 +45,7 @@ describe.skipIf(!adminKubeconfig)('keyway start -c teleport.yaml', () => {
       join(dir, 'teleport.yaml'),
       `version: v3
 teleport:
+  nodename: tp-node-1
   data_dir: ${join(dir, 'data')}
   log:
     output: stderr
@@ -86,7 +87,8 @@ ssh_service:
 
   it('lists the cluster the proxy serves itself, in kwctl and in kw kube ls', async () => {
     expect((await kwctl(['create', '-f', '-'], RESOURCES)).code).toBe(0);
-    await waitUntil(async () => /\btest\b/.test((await kwctl(['get', 'kube_clusters', '--format=text'])).stdout), 'kwctl to list the local cluster', 30_000);
+    // Served by the proxy, named by teleport.nodename.
+    await waitUntil(async () => /\btest\b[^\n]*tp-node-1/.test((await kwctl(['get', 'kube_clusters', '--format=text'])).stdout), 'kwctl to list the local cluster', 30_000);
     const added = await kwctl(['users', 'add', 'ada', '--roles=cluster-admins']);
     const token = /^ {2}([0-9a-f]{48})$/m.exec(added.stdout)?.[1] as string;
     expect(token, added.stderr).toBeTruthy();
