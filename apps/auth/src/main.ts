@@ -13,7 +13,7 @@ const program = new Command('keyway')
 program
   .command('start')
   .description('start the Keyway services (auth; with no configuration, on an embedded store under ./.keyway)')
-  .addOption(new Option('-c, --config <file>', 'keyway.yaml').env('KEYWAY_CONFIG'))
+  .addOption(new Option('-c, --config <file>', 'keyway.yaml, or a teleport.yaml as written (v1-v3)').env('KEYWAY_CONFIG'))
   .option('-d, --data-dir <dir>', 'data directory (default ./.keyway)')
   .option('--auth-listen-addr <host:port>', 'auth gRPC listen address (default 127.0.0.1:3025)')
   .option('--proxy-listen-addr <host:port>', 'proxy listen address (default 0.0.0.0:3080)')
@@ -28,6 +28,8 @@ program
     // Everything this process writes (keys, identities, the embedded database) is private.
     process.umask(0o077);
     const logger = createLogger('keyway', { level: config.log.level });
+    // Teleport settings and services Keyway does not have: said once at start, never dropped silently.
+    for (const warning of config.warnings) logger.warn({ config: config.source }, warning);
     const stack = await startStack(config, logger);
     const auth = stack.auth;
     const address = stack.authAddress;

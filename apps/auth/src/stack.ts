@@ -1,9 +1,11 @@
 import { isIP } from 'node:net';
 import type { KeywayConfig } from '@keyway/config';
+import { BadParameterError } from '@keyway/errors';
 import { inClusterCredentials, loadKubeconfig, upstreamLimitsFromConfig, type ClusterCredentials } from '@keyway/forwarder';
 import type { Logger } from '@keyway/log';
 import { ProxyService, readHttpsKeyPairs, listenerTimeoutsFromConfig } from '@keyway/proxy';
 import { PROXY_SERVER_NAME } from '@keyway/tunnel';
+import type { Caller } from './api/caller.js';
 import { AuthService, hostOf } from './service.js';
 
 export interface Stack {
@@ -26,6 +28,12 @@ export interface Stack {
  * kubeconfig when that service is enabled here).
  */
 export async function startStack(config: KeywayConfig, logger: Logger, clock?: () => Date, options: { allowHttpSsoProviders?: boolean; ssoRecheckIntervalMs?: number } = {}): Promise<Stack> {
+  // keyway start runs kubernetes_service's clusters in its proxy (agents are keyway-kube-agent).
+  if (config.kubernetes_service.enabled && !config.proxy_service.enabled) {
+    throw new BadParameterError(
+      'kubernetes_service is enabled but proxy_service is not: keyway start serves kubernetes_service clusters from its own proxy; enable proxy_service, or run keyway-kube-agent --config with this file on a host of its own',
+    );
+  }
   // A wrong certificate file is refused before anything starts.
   const httpsKeyPairs = config.proxy_service.enabled ? readHttpsKeyPairs(config.proxy_service.https_keypairs) : [];
   const auth = await AuthService.create({ config, logger: logger.child({ service: 'auth' }), ...(clock ? { clock } : {}), ...options });
@@ -39,6 +47,10 @@ export async function startStack(config: KeywayConfig, logger: Logger, clock?: (
     const publicHosts = [...p.public_addr, ...p.kubernetes.public_addr].map(hostOf).filter(Boolean);
     const dnsNames = [PROXY_SERVER_NAME, '*.keyway.cluster.local', 'localhost', ...publicHosts.filter((h) => !isIP(h)).flatMap((h) => [h, `*.${h}`])];
     const ipAddresses = ['127.0.0.1', '::1', ...publicHosts.filter((h) => isIP(h))];
+    const credentials = auth.issueHostCredentials('Proxy', dnsNames, ipAddresses);
+    // The local clusters' presence is the proxy's, kept by auth in this same process: as an
+    // agent's would be, under the proxy's host id, with the rights of a kube server for that id only.
+    const kubeServer: Caller = { kind: 'host', identity: { ...credentials.identity, roles: ['Kube'], systemRoles: ['Kube'] } };
     proxy = new ProxyService({
       clusterName: config.cluster_name,
       listenAddr: p.listen_addr,
@@ -46,7 +58,9 @@ export async function startStack(config: KeywayConfig, logger: Logger, clock?: (
       ...(p.kubernetes.listen_addr ? { kubeListenAddr: p.kubernetes.listen_addr } : {}),
       kubePublicAddrs: p.kubernetes.public_addr,
       authAddr: authAddress,
-      credentials: auth.issueHostCredentials('Proxy', dnsNames, ipAddresses),
+      credentials,
+      ...(config.nodename ? { hostname: config.nodename } : {}),
+      announceLocalClusters: (heartbeat) => auth.api.heartbeat(kubeServer, heartbeat),
       httpsKeyPairs,
       httpsKeyPairsReload: { files: p.https_keypairs, intervalMs: p.https_keypairs_reload_interval },
       localClusters: localClusters(config),

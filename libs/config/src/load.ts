@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { BadParameterError } from '@keyway/errors';
 import { configSchema, type ParsedConfig } from './schema.js';
+import { fromTeleport } from './teleport.js';
 
 export const DEFAULT_DATA_DIR = '.keyway';
 
@@ -17,6 +18,8 @@ export interface KeywayConfig extends ParsedConfig {
   caKey?: string;
   /** Where this configuration came from, for messages. */
   source: string;
+  /** Teleport settings and sections Keyway does not implement, one sentence each, for the log. */
+  warnings: string[];
 }
 
 /** Named shortcuts on top of the generic KEYWAY_<PATH>__<TO>__<FIELD> form. */
@@ -65,22 +68,26 @@ export function loadConfig(options: LoadConfigOptions = {}): KeywayConfig {
       throw new BadParameterError(`config file ${source} must hold a YAML mapping`, { file: source });
     }
   }
-  const merged = structuredClone(raw) as Record<string, unknown>;
+  // Teleport's spellings become Keyway's before the environment (which uses Keyway's) overrides.
+  const mapping = fromTeleport(raw as Record<string, unknown>);
+  const merged = mapping.config;
+  const fileTree = structuredClone(merged);
   const fromEnv = applyEnv(merged, env);
   const result = configSchema.safeParse(merged);
-  if (!result.success) {
-    const sources = new Set<string>();
-    const problems = result.error.issues.flatMap((issue) => {
+  if (!result.success || mapping.problems.length > 0) {
+    const sources = new Set<string>(mapping.problems.length > 0 ? [source] : []);
+    const issues = result.success ? [] : result.error.issues;
+    const problems = [...mapping.problems, ...issues.flatMap((issue) => {
       // An unknown key is reported on its parent; name each key so it can be traced to its origin.
       const paths = issue.code === 'unrecognized_keys' ? issue.keys.map((k) => [...issue.path, k]) : [issue.path];
       return paths.map((path) => {
-        const variable = envVariableFor(fromEnv, raw, path);
+        const variable = envVariableFor(fromEnv, fileTree, path);
         sources.add(variable ? 'environment' : source);
-        const where = path.map(String).join('.') || '(root)';
+        const where = (variable ? path.map(String).join('.') : asWritten(path.map(String), mapping.renamed)) || '(root)';
         const message = issue.code === 'unrecognized_keys' ? `unknown field` : issue.message;
         return variable ? `${where} (set by ${variable}): ${message}` : `${where}: ${message}`;
       });
-    });
+    })];
     const from = [...sources].join(' and ');
     throw new BadParameterError(`invalid configuration (${from}):\n  ${problems.join('\n  ')}`, { source: from, problems });
   }
@@ -97,7 +104,17 @@ export function loadConfig(options: LoadConfigOptions = {}): KeywayConfig {
     storage = { type: 'embedded', dataDir };
   }
   const caKey = readCaKey(env, parsed.auth_service.ca_key_file, cwd);
-  return { ...parsed, dataDir, storage, ...(caKey ? { caKey } : {}), source };
+  return { ...parsed, dataDir, storage, ...(caKey ? { caKey } : {}), source, warnings: mapping.warnings };
+}
+
+/** A Keyway path as the file spelled it (proxy_service.listen_addr → proxy_service.web_listen_addr). */
+function asWritten(path: string[], renamed: [string, string][]): string {
+  const joined = path.join('.');
+  let best: [string, string] | undefined;
+  for (const r of renamed) {
+    if ((joined === r[0] || joined.startsWith(`${r[0]}.`)) && r[0].length > (best?.[0].length ?? -1)) best = r;
+  }
+  return best ? best[1] + joined.slice(best[0].length) : joined;
 }
 
 function readCaKey(env: NodeJS.ProcessEnv, file: string | undefined, cwd: string): string | undefined {

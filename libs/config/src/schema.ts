@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from '@keyway/resources';
+import { yamlBoolean } from './go-yaml.js';
 
 const duration = z.string().transform((s, ctx) => {
   try {
@@ -103,7 +104,7 @@ const storage = z
 
 const authService = z
   .object({
-    enabled: z.boolean().default(true),
+    enabled: yamlBoolean.default(true),
     listen_addr: hostPort.default('127.0.0.1:3025'),
     public_addr: z.array(z.string()).default([]),
     storage: storage.prefault({}),
@@ -126,7 +127,7 @@ const authService = z
 
 const proxyKubernetes = z
   .object({
-    enabled: z.boolean().default(true),
+    enabled: yamlBoolean.default(true),
     listen_addr: hostPort.optional(),
     public_addr: z.array(z.string()).default([]),
     kubeconfig_file: z.string().optional(),
@@ -139,7 +140,7 @@ const kubeObjectName = z.string().regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/
 
 const proxyService = z
   .object({
-    enabled: z.boolean().default(true),
+    enabled: yamlBoolean.default(true),
     listen_addr: hostPort.default('0.0.0.0:3080'),
     public_addr: z.array(z.string()).default([]),
     redis_url: z.string().optional(),
@@ -164,7 +165,7 @@ const proxyService = z
 
 const kubernetesService = z
   .object({
-    enabled: z.boolean().default(false),
+    enabled: yamlBoolean.default(false),
     proxy_addr: z.string().optional(),
     join_params: z.object({ token_name: z.string(), method: z.literal('token').default('token') }).strict().optional(),
     kubeconfig_file: z.string().optional(),
@@ -184,12 +185,15 @@ const kubernetesService = z
 
 export const configSchema = z
   .object({
-    version: z.literal('v1').default('v1'),
+    // Keyway's own files are v1; Teleport's v1, v2 and v3 read the same here (teleport.ts maps their spellings).
+    version: z.enum(['v1', 'v2', 'v3']).default('v1'),
     cluster_name: z
       .string()
       .regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/, 'letters, digits, ".", "_" and "-", at most 63 characters')
       .default('keyway'),
     data_dir: z.string().optional(),
+    /** This host's name in heartbeats (kwctl get kube_clusters); by default the OS host name. Teleport's teleport.nodename. */
+    nodename: z.string().min(1).max(253).optional(),
     /** Where a separate proxy reaches the auth service (host:port). */
     auth_server: hostPort.optional(),
     /** How a separate proxy or agent joins: a token from `kwctl tokens add`. */

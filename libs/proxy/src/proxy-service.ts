@@ -38,8 +38,16 @@ export interface ProxyServiceConfig {
   /** host:port of the auth server's gRPC API. */
   authAddr: string;
   credentials: HostCredentials;
+  /** The name heartbeats give (nodename); by default the OS host name. */
+  hostname?: string;
   /** Clusters this proxy serves itself (proxy_service.kubernetes.kubeconfig_file). */
   localClusters?: { creds: ClusterCredentials; labels: Record<string, string> }[];
+  /**
+   * Records the local clusters as a kube_server presence under this proxy's host id, as an
+   * agent's heartbeat does, so `kw kube ls` and `kwctl get kube_clusters` list them. Called
+   * with every proxy heartbeat while there are local clusters.
+   */
+  announceLocalClusters?: (heartbeat: LocalClustersHeartbeat) => Promise<void>;
   /** proxy_service.https_keypairs, read: the web routes serve these to clients that ask for their names. */
   httpsKeyPairs?: HttpsKeyPair[];
   /** Where they were read from, read again every intervalMs (https_keypairs_reload_interval; 0: never). */
@@ -55,6 +63,16 @@ export interface ProxyServiceConfig {
   timeouts?: Partial<ListenerTimeouts>;
   /** Bounds on the local clusters' API servers (proxy_service.kubernetes.upstream). */
   upstreamLimits?: Partial<UpstreamLimits>;
+}
+
+export interface LocalClustersHeartbeat {
+  kind: 'kube_server';
+  hostId: string;
+  hostname: string;
+  addr: string;
+  version: string;
+  ttlMs: number;
+  kubeClusters: { name: string; labels: Record<string, string> }[];
 }
 
 /** The proxy: config → create → serve → close. Stateless: all it knows comes from the auth server and agents. */
@@ -341,6 +359,7 @@ export class ProxyService {
             identityExpires: this.creds.identity.expires,
             cacheHealthy: this.cache.isHealthy,
             kubeServers: this.cache.kubeServers.values(),
+            isProxy: (id) => id === this.hostId || this.cache.proxies.has(id),
             hasRoute: (c) => this.registry.cluster(c) !== undefined,
           });
     res.writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' });
@@ -353,12 +372,24 @@ export class ProxyService {
       await client.call('heartbeat', {
         kind: 'proxy',
         hostId: this.hostId,
-        hostname: osHostname(),
+        hostname: this.config.hostname ?? osHostname(),
         addr: this.config.publicAddrs[0] ?? this.address,
         version: PROXY_VERSION,
         ttlSeconds: HEARTBEAT_TTL_MS / 1000,
         kubeClusters: [],
       });
+      const local = this.config.localClusters ?? [];
+      if (local.length > 0 && this.config.announceLocalClusters) {
+        await this.config.announceLocalClusters({
+          kind: 'kube_server',
+          hostId: this.hostId,
+          hostname: this.config.hostname ?? osHostname(),
+          addr: this.config.publicAddrs[0] ?? this.address,
+          version: PROXY_VERSION,
+          ttlMs: HEARTBEAT_TTL_MS,
+          kubeClusters: local.map((c) => ({ name: c.creds.name, labels: c.labels })),
+        });
+      }
       this.heartbeats.recovered();
     } catch (err) {
       this.heartbeats.failed(err, HEARTBEAT_INTERVAL_MS);

@@ -15,6 +15,10 @@ describe('proxy readiness', () => {
       waiting_for: ['agent tunnels for cluster prod'],
     });
     expect(readiness({ identityExpires: later, cacheHealthy: true, kubeServers: servers, hasRoute: () => true })).toEqual({ ready: true, waiting_for: [] });
+    // A proxy's own clusters (its kubeconfig) get no agent tunnel: nobody waits for one.
+    const local = [...servers, { host_id: 'proxy-1', kube_clusters: [{ name: 'edge', labels: {} }] }];
+    expect(readiness({ identityExpires: later, cacheHealthy: true, kubeServers: local, hasRoute: (c) => c !== 'edge', isProxy: (id) => id === 'proxy-1' }).ready).toBe(true);
+    expect(readiness({ identityExpires: later, cacheHealthy: true, kubeServers: local, hasRoute: (c) => c !== 'edge' }).waiting_for).toEqual(['agent tunnels for cluster edge']);
     // No agent anywhere: nothing to wait for.
     expect(readiness({ identityExpires: later, cacheHealthy: true, kubeServers: [], hasRoute: () => false }).ready).toBe(true);
   });

@@ -18,8 +18,13 @@ export interface Readiness {
 export function readiness(o: {
   identityExpires: Date | undefined;
   cacheHealthy: boolean;
-  kubeServers: Iterable<{ kube_clusters?: unknown }>;
+  kubeServers: Iterable<{ host_id?: unknown; kube_clusters?: unknown }>;
   hasRoute: (cluster: string) => boolean;
+  /**
+   * Whether a kube_server presence is a proxy's own (the clusters it serves from its
+   * kubeconfig): no agent will ever open a tunnel for those, so no proxy waits for one.
+   */
+  isProxy?: (hostId: string) => boolean;
   now?: number;
 }): Readiness {
   const waiting: string[] = [];
@@ -27,7 +32,9 @@ export function readiness(o: {
   else if (o.identityExpires.getTime() <= (o.now ?? Date.now())) waiting.push('a valid host certificate (it expired; renewal has not succeeded)');
   if (!o.cacheHealthy) waiting.push("the auth server's watch (the cache of users, roles, locks and hosts is not current)");
   else {
-    const missing = [...presentClusters(o.kubeServers).keys()].filter((c) => !o.hasRoute(c)).sort();
+    const isProxy = o.isProxy ?? (() => false);
+    const agents = [...o.kubeServers].filter((s) => !(typeof s.host_id === 'string' && isProxy(s.host_id)));
+    const missing = [...presentClusters(agents).keys()].filter((c) => !o.hasRoute(c)).sort();
     if (missing.length > 0) {
       const named = missing.length > MAX_NAMED ? `${missing.slice(0, MAX_NAMED).join(', ')} and ${missing.length - MAX_NAMED} more` : missing.join(', ');
       waiting.push(`agent tunnels for cluster${missing.length > 1 ? 's' : ''} ${named}`);
