@@ -55,6 +55,7 @@ const program = new Command('keyway-kube-agent')
         ? loadKubeconfig(ks.kubeconfig_file, ks.kube_cluster_name ? { only: ks.kube_cluster_name } : {})
         : [inClusterCredentials(ks.kube_cluster_name ?? 'kubernetes')];
       const logger = createLogger('kube-agent', { level: config.log.level });
+      for (const warning of config.warnings) logger.warn({ config: config.source }, warning);
       // Stoppable while it still waits for the proxy to join through.
       const starting = new AbortController();
       const running: { agent?: KubeAgent } = {};

@@ -30,6 +30,7 @@ const program = new Command('keyway-proxy')
     if (opts.identitySecretNamespace) env['KEYWAY_PROXY_SERVICE__IDENTITY_SECRET_NAMESPACE'] = opts.identitySecretNamespace;
     const config = loadConfig({ ...(opts.config ? { file: opts.config } : {}), env });
     const logger = createLogger('proxy', { level: config.log.level });
+    for (const warning of config.warnings) logger.warn({ config: config.source }, warning);
     if (!config.auth_server) throw new BadParameterError('set auth_server (or --auth-server) to the auth service address');
     const p = config.proxy_service;
     const hosts = [...p.public_addr, ...p.kubernetes.public_addr].map((a) => a.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''));

@@ -45,7 +45,8 @@ export interface ProxyServiceConfig {
   /**
    * Records the local clusters as a kube_server presence under this proxy's host id, as an
    * agent's heartbeat does, so `kw kube ls` and `kwctl get kube_clusters` list them. Called
-   * with every proxy heartbeat while there are local clusters.
+   * with every proxy heartbeat while there are local clusters; by default sent to the auth
+   * server like the proxy's own heartbeat.
    */
   announceLocalClusters?: (heartbeat: LocalClustersHeartbeat) => Promise<void>;
   /** proxy_service.https_keypairs, read: the web routes serve these to clients that ask for their names. */
@@ -379,8 +380,8 @@ export class ProxyService {
         kubeClusters: [],
       });
       const local = this.config.localClusters ?? [];
-      if (local.length > 0 && this.config.announceLocalClusters) {
-        await this.config.announceLocalClusters({
+      if (local.length > 0) {
+        const announced: LocalClustersHeartbeat = {
           kind: 'kube_server',
           hostId: this.hostId,
           hostname: this.config.hostname ?? osHostname(),
@@ -388,7 +389,13 @@ export class ProxyService {
           version: PROXY_VERSION,
           ttlMs: HEARTBEAT_TTL_MS,
           kubeClusters: local.map((c) => ({ name: c.creds.name, labels: c.labels })),
-        });
+        };
+        // In keyway start the auth service takes it in-process; a separate proxy sends it.
+        if (this.config.announceLocalClusters) await this.config.announceLocalClusters(announced);
+        else {
+          const { ttlMs, ...rest } = announced;
+          await client.call('heartbeat', { ...rest, ttlSeconds: ttlMs / 1000 });
+        }
       }
       this.heartbeats.recovered();
     } catch (err) {

@@ -625,9 +625,11 @@ export class AuthApi {
     const c = requireAuthenticated(caller);
     const kind = input.kind === 'proxy' ? 'proxy' : input.kind === 'kube_server' ? 'kube_server' : undefined;
     if (!kind) throw new BadParameterError(`unknown heartbeat kind "${input.kind}" (expected proxy or kube_server)`);
-    const needed: SystemRole = kind === 'proxy' ? 'Proxy' : 'Kube';
+    // A proxy serving clusters itself (proxy_service.kubernetes.kubeconfig_file) announces them
+    // as a kube_server under its own host id, as an agent does.
+    const allowed: SystemRole[] = kind === 'proxy' ? ['Proxy'] : ['Kube', 'Proxy'];
     const admin = c.identity.systemRoles.includes('Admin');
-    if (c.kind !== 'host' || (!admin && (!c.identity.systemRoles.includes(needed) || c.identity.username !== input.hostId))) {
+    if (c.kind !== 'host' || (!admin && (!allowed.some((r) => c.identity.systemRoles.includes(r)) || c.identity.username !== input.hostId))) {
       throw new AccessDeniedError(`${describeCaller(c)} may not heartbeat as ${kind} "${input.hostId}"`);
     }
     checkHeartbeat(input);

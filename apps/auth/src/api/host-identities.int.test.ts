@@ -196,6 +196,21 @@ describe('host ids are chosen by the auth service', () => {
     for (const c of [victimClient, attackerClient]) c.close();
   });
 
+  it('a proxy may announce the clusters it serves itself under its own id, never under another host', async () => {
+    const p = await join(h, 'Proxy');
+    const pc = clientAs(h, p.identity);
+    const victim = await join(h, 'Kube');
+    try {
+      const beat = { kind: 'kube_server', hostname: 'proxy', addr: '', version: '1', ttlSeconds: 60, kubeClusters: [{ name: 'served-by-proxy', labels: {} }] };
+      await pc.call('heartbeat', { ...beat, hostId: p.hostId });
+      const listed = await h.admin.call('listResources', { kind: 'kube_cluster', withSecrets: false, limit: 0, startKey: '' });
+      expect(listed.resources.map((r) => r.name)).toContain('served-by-proxy');
+      expect(await failure(pc.call('heartbeat', { ...beat, hostId: victim.hostId }))).toMatchObject({ kind: 'AccessDenied' });
+    } finally {
+      pc.close();
+    }
+  });
+
   it('a host that re-joins with its previous certificate keeps its id', async () => {
     const first = await join(h, 'Kube');
     const again = await join(h, 'Kube', { as: first.identity, hostId: first.hostId });
