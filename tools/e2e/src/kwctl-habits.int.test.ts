@@ -193,6 +193,15 @@ describe('kwctl habits of tctl', () => {
       expect(one.code, one.err).toBe(0);
       expect(parseYaml(one.out)).toMatchObject({ kind: 'kube_cluster', metadata: { name: 'agent-only', labels: { env: 'dev' } }, status: { agents: ['agent-1 (node-a)'] } });
       expect((await kwctl(['get', 'kube_cluster/nowhere'])).err).toMatch(/kube_cluster "nowhere" not found/);
+      // Its agents are the server's to say: edit leaves status out, and saving stores the cluster.
+      const seen = join(work, 'kube-edit-seen');
+      const editor = join(work, 'label.sh');
+      writeFileSync(editor, `#!/bin/sh\ncp "$1" ${seen}\nsed -i 's/team: a/team: b/' "$1"\n`);
+      chmodSync(editor, 0o755);
+      const edited = await kwctl(['edit', 'kube_cluster/agent-only'], { env: { EDITOR: editor, PATH: process.env['PATH'] ?? '/usr/bin:/bin' } });
+      expect(edited, edited.err).toMatchObject({ code: 0, out: 'kube_cluster "agent-only" has been updated\n' });
+      expect(readFileSync(seen, 'utf8')).not.toMatch(/status|agents/);
+      expect(parseYaml((await kwctl(['get', 'kube_cluster/agent-only'])).out)).toMatchObject({ metadata: { labels: { team: 'b' } }, status: { agents: ['agent-1 (node-a)'] } });
     });
 
     it('lists the agents heartbeating as kube_servers', async () => {
@@ -208,7 +217,7 @@ describe('kwctl habits of tctl', () => {
     it('kube ls prints a table of clusters, their labels, versions and agents', async () => {
       const r = await kwctl(['kube', 'ls']);
       expect(r.out).toMatch(/^Cluster\s+Labels\s+Version\s+Agents$/m);
-      expect(r.out).toMatch(/^agent-only\s+env=dev,team=a\s+0\.1\.0\s+agent-1 \(node-a\)$/m);
+      expect(r.out).toMatch(/^agent-only\s+env=dev,team=b\s+0\.1\.0\s+agent-1 \(node-a\)$/m);
     });
   });
 
@@ -334,6 +343,13 @@ describe('kwctl habits of tctl', () => {
     it('prints the signup command that README shows', async () => {
       const reset = await kwctl(['users', 'reset', 'nora']);
       expect(reset.out).toMatch(/^ {2}kw signup [0-9a-f]{48} --auth-server=\S+ --ca-pin=sha256:[0-9a-f]{64}$/m);
+      // With a kw login, kwctl reached the auth API through the proxy: the user signs up there too.
+      const userAdmin = `kind: role\nversion: v7\nmetadata: {name: user-admin}\nspec:\n  allow:\n    rules: [{resources: [user], verbs: [update]}]\n  deny: {}\n`;
+      expect((await kwctl(['create', '-'], { stdin: userAdmin })).code).toBe(0);
+      expect((await kwctl(['users', 'add', 'uma', '--roles=user-admin'])).code).toBe(0);
+      await loginAs('uma');
+      const viaProxy = await asUser(['users', 'reset', 'nora']);
+      expect(viaProxy.out, viaProxy.err).toMatch(new RegExp(`^ {2}kw signup [0-9a-f]{48} --proxy=${address.replace(/\./g, '\\.')} --ca-pin=sha256:[0-9a-f]{64}$`, 'm'));
       const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
       expect(readme).toMatch(/kw signup <token> --auth-server=\S+ --ca-pin=sha256:/);
     });

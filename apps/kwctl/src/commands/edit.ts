@@ -41,7 +41,9 @@ export function register(program: Command, ctx: CommandContext): void {
       const kind = resolveKind(kindPart);
       await ctx.withClient(cmd, async (client) => {
         const got = await client.call('getResource', { kind, name, withSecrets: WITH_SECRETS.has(kind) });
-        const before = formatResources([JSON.parse(got.json) as Resource], 'yaml');
+        // Status (a kube cluster's agents) is the server's to say, not part of what is saved.
+        const { status: _status, ...current } = JSON.parse(got.json) as Resource & { status?: unknown };
+        const before = formatResources([current as Resource], 'yaml');
         const dir = mkdtempSync(join(tmpdir(), 'kwctl-edit-'));
         const file = join(dir, `${kind}-${name}.yaml`);
         writeFileSync(file, before, { mode: 0o600 });
