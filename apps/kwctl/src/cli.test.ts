@@ -7,7 +7,7 @@ import { runKwctl } from './cli.js';
 import { HELP_GROUPS } from './commands/index.js';
 import { editorOf } from './commands/edit.js';
 import { secondsUntil } from './commands/locks.js';
-import { parseRefs } from './commands/resources.js';
+import { parseRefs, withoutServerStatus } from './commands/resources.js';
 import { parseLabels } from './commands/tokens.js';
 import { versionLine } from './version.js';
 
@@ -98,6 +98,20 @@ describe('parsing', () => {
     expect(() => secondsUntil('2026-01-01', now)).toThrow(/RFC 3339/);
     expect(() => secondsUntil('2025-12-31T23:00:00Z', now)).toThrow(/in the future/);
     expect(() => secondsUntil('2040-01-01T00:00:00Z', now)).toThrow(/at most 87600h/);
+  });
+
+  it("drops only a kube cluster's status from create's input, and says so", () => {
+    const dropped: string[] = [];
+    const role = 'kind: role\nversion: v7\nmetadata: {name: r}\nspec: {}\n';
+    expect(withoutServerStatus(role, (n) => dropped.push(n))).toBe(role);
+    const withStatus = `${role}---\nkind: kube_cluster\nversion: v3\nmetadata: {name: dev}\nspec: {}\nstatus: {agents: [a1]}\n`;
+    const out = withoutServerStatus(withStatus, (n) => dropped.push(n));
+    expect(out).not.toMatch(/status|agents/);
+    expect(out).toMatch(/"name":"r"/);
+    expect(dropped).toEqual(['dev']);
+    // A role with a status field is not the server's output: left for validation to refuse.
+    const odd = `${role}status: {x: 1}\n`;
+    expect(withoutServerStatus(odd, () => undefined)).toBe(odd);
   });
 
   it('picks $EDITOR, then $VISUAL, then vi', () => {

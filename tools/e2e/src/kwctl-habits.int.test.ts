@@ -202,6 +202,13 @@ describe('kwctl habits of tctl', () => {
       expect(edited, edited.err).toMatchObject({ code: 0, out: 'kube_cluster "agent-only" has been updated\n' });
       expect(readFileSync(seen, 'utf8')).not.toMatch(/status|agents/);
       expect(parseYaml((await kwctl(['get', 'kube_cluster/agent-only'])).out)).toMatchObject({ metadata: { labels: { team: 'b' } }, status: { agents: ['agent-1 (node-a)'] } });
+      // get's output goes back into create (tctl get > file; create -f file), in YAML and JSON.
+      for (const format of ['yaml', 'json']) {
+        const shown = (await kwctl(['get', 'kube_cluster/agent-only', '--format', format])).out;
+        const again = await kwctl(['create', '-f', '-'], { stdin: shown });
+        expect(again, again.err).toMatchObject({ code: 0, out: 'kube_cluster "agent-only" has been updated\n' });
+        expect(again.err).toMatch(/kube_cluster "agent-only": status \(its agents\) is the server's to say; not sent/);
+      }
     });
 
     it('lists the agents heartbeating as kube_servers', async () => {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { Option } from 'commander';
+import { parseAllDocuments } from 'yaml';
 import { BadParameterError } from '@keyway/errors';
 import { formatResources, parseResourceDocuments, resolveKind, type Resource } from '@keyway/resources';
 import type { CommandContext } from '../context.js';
@@ -52,6 +53,7 @@ export function register(program: Command, ctx: CommandContext): void {
       } catch (err) {
         throw new BadParameterError(`cannot read ${source}: ${(err as Error).message}`);
       }
+      text = withoutServerStatus(text, (name) => ctx.err.write(`note: kube_cluster "${name}": status (its agents) is the server's to say; not sent\n`));
       // Validate every document before anything is sent: nothing is written if one is wrong.
       const { docs } = parseResourceDocuments(text, source);
       if (docs.length === 0) throw new BadParameterError(`${source} holds no resources`);
@@ -114,4 +116,35 @@ export function register(program: Command, ctx: CommandContext): void {
         ctx.out.write(`${kind} "${name}" has been deleted\n`);
       });
     });
+}
+
+/**
+ * `kwctl get kube_cluster/x` shows the agents serving it under `status`; that output fed back
+ * to create (tctl's get > file, edit, create -f file) drops it rather than failing on it.
+ * Text without such a status is passed on untouched, so error positions stay the file's own.
+ */
+export function withoutServerStatus(text: string, onDropped: (name: string) => void): string {
+  if (!/^status:/m.test(text) && !text.includes('"status"')) return text;
+  let docs;
+  try {
+    docs = parseAllDocuments(text);
+  } catch {
+    return text;
+  }
+  if (!Array.isArray(docs) || docs.some((d) => d.errors.length > 0)) return text;
+  let dropped = false;
+  const out = docs.map((d) => {
+    const value: unknown = d.toJS();
+    const list = Array.isArray(value) ? value : [value];
+    for (const r of list) {
+      if (r && typeof r === 'object' && (r as { kind?: unknown }).kind === 'kube_cluster' && 'status' in r) {
+        delete (r as { status?: unknown }).status;
+        onDropped(String((r as { metadata?: { name?: unknown } }).metadata?.name ?? ''));
+        dropped = true;
+      }
+    }
+    return value;
+  });
+  if (!dropped) return text;
+  return out.map((v) => JSON.stringify(v)).join('\n---\n');
 }
