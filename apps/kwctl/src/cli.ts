@@ -1,8 +1,9 @@
 import { Command, Option } from 'commander';
 import { runProgram } from '@keyway/cli';
 import type { AuthClient } from '@keyway/client';
-import { COMMANDS } from './commands/index.js';
-import { connectAuth, type CommandContext, type GlobalOptions } from './context.js';
+import { COMMANDS, HELP_GROUPS } from './commands/index.js';
+import { connectAuth, explainDenied, type CommandContext, type GlobalOptions } from './context.js';
+import { versionLine } from './version.js';
 
 export interface RunOptions {
   argv: string[];
@@ -18,24 +19,35 @@ export function runKwctl(o: RunOptions): Promise<number> {
   const err = o.err ?? process.stderr;
   const env = o.env ?? process.env;
   const program = new Command('kwctl')
-    .description("Keyway's admin tool (like Teleport's tctl)")
-    .addOption(new Option('-i, --identity <file>', 'admin identity file').env('KEYWAY_IDENTITY'))
-    .addOption(new Option('--auth-server <host:port>', 'auth server address').env('KEYWAY_AUTH_SERVER'))
-    .addOption(new Option('-d, --data-dir <dir>', 'data dir of a local `keyway start` (default ./.keyway)').env('KEYWAY_DATA_DIR'));
+    .description("Keyway's admin tool (Teleport's tctl): manage resources, users, tokens, locks and certificates of a Keyway cluster")
+    .usage('[<flags>] <command> [<args> ...]')
+    .version(versionLine(env), '--version', "print kwctl's version")
+    .addOption(new Option('-i, --identity <file>', "path to an identity file; with --auth-server, for remote connections (an identity file can be exported with 'kwctl auth sign')").env('KEYWAY_IDENTITY'))
+    .addOption(new Option('--auth-server <host:port>', 'connect to this auth server or proxy instead of the local one [127.0.0.1:3025]').env('KEYWAY_AUTH_SERVER'))
+    .addOption(new Option('-d, --data-dir <dir>', 'data dir of a local `keyway start`, where kwctl finds its admin identity (default ./.keyway)').env('KEYWAY_DATA_DIR'))
+    .addHelpText(
+      'after',
+      '\nCredentials, first found wins: --identity; the admin identity in the data dir; your `kw login` (as tctl uses tsh\'s profile), allowed what your roles allow.\n',
+    );
   const ctx: CommandContext = {
     out,
     err,
+    env,
     readStdin: () => readAll(o.stdin ?? process.stdin),
     async withClient<T>(cmd: Command, fn: (client: AuthClient) => Promise<T>): Promise<T> {
-      const client = connectAuth(cmd.optsWithGlobals<GlobalOptions>(), env);
+      const conn = connectAuth(cmd.optsWithGlobals<GlobalOptions>(), env);
       try {
-        return await fn(client);
+        return await fn(conn.client);
+      } catch (e) {
+        throw explainDenied(e, conn);
       } finally {
-        client.close();
+        conn.client.close();
       }
     },
   };
   for (const register of COMMANDS) register(program, ctx);
+  for (const c of program.commands) c.helpGroup(HELP_GROUPS[c.name()] ?? 'Other Commands:');
+  program.commandsGroup('Other Commands:').helpCommand('help [command]', 'show help for a command');
   return runProgram(program, o.argv, out, err);
 }
 

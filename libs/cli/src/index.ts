@@ -13,8 +13,7 @@ export async function runProgram(
   out: NodeJS.WritableStream,
   err: NodeJS.WritableStream,
 ): Promise<number> {
-  program.configureOutput({ writeOut: (s) => out.write(s), writeErr: (s) => err.write(s) }).showHelpAfterError();
-  applyExitOverride(program);
+  applyOverrides(program, out, err);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;
@@ -30,7 +29,12 @@ export async function runProgram(
   }
 }
 
-function applyExitOverride(cmd: Command): void {
-  cmd.exitOverride();
-  for (const c of cmd.commands) applyExitOverride(c);
+/**
+ * On every command, not only the program: commander copies output settings into a subcommand
+ * when it is created, so a subcommand's own errors (a missing required option) would otherwise
+ * go to the process's stderr instead of `err`.
+ */
+function applyOverrides(cmd: Command, out: NodeJS.WritableStream, err: NodeJS.WritableStream): void {
+  cmd.configureOutput({ writeOut: (s) => out.write(s), writeErr: (s) => err.write(s) }).showHelpAfterError().exitOverride();
+  for (const c of cmd.commands) applyOverrides(c, out, err);
 }

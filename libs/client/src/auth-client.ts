@@ -63,7 +63,8 @@ type UnaryMethodNames = {
 export class AuthClient {
   private readonly client: AuthServiceClient;
   private readonly timeoutMs: number;
-  private readonly serverName: string;
+  /** How failures name the server (THE_PROXY when the auth API is reached through a proxy). */
+  readonly serverName: string;
   readonly address: string;
 
   constructor(options: AuthClientOptions) {

@@ -21,3 +21,4 @@ export {
 export { splitHostPort } from './address.js';
 export { THE_AUTH_SERVICE, THE_PROXY, callFailure, transportFailure } from './unreachable.js';
 export { untilReachable, unreachableReason, type WaitOptions } from './wait.js';
+export { kwHomeDir, kwProfileKey, readKwLogin, type KwLogin } from './kw-profile.js';

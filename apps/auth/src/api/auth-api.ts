@@ -18,6 +18,7 @@ import { readRule, redactForRead, type ReadMethod, type ReadableKind } from './a
 import { AuthRateLimits, DEFAULT_RATE_LIMITS, type AuthRateLimitOptions } from './rate-limit.js';
 import { describeCaller, requireAuthenticated, type Caller } from './caller.js';
 import { authorizeCreateBeforeParse, checkHeartbeat } from './input-bounds.js';
+import { KUBE_SERVER, kubeServerResources, type ReadResource } from './kube-servers.js';
 import type { Change, ChangeFeed } from './change-feed.js';
 import { AUTH_PREFERENCE_KIND, authPreferenceChange, type LockingMode } from './auth-preference.js';
 import { EVENTS, auditEvent, type AuditLog, type EventKind } from '@keyway/audit';
@@ -108,6 +109,8 @@ export interface CertificatesResult {
 export interface ResourceInput {
   kind: string;
   json: string;
+  /** With force: the revision that was read (kwctl edit, users update); the write fails if it changed since. */
+  revision?: string;
 }
 
 /**
@@ -194,19 +197,20 @@ export class AuthApi {
       await this.authorize(caller, r.kind, 'create');
       if (force) await this.authorize(caller, r.kind, 'update');
     }
+    if (!force && inputs.some((i) => i.revision)) throw new BadParameterError('a revision guards an overwrite: it needs force');
     const changes = await this.o.store.transaction(async (trx) => {
       const out = [];
-      for (const r of resources) {
+      for (const [i, r] of resources.entries()) {
         const kind = storedKind(r.kind);
-        // A revision guards an update of what was read (kwctl get, edit, create --force). A
-        // revision from elsewhere (a Teleport export, a backup of another cluster) guards nothing.
-        const revision = (r.metadata as { revision?: string }).revision;
-        const guarded = force && revision !== undefined && /^\d+$/.test(revision) && (await this.o.store.findResource(kind, r.metadata.name, trx)) !== undefined;
+        // Force overwrites whatever is stored, as tctl create -f: a document's metadata.revision
+        // (from kwctl get, a Teleport export, a backup) guards nothing. Only a revision the
+        // request names (kwctl edit, kwctl users update: what they read) makes it conditional.
+        const expected = inputs[i]?.revision || undefined;
         const put = await this.o.store.putResource(
           kind,
           r.metadata.name,
           r as unknown as Record<string, unknown>,
-          { createOnly: !force, ...(guarded ? { expectedRevision: revision } : {}), expires: expiresOf(r) },
+          { createOnly: !force, ...(expected ? { expectedRevision: expected } : {}), expires: expiresOf(r) },
           trx,
         );
         out.push({ kind, name: r.metadata.name, created: put.created, revision: put.revision });
@@ -226,9 +230,22 @@ export class AuthApi {
   }
 
   /** Secrets (connector client secrets, signing keys) only with the read verb and when asked, as tctl get --with-secrets. */
-  async getResource(caller: Caller, kind: string, name: string, withSecrets = false) {
+  async getResource(caller: Caller, kind: string, name: string, withSecrets = false): Promise<ReadResource> {
+    if (kind === KUBE_SERVER) {
+      await this.authorizeRead(caller, KUBE_SERVER, 'get', false);
+      const found = kubeServerResources(await this.o.store.listPresence(KUBE_SERVER, this.o.now())).find((r) => r.name === name);
+      if (!found) throw new NotFoundError(`kube_server "${name}" not found: no agent with that host ID is heartbeating`, { kind, name });
+      return found;
+    }
     const k = storedKind(kind);
     await this.authorizeRead(caller, k, 'get', withSecrets);
+    if (k === 'kube_cluster') {
+      // As in lists: a cluster only agents serve is found too, and a stored one shows its agents.
+      const stored = await this.o.store.findResource(k, name);
+      const found = (await this.withServedClusters(stored ? [stored] : [])).find((r) => r.name === name);
+      if (!found) throw new NotFoundError(`kube_cluster "${name}" not found`, { kind, name });
+      return withSecrets ? found : redacted(found);
+    }
     const r = await this.o.store.getResource(k, name);
     return withSecrets ? r : redacted(r);
   }
@@ -237,7 +254,13 @@ export class AuthApi {
    * One page of a kind, by name (see ListResourcesRequest). A page ends early when its
    * resources would pass LIST_PAGE_MAX_BYTES, so that it always fits in one gRPC message.
    */
-  async listResources(caller: Caller, kind: string, withSecrets = false, page: { limit?: number; startKey?: string } = {}): Promise<{ resources: StoredResource[]; nextKey: string }> {
+  async listResources(caller: Caller, kind: string, withSecrets = false, page: { limit?: number; startKey?: string } = {}): Promise<{ resources: ReadResource[]; nextKey: string }> {
+    if (kind === KUBE_SERVER) {
+      // Agents' heartbeats: a few per cluster, always one page.
+      await this.authorizeRead(caller, KUBE_SERVER, 'list', false);
+      const all = kubeServerResources(await this.o.store.listPresence(KUBE_SERVER, this.o.now()));
+      return { resources: all.filter((r) => r.name >= (page.startKey ?? '')), nextKey: '' };
+    }
     const k = storedKind(kind);
     await this.authorizeRead(caller, k, 'list', withSecrets);
     const limit = Math.min(Math.max(page.limit || LIST_PAGE_DEFAULT, 1), LIST_PAGE_MAX);

@@ -465,7 +465,7 @@ function changeResource(change: Change): Resource {
   return { kind: change.kind, name: change.name, json: change.resource ? JSON.stringify(change.resource) : '', revision: change.revision ?? '' };
 }
 
-function resourceMessage(r: StoredResource): Resource {
+function resourceMessage(r: Pick<StoredResource, 'name' | 'resource' | 'revision'> & { kind: string }): Resource {
   return { kind: r.kind, name: r.name, json: JSON.stringify(r.resource), revision: r.revision };
 }
 

@@ -3,16 +3,42 @@ import { Option } from 'commander';
 import { buildKubeconfig, writeSecretFile } from '@keyway/client';
 import { generateKeyPair } from '@keyway/pki';
 import { existsSync } from 'node:fs';
-import { BadParameterError } from '@keyway/errors';
+import { BadParameterError, NotFoundError, NotImplementedError } from '@keyway/errors';
 import { ttlSeconds } from '../ttl.js';
 import type { CommandContext } from '../context.js';
 
-/** `kwctl auth sign`: credentials for a user (a bot, CI), as Teleport's `tctl auth sign`. */
+const EXPORT_TYPES = ['tls-user', 'tls-host', 'tls', 'user', 'host'] as const;
+type ExportType = (typeof EXPORT_TYPES)[number];
+
+/** `kwctl auth sign` and `kwctl auth export`, as Teleport's `tctl auth sign|export`. */
 export function register(program: Command, ctx: CommandContext): void {
-  const auth = program.command('auth').description('certificate operations');
+  const auth = program.command('auth').description('operations with user and host certificate authorities (CAs)');
+  auth
+    .command('export')
+    .description('export the public certificate of a certificate authority (CA)')
+    .addOption(
+      new Option('--type <type>', 'certificate type: tls-user (the user CA, PEM), tls-host (the host CA, PEM; also tls); user and host (SSH keys) do not exist yet')
+        .choices([...EXPORT_TYPES])
+        .makeOptionMandatory(),
+    )
+    .option('--fingerprint', "print the CA certificate's SHA-256 fingerprint and SPKI pin instead", false)
+    .action(async (opts: { type: ExportType; fingerprint: boolean }, cmd: Command) => {
+      if (opts.type === 'user' || opts.type === 'host') {
+        throw new NotImplementedError(
+          `--type=${opts.type} exports SSH keys, and Keyway has no SSH certificate authority yet: use --type=tls-${opts.type} for the ${opts.type} CA's certificate (PEM)`,
+        );
+      }
+      const caType = opts.type === 'tls-user' ? 'user' : 'host';
+      await ctx.withClient(cmd, async (client) => {
+        const ca = (await client.call('ping', {})).certAuthorities.find((c) => c.type === caType);
+        if (!ca) throw new NotFoundError(`the auth server reports no ${caType} CA`);
+        if (opts.fingerprint) ctx.out.write(`${ca.fingerprint}\n${ca.spkiPin}\n`);
+        else ctx.out.write(ca.certPem.endsWith('\n') ? ca.certPem : `${ca.certPem}\n`);
+      });
+    });
   auth
     .command('sign')
-    .description('issue a certificate for a user and write it as a kubeconfig or as PEM files')
+    .description('create an identity file(s) for a given user: a kubeconfig or PEM files')
     .requiredOption('--user <name>', 'the user the certificate is for')
     .addOption(new Option('--format <format>', 'kubernetes: a kubeconfig; tls: OUT.crt, OUT.key, OUT.cas').choices(['kubernetes', 'tls']).default('kubernetes'))
     .requiredOption('-o, --out <path>', 'where to write')

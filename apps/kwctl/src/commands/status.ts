@@ -5,7 +5,7 @@ import type { CommandContext } from '../context.js';
 export function register(program: Command, ctx: CommandContext): void {
   program
     .command('status')
-    .description('show the cluster name, version and certificate authorities')
+    .description('report cluster status: its name, version and certificate authorities')
     .action(async (_opts: unknown, cmd: Command) => {
       await ctx.withClient(cmd, async (client) => {
         const p = await client.call('ping', {});

@@ -133,8 +133,9 @@ export interface CreateResourcesRequest {
   /** All resources are validated first and written in one transaction, or none is. */
   resources: Resource[];
   /**
-   * Overwrite resources that exist. A resource whose metadata.revision is set must still
-   * be at that revision.
+   * Overwrite resources that exist, whatever their stored revision (a document's
+   * metadata.revision guards nothing). A Resource whose revision field is set (what a
+   * read-modify-write read) must still be at that revision; it needs force.
    */
   force: boolean;
 }
