@@ -1,6 +1,5 @@
 import { Command } from 'commander';
-import { runProgram } from '@keyway/cli';
-import { KEYWAY_VERSION } from '@keyway/log';
+import { addVersionOption, runProgram } from '@keyway/cli';
 import { COMMANDS } from './commands/index.js';
 import type { CommandContext } from './context.js';
 import { Prompter } from './prompt.js';
@@ -29,8 +28,8 @@ export function runKw(o: RunOptions): Promise<number> {
   const out = o.out ?? process.stdout;
   const err = o.err ?? process.stderr;
   const program = new Command('kw')
-    .description("Keyway's user CLI (like Teleport's tsh)")
-    .version(`Keyway kw v${KEYWAY_VERSION} node:${process.version}`, '-v, --version', 'print the version');
+    .description("Keyway's user CLI (like Teleport's tsh)");
+  addVersionOption(program, out);
   const stdin = o.stdin ?? process.stdin;
   const ctx: CommandContext = { out, err, stdin, prompter: (output = out) => new Prompter(stdin, output) };
   for (const register of COMMANDS) register(program, ctx);

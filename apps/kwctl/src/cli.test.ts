@@ -9,7 +9,7 @@ import { editorOf } from './commands/edit.js';
 import { secondsUntil } from './commands/locks.js';
 import { parseRefs, withoutServerStatus } from './commands/resources.js';
 import { parseLabels } from './commands/tokens.js';
-import { versionLine } from './version.js';
+import { versionLine } from '@keyway/log';
 
 // kwctl's parsing and help, without a server: no credentials exist in these runs, so a
 // command that got as far as connecting would fail with "no credentials".

@@ -1,9 +1,8 @@
 import { Command, Option } from 'commander';
-import { runProgram } from '@keyway/cli';
+import { addVersionOption, runProgram } from '@keyway/cli';
 import type { AuthClient } from '@keyway/client';
 import { COMMANDS, HELP_GROUPS } from './commands/index.js';
 import { connectAuth, explainDenied, type CommandContext, type GlobalOptions } from './context.js';
-import { versionLine } from './version.js';
 
 export interface RunOptions {
   argv: string[];
@@ -21,7 +20,6 @@ export function runKwctl(o: RunOptions): Promise<number> {
   const program = new Command('kwctl')
     .description("Keyway's admin tool (Teleport's tctl): manage resources, users, tokens, locks and certificates of a Keyway cluster")
     .usage('[<flags>] <command> [<args> ...]')
-    .version(versionLine(env), '--version', "print kwctl's version")
     .addOption(new Option('-i, --identity <file>', "path to an identity file; with --auth-server, for remote connections (an identity file can be exported with 'kwctl auth sign')").env('KEYWAY_IDENTITY'))
     .addOption(new Option('--auth-server <host:port>', 'connect to this auth server or proxy instead of the local one [127.0.0.1:3025]').env('KEYWAY_AUTH_SERVER'))
     .addOption(new Option('-d, --data-dir <dir>', 'data dir of a local `keyway start`, where kwctl finds its admin identity (default ./.keyway)').env('KEYWAY_DATA_DIR'))
@@ -45,6 +43,7 @@ export function runKwctl(o: RunOptions): Promise<number> {
       }
     },
   };
+  addVersionOption(program, out, env, '--version');
   for (const register of COMMANDS) register(program, ctx);
   for (const c of program.commands) c.helpGroup(HELP_GROUPS[c.name()] ?? 'Other Commands:');
   program.commandsGroup('Other Commands:').helpCommand('help [command]', 'show help for a command');

@@ -14,6 +14,7 @@ export async function runProgram(
   err: NodeJS.WritableStream,
 ): Promise<number> {
   applyOverrides(program, out, err);
+  quietOnClosedPipe(out);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;
@@ -37,4 +38,17 @@ export async function runProgram(
 function applyOverrides(cmd: Command, out: NodeJS.WritableStream, err: NodeJS.WritableStream): void {
   cmd.configureOutput({ writeOut: (s) => out.write(s), writeErr: (s) => err.write(s) }).showHelpAfterError().exitOverride();
   for (const c of cmd.commands) applyOverrides(c, out, err);
+}
+export { addVersionOption } from './version-option.js';
+
+/**
+ * `kwctl get roles | head` closes the pipe before everything is written: the reader has what
+ * it wanted, so the program ends quietly, as Go's CLIs do on SIGPIPE, instead of crashing.
+ */
+function quietOnClosedPipe(out: NodeJS.WritableStream): void {
+  if (out !== process.stdout || out.listenerCount('error') > 0) return;
+  out.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
 }

@@ -18,4 +18,4 @@ export function silentLogger(): Logger {
 
 export { Backoff, Outage, retryForever, type BackoffOptions } from './backoff.js';
 export { acquirePidLock, type PidLockOptions } from './pid-lock.js';
-export { KEYWAY_VERSION } from './version.js';
+export { KEYWAY_VERSION, versionLine } from './version.js';

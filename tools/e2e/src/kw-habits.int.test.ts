@@ -73,9 +73,9 @@ spec:
   it("prints the client's version and the proxy's, and --version", async () => {
     const v = await s.kw(['version']);
     expect(v.code, v.stderr).toBe(0);
-    expect(v.stdout).toMatch(/^Keyway kw v\d+\.\d+\.\d+ node:v\d+/);
+    expect(v.stdout).toMatch(/^Keyway v\d+\.\d+\.\d+ git:\S+ node\d+\.\d+\.\d+\n/);
     expect(v.stdout).toContain(`Proxy version: 0.1.0\nProxy: ${s.proxy}\n`);
-    expect((await s.kw(['--version'])).stdout).toMatch(/^Keyway kw v\d+\.\d+\.\d+ node:v[\d.]+\n$/);
+    expect((await s.kw(['--version'])).stdout).toMatch(/^Keyway v\d+\.\d+\.\d+ git:\S+ node\d+\.\d+\.\d+\n$/);
     expect(JSON.parse((await s.kw(['version', '--format=json'])).stdout)).toMatchObject({ version: '0.1.0', proxyVersion: '0.1.0', proxyPublicAddress: s.proxy });
   });
 

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -88,6 +89,20 @@ describe('kwctl habits of tctl', () => {
       expect(await kwctl(['create', '-f', file])).toMatchObject({ code: 0, out: 'role "dev" has been updated\n' });
       expect(await kwctl(['create', '--force', file])).toMatchObject({ code: 0, out: 'role "dev" has been updated\n' });
       expect(await kwctl(['create', '-f', '-'], { stdin: ROLE('from-stdin') })).toMatchObject({ code: 0, out: 'role "from-stdin" has been created\n' });
+    });
+
+    it("loads a Teleport cluster's dump (tctl get all), saying what it skipped and why", async () => {
+      const dump = fileURLToPath(new URL('../../../libs/resources/src/fixtures/teleport-dump.yaml', import.meta.url));
+      const r = await kwctl(['create', '-f', dump]);
+      expect(r.code, r.err).toBe(0);
+      expect(r.err).toMatch(/^note: .*document \d+ \(cert_authority\/[^)]+\): skipped: .*/m);
+      expect(r.out).toMatch(/^github "[^"]+" has been (created|updated)$/m);
+      expect(r.out).toMatch(/^role "[^"]+" has been (created|updated)$/m);
+      // Nothing that is only a note is written.
+      expect(r.out).not.toMatch(/cert_authority|cluster_name|node "/);
+      const onlySkipped = await kwctl(['create', '-'], { stdin: 'kind: cluster_name\nversion: v2\nmetadata: {name: cluster-name}\nspec: {cluster_name: old.example.com}\n' });
+      expect(onlySkipped.code).toBe(1);
+      expect(onlySkipped.err).toMatch(/stdin holds nothing Keyway takes \(see the notes above\)/);
     });
 
     it('names what is missing when no file is given', async () => {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { stringify } from 'yaml';
-import { KEYWAY_VERSION } from '@keyway/log';
+import { KEYWAY_VERSION, versionLine } from '@keyway/log';
 import type { CommandContext } from '../context.js';
 import { currentProxy, loadProfile } from '../profile.js';
 import { webApi } from '../sso-login.js';
@@ -24,7 +24,7 @@ export function register(program: Command, ctx: CommandContext): void {
       else if (opts.format === 'yaml') ctx.out.write(stringify(doc));
       else {
         const proxyLines = !proxy ? '' : proxy.version ? `Proxy version: ${proxy.version}\nProxy: ${proxy.address}\n` : `Proxy: ${proxy.address} (its version is unknown: ${proxy.error})\n`;
-        ctx.out.write(`Keyway kw v${KEYWAY_VERSION} node:${process.version}\n${proxyLines}`);
+        ctx.out.write(`${versionLine()}\n${proxyLines}`);
       }
     });
 }

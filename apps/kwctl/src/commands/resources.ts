@@ -55,8 +55,10 @@ export function register(program: Command, ctx: CommandContext): void {
       }
       text = withoutServerStatus(text, (name) => ctx.err.write(`note: kube_cluster "${name}": status (its agents) is the server's to say; not sent\n`));
       // Validate every document before anything is sent: nothing is written if one is wrong.
-      const { docs } = parseResourceDocuments(text, source);
-      if (docs.length === 0) throw new BadParameterError(`${source} holds no resources`);
+      const { docs, notes } = parseResourceDocuments(text, source);
+      // What a Teleport dump holds that Keyway skips or stores for later, said before writing.
+      for (const note of notes) ctx.err.write(`note: ${note}\n`);
+      if (docs.length === 0) throw new BadParameterError(notes.length ? `${source} holds nothing Keyway takes (see the notes above)` : `${source} holds no resources`);
       await ctx.withClient(cmd, async (client) => {
         const { changes } = await client.call('createResources', {
           resources: docs.map((d) => ({ kind: d.kind, name: d.metadata.name, json: JSON.stringify(d), revision: '' })),

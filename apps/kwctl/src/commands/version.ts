@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { CommandContext } from '../context.js';
-import { versionLine } from '../version.js';
+import { versionLine } from '@keyway/log';
 
 /** `kwctl version`, as `tctl version`: this binary's version; it reaches no server. */
 export function register(program: Command, ctx: CommandContext): void {
