@@ -93,7 +93,6 @@ const PROXY_UNSUPPORTED: Record<string, string> = {
   mongo_public_addr: 'Keyway has no database access',
   proxy_protocol: 'Keyway reads no PROXY protocol header',
   acme: 'give a certificate with proxy_service.https_keypairs',
-  https_keypairs_reload_interval: 'restart the proxy to read new https_keypairs',
   trust_x_forwarded_for: 'Keyway takes the client address from the connection',
   ui: 'Keyway has no web UI yet',
   idp: 'Keyway is not an identity provider',

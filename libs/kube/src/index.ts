@@ -10,3 +10,4 @@ export {
   type StatusDetails,
   type StatusCause,
 } from './status.js';
+export { SPDY3_DICTIONARY, SPDY3_DICTIONARY_SHA256 } from './spdy3-dictionary.js';

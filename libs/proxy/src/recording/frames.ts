@@ -6,7 +6,7 @@
  * direction is bounded by the largest control frame, never by a session or a data frame.
  * Anything they cannot parse throws a FrameError: the caller stops observing.
  */
-import { createRequire } from 'node:module';
+import { SPDY3_DICTIONARY } from '@keyway/kube';
 import { constants as zc, inflateSync } from 'node:zlib';
 
 export class FrameError extends Error {}
@@ -207,25 +207,9 @@ export class SpdyParser {
   }
 }
 
-let dictionary: Buffer | undefined;
-
-/**
- * The SPDY/3 header dictionary (spec section 2.6.10.1), taken at run time from
- * spdy-transport. Without it SPDY sessions are not observed (they still work).
- */
+/** The SPDY/3 header dictionary (spec section 2.6.10.1). */
 export function spdyDictionary(): Buffer {
-  if (!dictionary) {
-    let dict: unknown;
-    try {
-      const require = createRequire(import.meta.url);
-      dict = (require('spdy-transport/lib/spdy-transport/protocol/spdy/dictionary.js') as Record<string, unknown>)['3'];
-    } catch {
-      dict = undefined;
-    }
-    if (!Buffer.isBuffer(dict) || dict.length !== 1423) throw new FrameError('the SPDY/3 header dictionary is not available (spdy-transport)');
-    dictionary = dict;
-  }
-  return dictionary;
+  return SPDY3_DICTIONARY;
 }
 
 /**

@@ -16,7 +16,7 @@
  * is full) is the flow control, as it is for kubelet and kube-apiserver.
  */
 import { EventEmitter } from 'node:events';
-import { createRequire } from 'node:module';
+import { SPDY3_DICTIONARY } from '@keyway/kube';
 import { Duplex } from 'node:stream';
 import { constants as zc, createInflate, type Inflate } from 'node:zlib';
 
@@ -60,17 +60,9 @@ const MAX_DATA_FRAME = 32 * 1024;
 // ---------------------------------------------------------------------------------------
 // Header blocks
 
-let dictionaryCache: Buffer | undefined;
-
-/** The SPDY/3 header compression dictionary (spec section 2.6.10.1), as shipped with spdy-transport. */
+/** The SPDY/3 header compression dictionary (spec section 2.6.10.1). */
 export function spdyDictionary(): Buffer {
-  if (!dictionaryCache) {
-    const require = createRequire(import.meta.url);
-    const dict = (require('spdy-transport/lib/spdy-transport/protocol/spdy/dictionary.js') as Record<string, unknown>)['3'];
-    if (!Buffer.isBuffer(dict) || dict.length !== 1423) throw new Error('SPDY/3 dictionary not found in spdy-transport');
-    dictionaryCache = dict;
-  }
-  return dictionaryCache;
+  return SPDY3_DICTIONARY;
 }
 
 function adler32(buf: Buffer): number {
