@@ -4,7 +4,9 @@
 // leaves those optional packages out of package-lock.json, and `npm ci` refuses the lock
 // as out of sync. This records each missing optional platform package with the os/cpu/libc
 // its name declares, so npm ci accepts the lock and skips it on every other platform, as it
-// would with a lock written against the full registry. Run after `npm install`.
+// would with a lock written against the full registry. Run after `npm install` that changed
+// dependencies (`npm run lock:fill`); `npm run check` runs it with --check, which only says
+// what is missing. It is not a postinstall step: installing must not rewrite the lock.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -48,6 +50,10 @@ for (const [key, entry] of Object.entries(packages)) {
   }
 }
 if (added === 0) process.exit(0);
+if (process.argv.includes('--check')) {
+  console.error(`fill-optional: package-lock.json lacks ${added} optional platform package(s); run npm run lock:fill and commit the lock`);
+  process.exit(1);
+}
 lock.packages = Object.fromEntries(Object.entries(packages).sort(([a], [b]) => (a === '' ? -1 : b === '' ? 1 : a.localeCompare(b))));
 writeFileSync(path, `${JSON.stringify(lock, null, 2)}\n`);
 console.log(`fill-optional: recorded ${added} optional platform package(s) the registry did not serve`);
