@@ -23,7 +23,7 @@ export function register(program: Command, ctx: CommandContext): void {
 
   kube
     .command('ls')
-    .description('list the Kubernetes clusters you may access')
+    .description('Get a list of Kubernetes clusters.')
     .option('--proxy <host:port>', 'profile of this proxy (default: the current one)')
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'json', 'yaml']).default('text'))
     .action(async (opts: { proxy?: string; format: 'text' | 'json' | 'yaml' }) => {
@@ -44,7 +44,7 @@ export function register(program: Command, ctx: CommandContext): void {
 
   kube
     .command('login')
-    .description('write a kubeconfig context for a cluster (kubectl then works through Keyway)')
+    .description('Login to a Kubernetes cluster (writes a kubeconfig context kubectl uses through Keyway).')
     .argument('[name]', 'Kubernetes cluster')
     .option('--all', 'every cluster you may access', false)
     .option('--as <user>', 'Kubernetes user to impersonate (within your roles)')
@@ -118,7 +118,7 @@ export function register(program: Command, ctx: CommandContext): void {
 
   kube
     .command('credentials')
-    .description('print an ExecCredential for kubectl (used by the kubeconfig kw writes)')
+    .description('Get credentials for kubectl access (the exec plugin of the kubeconfig kw writes).')
     .requiredOption('--kube-cluster <name>')
     .requiredOption('--proxy <host:port>')
     .option('--keyway-cluster <name>')

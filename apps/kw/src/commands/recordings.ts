@@ -21,7 +21,7 @@ export function register(program: Command, ctx: CommandContext): void {
 
   recordings
     .command('ls')
-    .description('list recorded sessions, newest first')
+    .description('List recorded sessions, newest first.')
     .option('--proxy <host:port>', 'profile of this proxy (default: the current one)')
     .option('--limit <n>', 'at most this many sessions', '100')
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))

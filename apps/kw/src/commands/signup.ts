@@ -8,7 +8,7 @@ import type { CommandContext } from '../context.js';
 export function register(program: Command, ctx: CommandContext): void {
   program
     .command('signup')
-    .description('set your password and second factor with the one-time token an admin gave you')
+    .description('Set your password and second factor with the one-time token an admin gave you (Keyway: Teleport does this in its web UI).')
     .argument('[token]')
     .option('--token <token>', 'the token (instead of the argument)')
     .option('--proxy <host:port>', 'the Keyway proxy')
