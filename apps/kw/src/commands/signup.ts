@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import QRCode from 'qrcode';
 import { anonymousClient } from '../connect.js';
+import { resolveProxyAddress } from '../proxy-address.js';
 import { BadParameterError } from '@keyway/errors';
 import type { CommandContext } from '../context.js';
 
@@ -11,13 +12,13 @@ export function register(program: Command, ctx: CommandContext): void {
     .description('Set your password and second factor with the one-time token an admin gave you (Keyway: Teleport does this in its web UI).')
     .argument('[token]')
     .option('--token <token>', 'the token (instead of the argument)')
-    .option('--proxy <host:port>', 'the Keyway proxy')
+    .option('--proxy <host[:port]>', 'the Keyway proxy (port 3080, or 443, when left out)')
     .option('--auth-server <host:port>', 'the auth server, when reached directly')
     .option('--ca-pin <pin>', "the cluster's CA pin, sha256:<hex> (kwctl status prints it)")
     .option('--insecure', "do not verify the server's certificate", false)
     .action(async (arg: string | undefined, opts: { token?: string; proxy?: string; authServer?: string; caPin?: string; insecure: boolean }) => {
       const token = opts.token ?? arg;
-      const address = opts.proxy ?? opts.authServer;
+      const address = opts.proxy ? await resolveProxyAddress(opts.proxy) : opts.authServer;
       if (!token) throw new BadParameterError('the signup token is required (--token)');
       if (!address) throw new BadParameterError('--proxy (or --auth-server) is required');
       if (opts.insecure) ctx.err.write("WARNING: --insecure: the server's certificate is not verified.\n");
