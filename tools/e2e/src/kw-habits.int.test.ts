@@ -2,7 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSsoStack, type SsoStack } from './sso-harness.js';
+import { addLocalUser, podReaderRole, startSsoStack, type SsoStack } from './sso-harness.js';
 
 // tsh's habits in kw: `kw login` alone logs in again where and as whom the last login did,
 // status and version in tsh's shapes, help grouped as tsh's, and kw logout leaving no
@@ -18,23 +18,9 @@ describe("kw with tsh's habits", () => {
       configEnv: { KEYWAY_AUTH_SERVICE__AUTHENTICATION__SECOND_FACTOR: 'off' },
     });
     s = stack;
-    const created = await s.kwctl(
-      ['create', '-f', '-'],
-      `kind: role
-version: v7
-metadata: {name: dev}
-spec:
-  allow:
-    kubernetes_labels: {'*': '*'}
-    kubernetes_groups: [devs]
-    kubernetes_resources: [{kind: pod, namespace: default, name: '*', verbs: [get, list]}]
-`,
-    );
+    const created = await s.kwctl(['create', '-f', '-'], podReaderRole('dev', 'devs'));
     expect(created.code, created.err).toBe(0);
-    const added = await s.kwctl(['users', 'add', 'tess', '--roles=dev']);
-    const token = /^ {2}([0-9a-f]{48})$/m.exec(added.out)?.[1] as string;
-    const signup = await s.kw(['signup', `--proxy=${s.proxy}`, `--token=${token}`, '--insecure'], `${PASSWORD}\n${PASSWORD}\n`);
-    expect(signup.code, signup.stderr).toBe(0);
+    await addLocalUser(s, 'tess', 'dev', PASSWORD);
     await stack.startAgent();
   }, 90_000);
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGithubStandIn, type GithubStandIn } from '@keyway/testing/sso';
 import { startTerminal, type Terminal } from './pty.js';
-import { browse, expectLoggedIn, printedUrl, startSsoStack, type SsoStack } from './sso-harness.js';
+import { addLocalUser, browse, expectLoggedIn, podReaderRole, printedUrl, startSsoStack, type SsoStack } from './sso-harness.js';
 
 // kubectl after the login expired, as a person meets it: in a terminal, `kw kube credentials`
 // (kubectl's exec plugin) logs in again, once for every kubectl running at that moment (one
@@ -27,15 +27,7 @@ describe('kubectl after the Keyway login expired', () => {
     gh.setTeams('octocat', [{ organization: 'acme', slug: 'devs', name: 'Devs' }]);
     const created = await s.kwctl(
       ['create', '-f', '-'],
-      `kind: role
-version: v7
-metadata: {name: dev}
-spec:
-  allow:
-    kubernetes_labels: {'*': '*'}
-    kubernetes_groups: [devs]
-    kubernetes_resources: [{kind: pod, namespace: default, name: '*', verbs: [get, list]}]
----
+      `${podReaderRole('dev', 'devs')}---
 kind: github
 version: v3
 metadata: {name: github}
@@ -49,10 +41,7 @@ spec:
 `,
     );
     expect(created.code, created.err).toBe(0);
-    const added = await s.kwctl(['users', 'add', 'tess', '--roles=dev']);
-    const token = /^ {2}([0-9a-f]{48})$/m.exec(added.out)?.[1] as string;
-    const signup = await s.kw(['signup', `--proxy=${s.proxy}`, `--token=${token}`, '--insecure'], `${PASSWORD}\n${PASSWORD}\n`);
-    expect(signup.code, signup.stderr).toBe(0);
+    await addLocalUser(s, 'tess', 'dev', PASSWORD);
     await stack.startAgent();
   }, 90_000);
 

@@ -81,6 +81,28 @@ export async function startSsoStack(rbac: TestRbacRule[], o: { ssoRecheckInterva
   };
 }
 
+/** A role for one Kubernetes group: every cluster, pods in default (what these suites' users get). */
+export function podReaderRole(name: string, groups: string): string {
+  return `kind: role
+version: v7
+metadata: {name: ${name}}
+spec:
+  allow:
+    kubernetes_labels: {'*': '*'}
+    kubernetes_groups: [${groups}]
+    kubernetes_resources: [{kind: pod, namespace: default, name: '*', verbs: [get, list]}]
+`;
+}
+
+/** A local user signed up with a password (a stack started with second_factor off). */
+export async function addLocalUser(s: SsoStack, name: string, roles: string, password: string): Promise<void> {
+  const added = await s.kwctl(['users', 'add', name, `--roles=${roles}`]);
+  const token = /^ {2}([0-9a-f]{48})$/m.exec(added.out)?.[1];
+  expect(token, added.out + added.err).toBeTruthy();
+  const signup = await s.kw(['signup', `--proxy=${s.proxy}`, `--token=${token}`, '--insecure'], `${password}\n${password}\n`);
+  expect(signup.code, signup.stderr).toBe(0);
+}
+
 /** The provider URL kw printed (with --browser=none). */
 export async function printedUrl(p: LongRunning): Promise<string> {
   await waitUntil(() => /Open this URL/.test(p.stderr()) || p.child.exitCode !== null, 'kw to print the login URL');

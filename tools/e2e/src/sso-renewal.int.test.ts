@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGithubStandIn, startTestOidcProvider, type GithubStandIn, type TestOidcProvider } from '@keyway/testing/sso';
-import { browse, expectLoggedIn, printedUrl, startSsoStack, type SsoStack } from './sso-harness.js';
+import { browse, expectLoggedIn, podReaderRole, printedUrl, startSsoStack, type SsoStack } from './sso-harness.js';
 
 // The provider's word at certificate renewal: kw asks for a new certificate (here: its cached
 // kube certificate is gone, as when it expires or another cluster is used), auth asks GitHub
@@ -35,15 +35,7 @@ describe('SSO users are checked with their provider again at renewal', () => {
       clients: [{ client_id: 'keyway', client_secret: 'oidc-s3cret', redirect_uris: [oidcCallback] }],
       accounts: { ada: { password: 'ada-password', claims: { email: 'ada@example.com', email_verified: true, groups: ['devs'] } } },
     });
-    const role = (name: string, groups: string) => `kind: role
-version: v7
-metadata: {name: ${name}}
-spec:
-  allow:
-    kubernetes_labels: {'*': '*'}
-    kubernetes_groups: [${groups}]
-    kubernetes_resources: [{kind: pod, namespace: default, name: '*', verbs: [get, list]}]
-`;
+    const role = podReaderRole;
     const created = await s.kwctl(
       ['create', '-f', '-'],
       [

@@ -126,15 +126,18 @@ export class AuthApi {
     this.o = { now: () => new Date(), lockingMode: 'best_effort', ...rest };
     // The service's clock, as for lockouts and expiry.
     this.limits = new AuthRateLimits({ ...(rateLimits ?? DEFAULT_RATE_LIMITS), now: () => this.o.now().getTime() });
-    this.sso = new SsoLogins({
+    const ssoCommon = {
       store: this.o.store,
       drivers: this.o.ssoDrivers ?? {},
       clusterName: this.o.clusterName,
       logger: this.o.logger,
       audit: this.o.audit,
       now: () => this.o.now(),
+      saveUser: (user: UserResource) => this.saveSsoUser(user),
+    };
+    this.sso = new SsoLogins({
+      ...ssoCommon,
       issue: (user, publicKeyPem, opts) => this.issueUserCertificate(user, parsePublicKey(publicKeyPem), { ...opts, mfaVerified: false }),
-      saveUser: (user) => this.saveSsoUser(user),
       lockOf: async (user, roles) => {
         const lock = await this.findLock(user, roles);
         return lock ? `user "${user}" is locked${lock.spec.message ? `: ${lock.spec.message}` : ''}` : undefined;
@@ -144,15 +147,9 @@ export class AuthApi {
       remember: (user, kind, connector, who) => this.renewals.remember(user, kind, connector, who),
     });
     this.renewals = new SsoRenewals({
-      store: this.o.store,
-      drivers: this.o.ssoDrivers ?? {},
-      clusterName: this.o.clusterName,
-      logger: this.o.logger,
-      audit: this.o.audit,
-      now: () => this.o.now(),
+      ...ssoCommon,
       key: this.o.ssoRenewalKey ?? newSecretKey(),
       recheckIntervalMs: this.o.ssoRecheckIntervalMs ?? RECHECK_INTERVAL_MS,
-      saveUser: (user) => this.saveSsoUser(user),
       deleteUser: (name, connector) => this.deleteSsoUser(name, connector),
     });
     const { store, feed, audit, logger, clusterName } = this.o;

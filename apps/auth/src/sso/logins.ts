@@ -17,17 +17,21 @@ export const SSO_REQUEST_TTL_MS = 10 * 60_000;
 const MAX_CALLBACK_PARAMS = 16;
 const MAX_CALLBACK_PARAM_BYTES = 512 * 1024;
 
-export interface SsoLoginsDeps {
+/** What SSO logins and renewals both need from the auth service. */
+export interface SsoCommonDeps {
   store: Store;
   drivers: Partial<Record<ConnectorKind, SsoDriver>>;
   clusterName: string;
   logger: Logger;
   audit: AuditLog;
   now: () => Date;
-  /** Signs the user's certificate, as a local login does (roles' TTL, kube routing). */
-  issue(user: UserResource, publicKeyPem: string, opts: { ttlMs?: number; kubernetesCluster?: string; loginIp?: string }): Promise<CertificatesResult>;
   /** Creates or replaces the SSO user and tells every proxy. */
   saveUser(user: UserResource): Promise<void>;
+}
+
+export interface SsoLoginsDeps extends SsoCommonDeps {
+  /** Signs the user's certificate, as a local login does (roles' TTL, kube routing). */
+  issue(user: UserResource, publicKeyPem: string, opts: { ttlMs?: number; kubernetesCluster?: string; loginIp?: string }): Promise<CertificatesResult>;
   /** Why this user may not log in (a lock on it or its roles), or undefined. */
   lockOf(user: string, roles: string[]): Promise<string | undefined>;
   /** Throws LimitExceededError when the address has tried too often. */

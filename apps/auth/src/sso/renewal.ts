@@ -1,11 +1,10 @@
 import { hkdfSync } from 'node:crypto';
 import { AccessDeniedError, ConnectionProblemError } from '@keyway/errors';
-import type { Logger } from '@keyway/log';
 import type { UserResource } from '@keyway/resources';
-import { SsoLoginError, openSealed, seal, type ConnectorResource, type SsoDriver, type SsoIdentity } from '@keyway/sso';
-import { deleteSsoSession, getSsoSession, putSsoSession, type SsoSession, type Store } from '@keyway/store';
-import { EVENTS, auditEvent, type AuditLog } from '@keyway/audit';
-import { CONNECTOR_KINDS, ssoUser, type ConnectorKind } from './logins.js';
+import { SsoLoginError, openSealed, seal, type ConnectorResource, type SsoIdentity } from '@keyway/sso';
+import { deleteSsoSession, getSsoSession, putSsoSession, type SsoSession } from '@keyway/store';
+import { EVENTS, auditEvent } from '@keyway/audit';
+import { CONNECTOR_KINDS, ssoUser, type ConnectorKind, type SsoCommonDeps } from './logins.js';
 
 /**
  * kw asks for a certificate again for every Kubernetes cluster it routes to. Asking the
@@ -14,17 +13,10 @@ import { CONNECTOR_KINDS, ssoUser, type ConnectorKind } from './logins.js';
  */
 export const RECHECK_INTERVAL_MS = 60_000;
 
-export interface SsoRenewalsDeps {
-  store: Store;
-  drivers: Partial<Record<ConnectorKind, SsoDriver>>;
-  clusterName: string;
-  logger: Logger;
-  audit: AuditLog;
-  now: () => Date;
+export interface SsoRenewalsDeps extends SsoCommonDeps {
   /** 64 hex characters; seals the renewal secrets at rest (see renewalKeyOf). */
   key: string;
   recheckIntervalMs: number;
-  saveUser(user: UserResource): Promise<void>;
   /** Deletes the SSO user and tells every proxy, which ends its open sessions. */
   deleteUser(name: string, connector: string): Promise<void>;
 }
