@@ -1,8 +1,8 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { AccessDeniedError, AlreadyExistsError, BadParameterError, ConnectionProblemError, KeywayError } from '@keyway/errors';
-import { loadKubeconfig, type ClusterCredentials } from '@keyway/forwarder';
+import { kubeJsonClient, loadKubeconfig, type ClusterCredentials } from '@keyway/forwarder';
 import { AGENT_IMPERSONATION_RULES, agentObjectNames } from './configure-rbac.js';
 
 // Teleport's get-kubeconfig.sh as a command: a ServiceAccount that may only impersonate, a
@@ -153,47 +153,9 @@ interface Kube {
 
 function client(creds: ClusterCredentials, context: string): Kube {
   const where = `the API server ${creds.server.origin} (context ${context})`;
-  const dispatcher = new Agent({
-    connect: {
-      ...(creds.caPem ? { ca: creds.caPem } : {}),
-      ...(creds.clientCertPem ? { cert: creds.clientCertPem } : {}),
-      ...(creds.clientKeyPem ? { key: creds.clientKeyPem } : {}),
-      ...(creds.tlsServerName ? { servername: creds.tlsServerName } : {}),
-      rejectUnauthorized: !creds.insecureSkipTlsVerify,
-    },
-    connectTimeout: 10_000,
-  });
-  const base = creds.server.pathname.replace(/\/$/, '');
+  const call = kubeJsonClient(creds, { where, connectTimeoutMs: 10_000, timeoutMs: 30_000 });
   const kube: Kube = {
-    async call(method, path, body) {
-      const token = creds.token?.();
-      let res: Dispatcher.ResponseData;
-      try {
-        res = await request(new URL(base + path, creds.server.origin), {
-          method,
-          dispatcher,
-          headersTimeout: 30_000,
-          bodyTimeout: 30_000,
-          headers: {
-            accept: 'application/json',
-            ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-            ...(token ? { authorization: `Bearer ${token}` } : {}),
-          },
-          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        });
-      } catch (err) {
-        const e = err as Error & { code?: string };
-        throw new ConnectionProblemError(`cannot reach ${where}: ${e.code ?? ''}${e.code ? ' ' : ''}${e.message}`, { server: creds.server.origin }, { cause: err });
-      }
-      const text = await res.body.text();
-      let json: Record<string, unknown> = {};
-      try {
-        json = JSON.parse(text) as Record<string, unknown>;
-      } catch {
-        // A non-JSON answer (a proxy's error page): its status says enough.
-      }
-      return { status: res.statusCode, json };
-    },
+    call: (method, path, body) => call(method, path, body),
     async check() {
       const { status, json } = await kube.call('GET', '/version');
       if (status === 401) throw kube.refused(status, json, 'log in to');

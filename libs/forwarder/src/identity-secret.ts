@@ -1,6 +1,6 @@
-import { Agent, request, type Dispatcher } from 'undici';
 import { formatIdentityFile, parseIdentityFile, type IdentityFile, type IdentityStore } from '@keyway/client';
-import { AccessDeniedError, ConnectionProblemError, KeywayError } from '@keyway/errors';
+import { kubeJsonClient } from './kube-json.js';
+import { AccessDeniedError, KeywayError } from '@keyway/errors';
 import type { ClusterCredentials } from './kubeconfig.js';
 
 export interface SecretIdentityStoreOptions {
@@ -31,42 +31,8 @@ export function secretIdentityStore(o: SecretIdentityStoreOptions): IdentityStor
   const location = `Secret ${namespace}/${name} in ${creds.server.origin}`;
   const collection = `${creds.server.pathname.replace(/\/$/, '')}/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets`;
   const item = `${collection}/${encodeURIComponent(name)}`;
-  const dispatcher = new Agent({
-    connect: {
-      ...(creds.caPem ? { ca: creds.caPem } : {}),
-      ...(creds.clientCertPem ? { cert: creds.clientCertPem } : {}),
-      ...(creds.clientKeyPem ? { key: creds.clientKeyPem } : {}),
-      ...(creds.tlsServerName ? { servername: creds.tlsServerName } : {}),
-      rejectUnauthorized: !creds.insecureSkipTlsVerify,
-    },
-  });
-
-  const call = async (method: Dispatcher.HttpMethod, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> => {
-    const token = creds.token?.();
-    let res: Dispatcher.ResponseData;
-    try {
-      res = await request(new URL(path, creds.server.origin), {
-        method,
-        dispatcher,
-        headers: {
-          accept: 'application/json',
-          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-          ...(token ? { authorization: `Bearer ${token}` } : {}),
-        },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      });
-    } catch (err) {
-      throw new ConnectionProblemError(`cannot reach the Kubernetes API for ${location}: ${(err as Error).message}`, { location }, { cause: err });
-    }
-    const text = await res.body.text();
-    let json: Record<string, unknown> = {};
-    try {
-      json = JSON.parse(text) as Record<string, unknown>;
-    } catch {
-      // A non-JSON answer (a proxy's error page): its status says enough.
-    }
-    return { status: res.statusCode, json };
-  };
+  // Paths below are absolute API paths; the client adds the server's own path prefix.
+  const call = kubeJsonClient({ ...creds, server: new URL(creds.server.origin) }, { where: `the Kubernetes API for ${location}` });
 
   const refused = (status: number, json: Record<string, unknown>, doing: string): KeywayError => {
     const message = typeof json['message'] === 'string' ? json['message'] : `HTTP ${status}`;

@@ -4,3 +4,4 @@ export { IDENTITY_SECRET_KEY, secretIdentityStore, type SecretIdentityStoreOptio
 export { type KubeForwarderOptions } from './forwarder.js';
 export { DEFAULT_UPSTREAM_LIMITS, isLongRunning, upstreamLimitsFromConfig, type UpstreamLimits, type UpstreamLimitsConfig } from './limits.js';
 export { FairShare, type FairShareOptions, type Release } from './fair-share.js';
+export { kubeJsonClient, type KubeJsonAnswer } from './kube-json.js';
